@@ -66,3 +66,9 @@ def atomic_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cache_dir() -> Path:
+    """Where fetched wheels and embeddings are cached: ``$SLIMREC_CACHE`` or ``~/.cache/slimrec``."""
+    root = os.environ.get("SLIMREC_CACHE") or Path.home() / ".cache" / "slimrec"
+    return Path(root)

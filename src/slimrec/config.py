@@ -1,0 +1,55 @@
+"""Typed configs round-tripped to YAML, with one-line errors naming the file and field."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from slimrec.errors import ConfigError
+from slimrec.io import write_text_atomic
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validation_line(error: ValidationError) -> str:
+    """The first problem of a pydantic error, as ``field.path: message``."""
+    first = error.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"invalid value for {field}: {first['msg']}{more}"
+
+
+def load_yaml(cls: type[M], path: str | Path) -> M:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError as e:
+        raise ConfigError("no such config file", where=path) from e
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"not valid YAML ({str(e).splitlines()[0]})", where=path) from e
+    return parse(cls, data, where=path)
+
+
+def parse(cls: type[M], data: object, *, where: str | Path | None = None) -> M:
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(validation_line(e), where=where, fix=f"see the fields of {cls.__name__}") from e
+
+
+def save_yaml(config: BaseModel, path: str | Path) -> None:
+    text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    write_text_atomic(path, text)
+
+
+def config_hash(*parts: object) -> str:
+    """A stable short hash of configs and other JSON-able inputs (cache keys)."""
+    blob = json.dumps(
+        [p.model_dump(mode="json") if isinstance(p, BaseModel) else p for p in parts], sort_keys=True
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

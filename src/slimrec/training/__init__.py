@@ -1,0 +1,6 @@
+"""Training of backbones: example layouts, the typed config, and the resumable trainer."""
+
+from slimrec.training.config import TrainConfig
+from slimrec.training.trainer import Trainer
+
+__all__ = ["TrainConfig", "Trainer"]

@@ -1,0 +1,238 @@
+"""Train a backbone on a prepared dataset: seeded, early-stopped, resumable.
+
+Each epoch trains once over every (history -> next item) pair of the training part
+(see :mod:`slimrec.training.examples`), then scores the validation split by full
+ranking. The best model by validation NDCG@10 is kept in ``best.pt``; ``last.pt`` holds
+everything needed to resume (model, optimizer, RNG states, counters), written
+atomically after every epoch, so a killed run continues from its last finished epoch and
+ends exactly where an uninterrupted run would. Every epoch appends one line to
+``metrics.jsonl``; the end writes ``results.json`` with the test metrics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from slimrec.backbones import SequentialRecommender, build_backbone
+from slimrec.config import config_hash, save_yaml
+from slimrec.data.prepared import PreparedDataset
+from slimrec.errors import ConfigError
+from slimrec.eval import EvalConfig, evaluate
+from slimrec.io import atomic_path, write_json_atomic
+from slimrec.training.config import TrainConfig
+from slimrec.training.examples import Examples, causal_examples, prefix_examples
+
+
+class Trainer:
+    """``Trainer(config, out).fit(data)`` trains, evaluates, and leaves artifacts in ``out``."""
+
+    def __init__(self, config: TrainConfig, out: str | Path, *, text_emb: np.ndarray | None = None):
+        self.config = config
+        self.out = Path(out)
+        self.text_emb = text_emb
+
+    # -- public ----------------------------------------------------------------------------
+
+    def fit(self, data: PreparedDataset) -> dict[str, Any]:
+        """Train (or resume, or reuse a finished run with the same inputs); return results."""
+        cfg = self.config
+        key = config_hash(cfg, data.manifest()["stats"], data.options, self._text_fingerprint())
+        results_path = self.out / "results.json"
+        if results_path.is_file():
+            done = json.loads(results_path.read_text())
+            if done.get("key") == key:
+                return done
+        self.out.mkdir(parents=True, exist_ok=True)
+        save_yaml(cfg, self.out / "config.yaml")
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        device = _device(cfg.device)
+
+        self.model_ = self.build_model(data).to(device)
+        optimizer = torch.optim.Adam(
+            self.model_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+        )
+        state = {"epoch": 0, "best": -1.0, "best_epoch": -1, "bad_epochs": 0}
+        last = self.out / "last.pt"
+        if last.is_file():
+            state = self._resume(last, key, optimizer)
+
+        mode = self.layout()
+        histories, _ = data.split("train")
+        build = causal_examples if mode == "causal" else prefix_examples
+        examples = build(histories, cfg.max_len)
+        if examples.n_pairs == 0:
+            raise ConfigError(
+                "no training pairs: every training sequence has a single item",
+                where=self.out,
+                fix="prepare the data with --min-seq-len 4 or more",
+            )
+
+        while state["epoch"] < cfg.epochs and state["bad_epochs"] < cfg.patience:
+            epoch = state["epoch"]
+            start = time.perf_counter()
+            loss = self._train_epoch(examples, optimizer, epoch, mode, device)
+            train_s = time.perf_counter() - start
+            valid = self.evaluate(data, "valid", EvalConfig(ks=cfg.ks))
+            score = valid[cfg.monitor]
+            improved = score > state["best"]
+            if improved:
+                state.update(best=score, best_epoch=epoch, bad_epochs=0)
+                with atomic_path(self.out / "best.pt") as tmp:
+                    torch.save(self.model_.state_dict(), tmp)
+            else:
+                state["bad_epochs"] += 1
+            state["epoch"] = epoch + 1
+            line = {"epoch": epoch, "loss": loss, "train_s": round(train_s, 3)}
+            line |= {"eval_s": round(time.perf_counter() - start - train_s, 3), "layout": mode}
+            line |= {f"valid_{k}": v for k, v in valid.items()} | {"best": improved}
+            with (self.out / "metrics.jsonl").open("a", encoding="utf-8") as f:
+                f.write(json.dumps(line) + "\n")
+            self._checkpoint(last, key, optimizer, state)
+            tqdm.write(
+                f"epoch {epoch}: loss {loss:.4f}  valid {cfg.monitor} {score:.4f}"
+                f"{'  *' if improved else ''}  ({train_s:.1f} s train)"
+            )
+
+        self.model_.load_state_dict(torch.load(self.out / "best.pt", map_location=device))
+        test = {
+            protocol: self.evaluate(data, "test", EvalConfig(protocol=protocol, ks=cfg.ks, seed=cfg.seed))
+            for protocol in cfg.test_protocols
+        }
+        results = {
+            "key": key,
+            "backbone": cfg.backbone,
+            "dataset": data.name,
+            "seed": cfg.seed,
+            "best_epoch": state["best_epoch"],
+            "epochs_run": state["epoch"],
+            "layout": mode,
+            "valid": {cfg.monitor: state["best"]},
+            "test": test,
+        }
+        write_json_atomic(results_path, results)
+        return results
+
+    def build_model(self, data: PreparedDataset) -> SequentialRecommender:
+        cfg = self.config
+        options = dict(cfg.model)
+        name = cfg.backbone.removesuffix("+")
+        if name == "sasrec":
+            options.setdefault("max_len", cfg.max_len)
+        text = None if self.text_emb is None else torch.as_tensor(self.text_emb, dtype=torch.float32)
+        return build_backbone(cfg.backbone, data.n_items, options, text)
+
+    def layout(self) -> str:
+        """The example layout: ``causal`` where the backbone supports it (auto), else prefix."""
+        cfg = self.config
+        causal_ok = hasattr(self.model_, "sequence_output") and self.model_.user_fusion is None
+        if cfg.layout == "causal" and not causal_ok:
+            raise ConfigError(
+                f"backbone {cfg.backbone!r} cannot train with the causal layout",
+                fix="use layout: prefix (or auto)",
+            )
+        if cfg.layout == "auto":
+            return "causal" if causal_ok else "prefix"
+        return cfg.layout
+
+    @torch.inference_mode()
+    def evaluate(self, data: PreparedDataset, split: str, config: EvalConfig) -> dict[str, float]:
+        """Metrics of the current model on ``valid`` or ``test``."""
+        model = self.model_
+        model.eval()
+        device = next(model.parameters()).device
+        histories, targets = data.split(split)  # type: ignore[arg-type]
+
+        def score(seqs: torch.Tensor, candidates: torch.Tensor | None) -> torch.Tensor:
+            seqs = seqs.to(device)
+            lengths = (seqs > 0).sum(1).clamp(min=1)
+            if candidates is None:
+                return model.full_sort_predict(seqs, lengths).float().cpu()
+            return model.predict(seqs, lengths, candidates.to(device)).float().cpu()
+
+        return evaluate(
+            score,
+            histories,
+            targets,
+            data.n_items,
+            config,
+            item_popularity=data.item_popularity(split),  # type: ignore[arg-type]
+            max_history_len=self.config.max_len,
+        )
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _train_epoch(
+        self, examples: Examples, optimizer: torch.optim.Optimizer, epoch: int, mode: str, device
+    ) -> float:
+        cfg, model = self.config, self.model_
+        model.train()
+        # The order depends only on (seed, epoch): a resumed run sees the same batches.
+        order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+        total, count = 0.0, 0
+        bar = tqdm(range(0, len(order), cfg.batch_size), desc=f"epoch {epoch}", leave=False, disable=None)
+        for start in bar:
+            seqs, lengths, targets, users = (
+                t.to(device) for t in examples.batch(order[start : start + cfg.batch_size])
+            )
+            if mode == "causal":
+                loss = model.sequence_loss(seqs, lengths, targets)
+            else:
+                loss = model.loss(seqs, lengths, targets, users=users)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.clip_grad_norm:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
+            optimizer.step()
+            total += float(loss) * len(seqs)
+            count += len(seqs)
+            bar.set_postfix(loss=f"{total / count:.4f}", refresh=False)
+        return total / max(count, 1)
+
+    def _checkpoint(self, path: Path, key: str, optimizer, state: dict[str, Any]) -> None:
+        with atomic_path(path) as tmp:
+            torch.save(
+                {
+                    "key": key,
+                    "state": state,
+                    "model": self.model_.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "torch_rng": torch.get_rng_state(),
+                },
+                tmp,
+            )
+
+    def _resume(self, path: Path, key: str, optimizer) -> dict[str, Any]:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        if ckpt.get("key") != key:
+            raise ConfigError(
+                "this folder holds a run with other settings or data",
+                where=self.out,
+                fix="use another --out, or delete the folder to start over",
+            )
+        self.model_.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        tqdm.write(f"resuming {self.out} after epoch {ckpt['state']['epoch'] - 1}")
+        return ckpt["state"]
+
+    def _text_fingerprint(self) -> str | None:
+        if self.text_emb is None:
+            return None
+        blob = np.ascontiguousarray(self.text_emb, dtype=np.float32).tobytes()
+        return hashlib.sha256(blob).hexdigest()
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)

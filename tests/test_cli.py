@@ -1,0 +1,98 @@
+"""The command line: a happy path and every kind of bad input, each one line + exit 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from slimrec.cli import main
+
+
+def write_benchmark(folder: Path, *, items: str | None = None, header="user_id,item_id,position") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [f"u{u},i{(u * 3 + t) % 12},{t}" for u in range(30) for t in range(8)]
+    (folder / "interactions.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
+    if items is None:
+        items = "".join(json.dumps({"item_id": f"i{i}", "title": f"<b>Item</b> {i}"}) + "\n" for i in range(12))
+    (folder / "items.jsonl").write_text(items)
+    return folder
+
+
+def run(argv: list[str], capsys) -> tuple[int, str, str]:
+    """Exit status, stdout, and the error line (the one stderr line starting with 'error:')."""
+    code = main(argv)
+    out, err = capsys.readouterr()
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == (code == 2), err
+    return code, out, errors[0] if errors else ""
+
+
+def test_prepare_and_stats(tmp_path, capsys):
+    data = write_benchmark(tmp_path / "bench")
+    out = tmp_path / "prepared"
+    code, stdout, _ = run(["data", "prepare", "--dataset", str(data), "--out", str(out), "--user-core", "3"], capsys)
+    assert code == 0, stdout
+    assert "interactions             240" in stdout
+    code, stdout, _ = run(["data", "stats", str(out)], capsys)
+    assert code == 0 and "users                    30" in stdout
+    code, stdout, _ = run(["data", "stats", str(out), "--json"], capsys)
+    assert json.loads(stdout)["options"]["user_core"] == 3
+
+
+BAD = {
+    "misnamed column": (dict(header="user,item_id,position"), "missing column(s) ['user_id']"),
+    "not utf-8": (dict(items='{"item_id": "i1", "title": "caf\xe9"}\n'), "not valid UTF-8"),
+    "duplicate item ids": (
+        dict(items='{"item_id": "i1"}\n{"item_id": "i1"}\n'),
+        "duplicate item id 'i1'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_is_one_line_and_leaves_nothing(case, tmp_path, capsys):
+    kwargs, message = BAD[case]
+    data = tmp_path / "bench"
+    write_benchmark(data, **{k: v for k, v in kwargs.items() if k != "items"}, items=kwargs.get("items"))
+    if case == "not utf-8":
+        (data / "items.jsonl").write_bytes('{"item_id": "i1", "title": "caf\xe9"}\n'.encode("latin-1"))
+    out = tmp_path / "out"
+    code, _, err = run(["data", "prepare", "--dataset", str(data), "--out", str(out)], capsys)
+    assert code == 2
+    assert message in err
+    assert "fix:" in err
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["bench"]
+
+
+def test_missing_items_fail_and_empty_after_filtering(tmp_path, capsys):
+    data = write_benchmark(tmp_path / "bench", items='{"item_id": "i1"}\n')
+    out = tmp_path / "out"
+    argv = ["data", "prepare", "--dataset", str(data), "--out", str(out), "--missing-items", "fail"]
+    code, _, err = run(argv, capsys)
+    assert code == 2 and "absent from the item catalog" in err and "interactions.csv" in err
+    code, _, err = run(["data", "prepare", "--dataset", str(data), "--out", str(out)], capsys)
+    assert code == 2 and "no interactions left after filtering" in err
+    assert not out.exists()
+
+
+def test_unknown_format_and_missing_path(tmp_path, capsys):
+    odd = tmp_path / "data.xyz"
+    odd.write_text("hello")
+    code, _, err = run(["data", "prepare", "--dataset", str(odd), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "cannot tell the format" in err and "data.xyz" in err
+    code, _, err = run(["data", "prepare", "--dataset", str(odd), "--format", "xml", "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "format" in err
+    code, _, err = run(["data", "prepare", "--dataset", str(tmp_path / "nope"), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "no such file or folder" in err
+
+
+def test_console_script_exit_status(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "slimrec.cli", "data", "stats", str(tmp_path)], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and "not a prepared dataset" in proc.stderr
