@@ -12,12 +12,16 @@ import pytest
 from slimrec.cli import main
 
 
-def write_benchmark(folder: Path, *, items: str | None = None, header="user_id,item_id,position") -> Path:
+def write_benchmark(
+    folder: Path, *, items: str | None = None, header="user_id,item_id,position"
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     rows = [f"u{u},i{(u * 3 + t) % 12},{t}" for u in range(30) for t in range(8)]
     (folder / "interactions.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
     if items is None:
-        items = "".join(json.dumps({"item_id": f"i{i}", "title": f"<b>Item</b> {i}"}) + "\n" for i in range(12))
+        items = "".join(
+            json.dumps({"item_id": f"i{i}", "title": f"<b>Item</b> {i}"}) + "\n" for i in range(12)
+        )
     (folder / "items.jsonl").write_text(items)
     return folder
 
@@ -34,7 +38,9 @@ def run(argv: list[str], capsys) -> tuple[int, str, str]:
 def test_prepare_and_stats(tmp_path, capsys):
     data = write_benchmark(tmp_path / "bench")
     out = tmp_path / "prepared"
-    code, stdout, _ = run(["data", "prepare", "--dataset", str(data), "--out", str(out), "--user-core", "3"], capsys)
+    code, stdout, _ = run(
+        ["data", "prepare", "--dataset", str(data), "--out", str(out), "--user-core", "3"], capsys
+    )
     assert code == 0, stdout
     assert "interactions             240" in stdout
     code, stdout, _ = run(["data", "stats", str(out)], capsys)
@@ -57,9 +63,13 @@ BAD = {
 def test_bad_input_is_one_line_and_leaves_nothing(case, tmp_path, capsys):
     kwargs, message = BAD[case]
     data = tmp_path / "bench"
-    write_benchmark(data, **{k: v for k, v in kwargs.items() if k != "items"}, items=kwargs.get("items"))
+    write_benchmark(
+        data, **{k: v for k, v in kwargs.items() if k != "items"}, items=kwargs.get("items")
+    )
     if case == "not utf-8":
-        (data / "items.jsonl").write_bytes('{"item_id": "i1", "title": "caf\xe9"}\n'.encode("latin-1"))
+        (data / "items.jsonl").write_bytes(
+            '{"item_id": "i1", "title": "caf\xe9"}\n'.encode("latin-1")
+        )
     out = tmp_path / "out"
     code, _, err = run(["data", "prepare", "--dataset", str(data), "--out", str(out)], capsys)
     assert code == 2
@@ -82,17 +92,27 @@ def test_missing_items_fail_and_empty_after_filtering(tmp_path, capsys):
 def test_unknown_format_and_missing_path(tmp_path, capsys):
     odd = tmp_path / "data.xyz"
     odd.write_text("hello")
-    code, _, err = run(["data", "prepare", "--dataset", str(odd), "--out", str(tmp_path / "o")], capsys)
+    code, _, err = run(
+        ["data", "prepare", "--dataset", str(odd), "--out", str(tmp_path / "o")], capsys
+    )
     assert code == 2 and "cannot tell the format" in err and "data.xyz" in err
-    code, _, err = run(["data", "prepare", "--dataset", str(odd), "--format", "xml", "--out", str(tmp_path / "o")], capsys)
+    code, _, err = run(
+        ["data", "prepare", "--dataset", str(odd), "--format", "xml", "--out", str(tmp_path / "o")],
+        capsys,
+    )
     assert code == 2 and "format" in err
-    code, _, err = run(["data", "prepare", "--dataset", str(tmp_path / "nope"), "--out", str(tmp_path / "o")], capsys)
+    code, _, err = run(
+        ["data", "prepare", "--dataset", str(tmp_path / "nope"), "--out", str(tmp_path / "o")],
+        capsys,
+    )
     assert code == 2 and "no such file or folder" in err
 
 
 def test_console_script_exit_status(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "slimrec.cli", "data", "stats", str(tmp_path)], capture_output=True, text=True
+        [sys.executable, "-m", "slimrec.cli", "data", "stats", str(tmp_path)],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and "not a prepared dataset" in proc.stderr

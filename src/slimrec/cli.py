@@ -59,9 +59,15 @@ def _print_stats(title: str, stats: dict[str, Any]) -> None:
 def data_prepare(
     dataset: str = typer.Option("ml-100k", help="ml-100k, ml-1m, amazon-office, or a path."),
     out: Path = typer.Option(..., help="Output folder (written atomically)."),
-    format: str = typer.Option("auto", help="auto|embedded|benchmark|movielens|amazon|csv|tsv|parquet|jsonl"),
-    items: str | None = typer.Option(None, help="Item catalog file (generic formats, Amazon meta)."),
-    columns: str | None = typer.Option(None, help="Interaction columns, e.g. user=uid,item=iid,order=ts"),
+    format: str = typer.Option(
+        "auto", help="auto|embedded|benchmark|movielens|amazon|csv|tsv|parquet|jsonl"
+    ),
+    items: str | None = typer.Option(
+        None, help="Item catalog file (generic formats, Amazon meta)."
+    ),
+    columns: str | None = typer.Option(
+        None, help="Interaction columns, e.g. user=uid,item=iid,order=ts"
+    ),
     item_columns: str | None = typer.Option(None, help="Catalog columns, e.g. item=iid,title=name"),
     encoding: str = typer.Option("utf-8", help="Text encoding of generic files."),
     sep: str | None = typer.Option(None, help="Field separator of CSV files."),
@@ -69,7 +75,9 @@ def data_prepare(
     item_core: int = typer.Option(5, help="k-core threshold for items."),
     drop_repeats: bool = typer.Option(False, help="Collapse consecutive repeats of an item."),
     min_seq_len: int = typer.Option(3, help="Shortest sequence kept (>= 3)."),
-    max_seq_len: int | None = typer.Option(None, help="Keep only the most recent N items per user."),
+    max_seq_len: int | None = typer.Option(
+        None, help="Keep only the most recent N items per user."
+    ),
     max_users: int | None = typer.Option(None, help="Keep a seeded random subset of users."),
     missing_items: str = typer.Option("drop", help="Items absent from the catalog: drop|fail."),
     seed: int = typer.Option(0, help="Seed of the user subsample."),
@@ -80,7 +88,9 @@ def data_prepare(
     from slimrec.data.loaders import DataSource, load_dataset
 
     if out.exists() and not force:
-        raise ConfigError("output folder already exists", where=out, fix="pass --force or another --out")
+        raise ConfigError(
+            "output folder already exists", where=out, fix="pass --force or another --out"
+        )
     try:
         source = DataSource(
             dataset=dataset,
@@ -128,7 +138,11 @@ def data_stats(
     prepared = PreparedDataset.load(path)
     manifest = prepared.manifest()
     if as_json:
-        typer.echo(json.dumps({k: manifest[k] for k in ("name", "raw_stats", "stats", "options", "log")}, indent=2))
+        typer.echo(
+            json.dumps(
+                {k: manifest[k] for k in ("name", "raw_stats", "stats", "options", "log")}, indent=2
+            )
+        )
         return
     _print_stats(f"{prepared.name}: before filtering", prepared.raw_stats)
     _print_stats(f"{prepared.name}: prepared", prepared.stats())
@@ -139,7 +153,9 @@ def data_stats(
 def train(
     data: Path = typer.Option(..., help="A prepared dataset folder (slimrec data prepare)."),
     out: Path = typer.Option(..., help="Run folder: checkpoints, metrics.jsonl, results.json."),
-    backbone: str | None = typer.Option(None, help="gru4rec|sasrec|srgnn, '+' for text-fused items."),
+    backbone: str | None = typer.Option(
+        None, help="gru4rec|sasrec|srgnn, '+' for text-fused items."
+    ),
     config: Path | None = typer.Option(None, help="A TrainConfig YAML; flags override it."),
     epochs: int | None = typer.Option(None, help="Maximum epochs."),
     patience: int | None = typer.Option(None, help="Early-stopping patience in epochs."),
@@ -167,7 +183,9 @@ def train(
     if cfg.backbone.endswith("+"):
         from slimrec.text import TextEncoder, item_embedding_table
 
-        text_emb = item_embedding_table(dataset.items, TextEncoder(text_encoder, cache=default_cache()))
+        text_emb = item_embedding_table(
+            dataset.items, TextEncoder(text_encoder, cache=default_cache())
+        )
     results = Trainer(cfg, out, text_emb=text_emb).fit(dataset)
     typer.echo(f"{cfg.backbone} on {dataset.name}: best epoch {results['best_epoch']}")
     for protocol, metrics in results["test"].items():

@@ -39,7 +39,9 @@ def parse(cls: type[M], data: object, *, where: str | Path | None = None) -> M:
     try:
         return cls.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(validation_line(e), where=where, fix=f"see the fields of {cls.__name__}") from e
+        raise ConfigError(
+            validation_line(e), where=where, fix=f"see the fields of {cls.__name__}"
+        ) from e
 
 
 def save_yaml(config: BaseModel, path: str | Path) -> None:
@@ -50,6 +52,7 @@ def save_yaml(config: BaseModel, path: str | Path) -> None:
 def config_hash(*parts: object) -> str:
     """A stable short hash of configs and other JSON-able inputs (cache keys)."""
     blob = json.dumps(
-        [p.model_dump(mode="json") if isinstance(p, BaseModel) else p for p in parts], sort_keys=True
+        [p.model_dump(mode="json") if isinstance(p, BaseModel) else p for p in parts],
+        sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -69,6 +69,6 @@ def atomic_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
 
 
 def cache_dir() -> Path:
-    """Where fetched wheels and embeddings are cached: ``$SLIMREC_CACHE`` or ``~/.cache/slimrec``."""
+    """The cache of fetched wheels and embeddings: ``$SLIMREC_CACHE`` or ``~/.cache/slimrec``."""
     root = os.environ.get("SLIMREC_CACHE") or Path.home() / ".cache" / "slimrec"
     return Path(root)

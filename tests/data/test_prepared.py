@@ -15,8 +15,12 @@ from slimrec.errors import DataError
 @pytest.fixture
 def prepared() -> PreparedDataset:
     rng = np.random.default_rng(3)
-    rows = [(f"u{u}", f"i{rng.integers(40)}", t) for u in range(60) for t in range(rng.integers(3, 20))]
-    items = pd.DataFrame({"item_id": [f"i{i}" for i in range(40)], "title": [f"Title é {i}" for i in range(40)]})
+    rows = [
+        (f"u{u}", f"i{rng.integers(40)}", t) for u in range(60) for t in range(rng.integers(3, 20))
+    ]
+    items = pd.DataFrame(
+        {"item_id": [f"i{i}" for i in range(40)], "title": [f"Title é {i}" for i in range(40)]}
+    )
     raw = RawDataset.from_frames(
         pd.DataFrame(rows, columns=["user_id", "item_id", "order"]), items, name="toy", source="toy"
     )
@@ -27,7 +31,9 @@ def test_round_trip_is_identical(prepared, tmp_path):
     out = prepared.save(tmp_path / "p")
     back = PreparedDataset.load(out)
     assert len(back.sequences) == len(prepared.sequences)
-    assert all(np.array_equal(a, b) for a, b in zip(back.sequences, prepared.sequences, strict=True))
+    assert all(
+        np.array_equal(a, b) for a, b in zip(back.sequences, prepared.sequences, strict=True)
+    )
     pd.testing.assert_frame_equal(back.items, prepared.items)
     pd.testing.assert_frame_equal(back.users, prepared.users)
     assert back.manifest() == prepared.manifest()

@@ -21,7 +21,16 @@ def no_core(**kw) -> PrepareConfig:
 
 
 def test_sorts_by_order_stably_and_remaps_densely():
-    raw = raw_from([("u2", "b", 5), ("u1", "c", 2), ("u1", "a", 1), ("u1", "b", 2), ("u2", "a", 1), ("u2", "c", 9)])
+    raw = raw_from(
+        [
+            ("u2", "b", 5),
+            ("u1", "c", 2),
+            ("u1", "a", 1),
+            ("u1", "b", 2),
+            ("u2", "a", 1),
+            ("u2", "c", 9),
+        ]
+    )
     p = prepare(raw, no_core())
     assert list(p.users["raw_id"]) == ["u1", "u2"]
     assert list(p.items["raw_id"]) == ["a", "b", "c"]
@@ -39,7 +48,11 @@ def test_numeric_ids_are_sorted_numerically():
 
 def test_iterative_k_core_reaches_a_fixed_point():
     rng = np.random.default_rng(0)
-    rows = [(f"u{u}", f"i{rng.zipf(1.6) % 60}", t) for u in range(120) for t in range(rng.integers(1, 15))]
+    rows = [
+        (f"u{u}", f"i{rng.zipf(1.6) % 60}", t)
+        for u in range(120)
+        for t in range(rng.integers(1, 15))
+    ]
     p = prepare(raw_from(rows), PrepareConfig(user_core=5, item_core=5))
     seqs = p.sequences
     assert min(len(s) for s in seqs) >= 5
@@ -49,7 +62,9 @@ def test_iterative_k_core_reaches_a_fixed_point():
     # Brute force: repeat single passes until stable; the result must be identical.
     df = pd.DataFrame(rows, columns=["u", "i", "t"])
     while True:
-        keep = (df.groupby("u")["i"].transform("size") >= 5) & (df.groupby("i")["u"].transform("size") >= 5)
+        keep = (df.groupby("u")["i"].transform("size") >= 5) & (
+            df.groupby("i")["u"].transform("size") >= 5
+        )
         if keep.all():
             break
         df = df[keep]
@@ -70,7 +85,12 @@ def test_max_seq_len_keeps_most_recent_and_min_len_drops_short_users():
     rows = [("u", f"i{t}", t) for t in range(10)] + [("v", "i0", 0), ("v", "i1", 1)]
     p = prepare(raw_from(rows), no_core(max_seq_len=4, min_seq_len=3))
     assert p.n_users == 1
-    assert p.items.set_index("item").loc[p.sequences[0], "raw_id"].tolist() == ["i6", "i7", "i8", "i9"]
+    assert p.items.set_index("item").loc[p.sequences[0], "raw_id"].tolist() == [
+        "i6",
+        "i7",
+        "i8",
+        "i9",
+    ]
 
 
 def test_missing_items_drop_with_count_or_fail():

@@ -34,7 +34,9 @@ def test_cache_serves_known_texts_without_loading_the_model(encoder):
 
 
 def _write_some(cache: str, start: int) -> None:
-    TextEncoder(cache=cache, batch_size=8).encode([f"text number {i}" for i in range(start, start + 40)])
+    TextEncoder(cache=cache, batch_size=8).encode(
+        [f"text number {i}" for i in range(start, start + 40)]
+    )
 
 
 def test_two_processes_writing_at_once_lose_nothing(tmp_path):
@@ -57,5 +59,7 @@ def test_item_text_and_cap():
     assert item_text("Pen") == "Pen."
     long = item_text("x" * 1000, max_chars=50)
     assert len(long) == 50 and long.endswith("…")
-    items = pd.DataFrame({"title": ["A", "B"], "brand": ["", "Z"], "categories": ["", ""], "description": ["d", ""]})
+    items = pd.DataFrame(
+        {"title": ["A", "B"], "brand": ["", "Z"], "categories": ["", ""], "description": ["d", ""]}
+    )
     assert item_texts(items) == ["A. d.", "B. Brand: Z."]

@@ -154,7 +154,9 @@ class SequentialRecommender(nn.Module):
         u, y = hidden[real], targets[real]
         if self.loss_type == "ce":
             return F.cross_entropy(u @ table[1:].T, y - 1)
-        negatives = torch.randint(1, self.n_items + 1, (y.shape[0], self.n_negatives), device=y.device)
+        negatives = torch.randint(
+            1, self.n_items + 1, (y.shape[0], self.n_negatives), device=y.device
+        )
         return self._pointwise_loss(u, table, y, negatives)
 
     @staticmethod

@@ -4,4 +4,11 @@ from slimrec.data.dataset import ITEM_TEXT_FIELDS, RawDataset
 from slimrec.data.prepared import PreparedDataset, is_prepared
 from slimrec.data.preprocess import PrepareConfig, prepare
 
-__all__ = ["ITEM_TEXT_FIELDS", "PrepareConfig", "PreparedDataset", "RawDataset", "is_prepared", "prepare"]
+__all__ = [
+    "ITEM_TEXT_FIELDS",
+    "PrepareConfig",
+    "PreparedDataset",
+    "RawDataset",
+    "is_prepared",
+    "prepare",
+]

@@ -72,7 +72,9 @@ class RawDataset:
                 where=source,
                 fix="give a numeric timestamp/position column",
             )
-        inter["order"] = order.astype("float64") if order.dtype.kind == "f" else order.astype("int64")
+        inter["order"] = (
+            order.astype("float64") if order.dtype.kind == "f" else order.astype("int64")
+        )
         inter = inter.reset_index(drop=True)
 
         items_where = str(items_source) if items_source is not None else source

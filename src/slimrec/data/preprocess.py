@@ -34,8 +34,12 @@ class PrepareConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    user_core: int = Field(5, ge=0, description="Keep users with at least this many interactions (k-core).")
-    item_core: int = Field(5, ge=0, description="Keep items with at least this many interactions (k-core).")
+    user_core: int = Field(
+        5, ge=0, description="Keep users with at least this many interactions (k-core)."
+    )
+    item_core: int = Field(
+        5, ge=0, description="Keep items with at least this many interactions (k-core)."
+    )
     drop_consecutive_repeats: bool = Field(
         False, description="Collapse runs of the same item in a user's sequence into one."
     )

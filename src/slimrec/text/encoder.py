@@ -17,6 +17,7 @@ import hashlib
 import os
 import sqlite3
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -136,8 +137,20 @@ class TextEncoder:
             return None
         self.cache.parent.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(self.cache, timeout=60)
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
+        # Switching to WAL takes an exclusive lock that the busy timeout does not cover:
+        # another process opening the cache at the same moment gets "locked"; retry.
+        for attempt in range(100):
+            try:
+                if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    con.execute("PRAGMA journal_mode=WAL")
+                con.execute(
+                    "CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB NOT NULL)"
+                )
+                return con
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or attempt == 99:
+                    raise
+                time.sleep(0.05)
         return con
 
     def _read(self, keys: set[str]) -> dict[str, np.ndarray]:

@@ -14,9 +14,14 @@ DEFAULT_MAX_CHARS = 512
 
 
 def item_text(
-    title: str, brand: str = "", categories: str = "", description: str = "", *, max_chars: int = DEFAULT_MAX_CHARS
+    title: str,
+    brand: str = "",
+    categories: str = "",
+    description: str = "",
+    *,
+    max_chars: int = DEFAULT_MAX_CHARS,
 ) -> str:
-    """``"Title. Brand: B. Categories: C. Description"``, empty parts left out, cut at ``max_chars``."""
+    """``"Title. Brand: B. Categories: C. Description"``, empty parts out, cut at ``max_chars``."""
     parts = [title.strip()]
     if brand.strip():
         parts.append(f"Brand: {brand.strip()}")
@@ -30,7 +35,9 @@ def item_text(
 
 def item_texts(items: pd.DataFrame, *, max_chars: int = DEFAULT_MAX_CHARS) -> list[str]:
     """Texts of a prepared catalog, in its row order (item id 1, 2, ...)."""
-    cols = [items[c].fillna("").astype(str) for c in ("title", "brand", "categories", "description")]
+    cols = [
+        items[c].fillna("").astype(str) for c in ("title", "brand", "categories", "description")
+    ]
     return [item_text(t, b, c, d, max_chars=max_chars) for t, b, c, d in zip(*cols, strict=True)]
 
 

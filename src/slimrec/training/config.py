@@ -12,12 +12,18 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    backbone: str = Field("sasrec", description="gru4rec | sasrec | srgnn, '+' for the text-fused variant.")
+    backbone: str = Field(
+        "sasrec", description="gru4rec | sasrec | srgnn, '+' for the text-fused variant."
+    )
     model: dict[str, Any] = Field(
         default_factory=dict, description="Backbone options, e.g. {dim: 64, n_layers: 2, loss: ce}."
     )
-    epochs: int = Field(200, ge=1, description="Upper bound on epochs; early stopping usually ends sooner.")
-    patience: int = Field(10, ge=1, description="Stop after this many epochs without a better validation score.")
+    epochs: int = Field(
+        200, ge=1, description="Upper bound on epochs; early stopping usually ends sooner."
+    )
+    patience: int = Field(
+        10, ge=1, description="Stop after this many epochs without a better validation score."
+    )
     monitor: str = Field("ndcg@10", description="Validation metric that picks the best epoch.")
     batch_size: int = Field(256, ge=1, description="Rows per optimisation step.")
     lr: float = Field(1e-3, gt=0, description="Adam learning rate.")
@@ -25,12 +31,15 @@ class TrainConfig(BaseModel):
     clip_grad_norm: float | None = Field(None, gt=0, description="Clip gradients to this norm.")
     max_len: int = Field(50, ge=1, description="Most recent items of a history the model sees.")
     layout: Literal["auto", "prefix", "causal"] = Field(
-        "auto", description="Training examples: causal windows where the backbone allows (auto), or prefixes."
+        "auto",
+        description="Training examples: causal windows where the backbone allows, or prefixes.",
     )
     ks: tuple[int, ...] = Field((10, 20), description="Cut-offs of the reported metrics.")
     test_protocols: tuple[Literal["full", "sampled"], ...] = Field(
         ("full", "sampled"), description="Protocols of the final test evaluation."
     )
     seed: int = Field(0, description="Seeds initialisation, batch order and sampled negatives.")
-    threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice).")
+    threads: int | None = Field(
+        None, ge=1, description="torch CPU threads (default: torch's choice)."
+    )
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")

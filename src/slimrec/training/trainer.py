@@ -30,6 +30,9 @@ from slimrec.io import atomic_path, write_json_atomic
 from slimrec.training.config import TrainConfig
 from slimrec.training.examples import Examples, causal_examples, prefix_examples
 
+# Settings a resumed run may change without invalidating its checkpoint.
+RESUMABLE = ("epochs", "patience", "threads", "device", "test_protocols")
+
 
 class Trainer:
     """``Trainer(config, out).fit(data)`` trains, evaluates, and leaves artifacts in ``out``."""
@@ -44,11 +47,15 @@ class Trainer:
     def fit(self, data: PreparedDataset) -> dict[str, Any]:
         """Train (or resume, or reuse a finished run with the same inputs); return results."""
         cfg = self.config
-        key = config_hash(cfg, data.manifest()["stats"], data.options, self._text_fingerprint())
+        # The checkpoint key leaves out what may change between a run and its resumption
+        # (more epochs, other threads); the results key covers everything.
+        inputs = (data.manifest()["stats"], data.options, self._text_fingerprint())
+        key = config_hash(cfg.model_dump(mode="json", exclude=set(RESUMABLE)), *inputs)
+        results_key = config_hash(cfg, *inputs)
         results_path = self.out / "results.json"
         if results_path.is_file():
             done = json.loads(results_path.read_text())
-            if done.get("key") == key:
+            if done.get("key") == results_key:
                 return done
         self.out.mkdir(parents=True, exist_ok=True)
         save_yaml(cfg, self.out / "config.yaml")
@@ -105,11 +112,13 @@ class Trainer:
 
         self.model_.load_state_dict(torch.load(self.out / "best.pt", map_location=device))
         test = {
-            protocol: self.evaluate(data, "test", EvalConfig(protocol=protocol, ks=cfg.ks, seed=cfg.seed))
+            protocol: self.evaluate(
+                data, "test", EvalConfig(protocol=protocol, ks=cfg.ks, seed=cfg.seed)
+            )
             for protocol in cfg.test_protocols
         }
         results = {
-            "key": key,
+            "key": results_key,
             "backbone": cfg.backbone,
             "dataset": data.name,
             "seed": cfg.seed,
@@ -128,7 +137,9 @@ class Trainer:
         name = cfg.backbone.removesuffix("+")
         if name == "sasrec":
             options.setdefault("max_len", cfg.max_len)
-        text = None if self.text_emb is None else torch.as_tensor(self.text_emb, dtype=torch.float32)
+        text = (
+            None if self.text_emb is None else torch.as_tensor(self.text_emb, dtype=torch.float32)
+        )
         return build_backbone(cfg.backbone, data.n_items, options, text)
 
     def layout(self) -> str:
@@ -177,9 +188,13 @@ class Trainer:
         cfg, model = self.config, self.model_
         model.train()
         # The order depends only on (seed, epoch): a resumed run sees the same batches.
-        order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+        order = torch.randperm(
+            len(examples), generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        )
         total, count = 0.0, 0
-        bar = tqdm(range(0, len(order), cfg.batch_size), desc=f"epoch {epoch}", leave=False, disable=None)
+        bar = tqdm(
+            range(0, len(order), cfg.batch_size), desc=f"epoch {epoch}", leave=False, disable=None
+        )
         for start in bar:
             seqs, lengths, targets, users = (
                 t.to(device) for t in examples.batch(order[start : start + cfg.batch_size])
@@ -193,7 +208,7 @@ class Trainer:
             if cfg.clip_grad_norm:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
             optimizer.step()
-            total += float(loss) * len(seqs)
+            total += loss.item() * len(seqs)
             count += len(seqs)
             bar.set_postfix(loss=f"{total / count:.4f}", refresh=False)
         return total / max(count, 1)

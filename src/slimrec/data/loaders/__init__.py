@@ -24,7 +24,9 @@ from slimrec.data.loaders.generic import load_table
 from slimrec.data.loaders.movielens import detect_movielens, load_movielens
 from slimrec.errors import DataError
 
-Format = Literal["auto", "embedded", "benchmark", "movielens", "amazon", "csv", "tsv", "parquet", "jsonl"]
+Format = Literal[
+    "auto", "embedded", "benchmark", "movielens", "amazon", "csv", "tsv", "parquet", "jsonl"
+]
 
 # Benchmarks that live in the shared data folder beside the repository, by name.
 SHARED_BENCHMARKS = ("amazon-office",)
@@ -54,7 +56,9 @@ class DataSource(BaseModel):
         "categories=...",
     )
     encoding: str = Field("utf-8", description="Text encoding of generic files.")
-    sep: str | None = Field(None, description="Field separator of CSV files (default by extension).")
+    sep: str | None = Field(
+        None, description="Field separator of CSV files (default by extension)."
+    )
 
 
 def _generic(fmt: str) -> Callable[[DataSource], RawDataset]:
@@ -102,7 +106,12 @@ def detect_format(src: DataSource) -> str:
         return "amazon"
     if path.is_file():
         name = path.name.lower().removesuffix(".gz")
-        for ext, fmt in ((".csv", "csv"), (".tsv", "tsv"), (".tab", "tsv"), (".parquet", "parquet")):
+        for ext, fmt in (
+            (".csv", "csv"),
+            (".tsv", "tsv"),
+            (".tab", "tsv"),
+            (".parquet", "parquet"),
+        ):
             if name.endswith(ext):
                 return fmt
         if name.endswith((".jsonl", ".json")):

@@ -85,7 +85,7 @@ def _read_items_jsonl(path: Path) -> pd.DataFrame:
                 raise DataError(
                     f"line {lineno} is not an object with an 'item_id'",
                     where=path,
-                    fix="each line must be {\"item_id\": ..., \"title\": ..., ...}",
+                    fix='each line must be {"item_id": ..., "title": ..., ...}',
                 )
             rows.append(obj)
     items = pd.DataFrame(rows)
