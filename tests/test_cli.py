@@ -121,10 +121,25 @@ def test_console_script_exit_status(tmp_path):
 def test_train_from_the_command_line(tmp_path, capsys):
     data = write_benchmark(tmp_path / "bench")
     prepared = tmp_path / "prepared"
-    assert main(["data", "prepare", "--dataset", str(data), "--out", str(prepared), "--user-core", "3"]) == 0
+    assert (
+        main(
+            ["data", "prepare", "--dataset", str(data), "--out", str(prepared), "--user-core", "3"]
+        )
+        == 0
+    )
     config = tmp_path / "train.yaml"
-    config.write_text("backbone: gru4rec\nmodel: {dim: 16}\nbatch_size: 32\ntest_protocols: [full]\n")
-    argv = ["train", "--data", str(prepared), "--out", str(tmp_path / "run"), "--config", str(config)]
+    config.write_text(
+        "backbone: gru4rec\nmodel: {dim: 16}\nbatch_size: 32\ntest_protocols: [full]\n"
+    )
+    argv = [
+        "train",
+        "--data",
+        str(prepared),
+        "--out",
+        str(tmp_path / "run"),
+        "--config",
+        str(config),
+    ]
     code, out, _ = run([*argv, "--epochs", "2", "--threads", "1"], capsys)
     assert code == 0 and "test (full): ndcg@10" in out
     results = json.loads((tmp_path / "run" / "results.json").read_text())
