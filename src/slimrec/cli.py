@@ -51,7 +51,7 @@ def _say(message: str) -> None:
 def _print_stats(title: str, stats: dict[str, Any]) -> None:
     typer.echo(title)
     for key, value in stats.items():
-        shown = f"{value:,}" if isinstance(value, int) else value
+        shown = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
         typer.echo(f"  {key.replace('_', ' '):<24} {shown}")
 
 
