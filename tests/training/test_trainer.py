@@ -11,7 +11,7 @@ import torch
 
 from slimrec.data import PrepareConfig, PreparedDataset, RawDataset, prepare
 from slimrec.errors import ConfigError
-from slimrec.training import TrainConfig, Trainer
+from slimrec.training import TrainConfig, Trainer, load_trained
 from slimrec.training.examples import causal_examples, prefix_examples
 
 N_ITEMS = 150
@@ -44,8 +44,18 @@ def small(**kw) -> TrainConfig:
 
 @pytest.mark.parametrize("backbone", ["sasrec", "gru4rec", "srgnn"])
 def test_learns_the_pattern(backbone, pattern_data, tmp_path):
-    results = Trainer(small(backbone=backbone, epochs=8), tmp_path).fit(pattern_data)
+    trainer = Trainer(small(backbone=backbone, epochs=8), tmp_path)
+    results = trainer.fit(pattern_data)
+    trained = trainer.model_.eval()
     assert results["test"]["full"]["hit@10"] > 0.9
+    # The kept checkpoint reloads into a model that scores exactly like the trained one.
+    reloaded = load_trained(tmp_path)
+    histories, _ = pattern_data.split("test")
+    seqs = torch.tensor([list(h[-5:]) for h in histories[:8]])
+    lengths = torch.full((8,), 5)
+    assert torch.equal(
+        reloaded.full_sort_predict(seqs, lengths), trained.full_sort_predict(seqs, lengths)
+    )
     assert results["layout"] == ("prefix" if backbone == "srgnn" else "causal")
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == results["epochs_run"] and "valid_ndcg@10" in json.loads(lines[0])
@@ -91,3 +101,5 @@ def test_text_fused_backbone_trains(pattern_data, tmp_path):
         pattern_data
     )
     assert results["test"]["full"]["hit@10"] > 0.9
+    reloaded = load_trained(tmp_path)
+    assert torch.equal(reloaded.item_encoder.text_emb[1:], torch.from_numpy(text[1:]))

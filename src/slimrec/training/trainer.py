@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from slimrec.backbones import SequentialRecommender, build_backbone
-from slimrec.config import config_hash, save_yaml
+from slimrec.config import config_hash, load_yaml, save_yaml
 from slimrec.data.prepared import PreparedDataset
 from slimrec.errors import ConfigError
 from slimrec.eval import EvalConfig, evaluate
@@ -245,6 +245,28 @@ class Trainer:
             return None
         blob = np.ascontiguousarray(self.text_emb, dtype=np.float32).tobytes()
         return hashlib.sha256(blob).hexdigest()
+
+
+def load_trained(run: str | Path, *, device: str = "cpu") -> SequentialRecommender:
+    """The best model of a finished or interrupted run folder, in eval mode."""
+    run = Path(run)
+    if not (run / "best.pt").is_file():
+        raise ConfigError("no best.pt: not a trained run", where=run, fix="run `slimrec train`")
+    cfg = load_yaml(TrainConfig, run / "config.yaml")
+    state = torch.load(run / "best.pt", map_location=device)
+    n_items = state["item_encoder.id_embedding.weight"].shape[0] - 1
+    # "+" models carry their frozen item text embeddings in the state dict.
+    model = build_backbone(cfg.backbone, n_items, _options(cfg), state.get("item_encoder.text_emb"))
+    model.load_state_dict(state)
+    return model.to(device).eval()
+
+
+def _options(cfg: TrainConfig) -> dict[str, Any]:
+    """Backbone options; SASRec's positional table is sized to the trainer's ``max_len``."""
+    options = dict(cfg.model)
+    if cfg.backbone.removesuffix("+") == "sasrec":
+        options.setdefault("max_len", cfg.max_len)
+    return options
 
 
 def _device(name: str) -> torch.device:
