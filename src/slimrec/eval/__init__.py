@@ -1,15 +1,28 @@
-"""Evaluation: metrics with exact tie handling, full and sampled protocols, results tables."""
+"""Evaluation: metrics with exact tie handling, full and sampled protocols, results tables.
 
-from slimrec.eval.metrics import metrics_from_counts, rank_counts, ranking_metrics
-from slimrec.eval.protocol import EvalConfig, ScoreFn, evaluate, pad_right, sample_negatives
+Full ranking is the default protocol (Krichene & Rendle, KDD 2020); the SLIM paper's
+1 + 100 sampled protocol is ``EvalConfig(protocol="sampled")``.
+"""
+
+from slimrec.eval.metrics import (
+    TIE_POLICIES,
+    TiePolicy,
+    metrics_from_counts,
+    rank_counts,
+    ranking_metrics,
+)
+from slimrec.eval.protocol import EvalConfig, ScoreFn, evaluate, pad_right
 from slimrec.eval.results import ResultTable, RunResult, Summary
+from slimrec.eval.sampling import sample_negatives
 
 __all__ = [
+    "TIE_POLICIES",
     "EvalConfig",
     "ResultTable",
     "RunResult",
     "ScoreFn",
     "Summary",
+    "TiePolicy",
     "evaluate",
     "metrics_from_counts",
     "pad_right",

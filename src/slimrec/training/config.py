@@ -24,6 +24,11 @@ class TrainConfig(BaseModel):
     patience: int = Field(
         10, ge=1, description="Stop after this many epochs without a better validation score."
     )
+    min_patience_steps: int = Field(
+        500,
+        ge=0,
+        description="Also require this many optimiser steps without a gain before stopping.",
+    )
     monitor: str = Field("ndcg@10", description="Validation metric that picks the best epoch.")
     batch_size: int = Field(256, ge=1, description="Rows per optimisation step.")
     lr: float = Field(1e-3, gt=0, description="Adam learning rate.")

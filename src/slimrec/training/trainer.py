@@ -31,7 +31,7 @@ from slimrec.training.config import TrainConfig
 from slimrec.training.examples import Examples, causal_examples, prefix_examples
 
 # Settings a resumed run may change without invalidating its checkpoint.
-RESUMABLE = ("epochs", "patience", "threads", "device", "test_protocols")
+RESUMABLE = ("epochs", "patience", "min_patience_steps", "threads", "device", "test_protocols")
 
 
 class Trainer:
@@ -68,7 +68,8 @@ class Trainer:
         optimizer = torch.optim.Adam(
             self.model_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
-        state = {"epoch": 0, "best": -1.0, "best_epoch": -1, "bad_epochs": 0}
+        state = {"epoch": 0, "best": -1.0, "best_epoch": -1, "bad_epochs": 0, "step": 0}
+        state["best_step"] = 0
         last = self.out / "last.pt"
         if last.is_file():
             state = self._resume(last, key, optimizer)
@@ -84,23 +85,25 @@ class Trainer:
                 fix="prepare the data with --min-seq-len 4 or more",
             )
 
-        while state["epoch"] < cfg.epochs and state["bad_epochs"] < cfg.patience:
+        while state["epoch"] < cfg.epochs and not self._should_stop(state):
             epoch = state["epoch"]
             start = time.perf_counter()
-            loss = self._train_epoch(examples, optimizer, epoch, mode, device)
+            loss, steps = self._train_epoch(examples, optimizer, epoch, mode, device)
             train_s = time.perf_counter() - start
             valid = self.evaluate(data, "valid", EvalConfig(ks=cfg.ks))
+            eval_s = time.perf_counter() - start - train_s
+            state["step"] = state.get("step", 0) + steps
             score = valid[cfg.monitor]
             improved = score > state["best"]
             if improved:
-                state.update(best=score, best_epoch=epoch, bad_epochs=0)
+                state.update(best=score, best_epoch=epoch, bad_epochs=0, best_step=state["step"])
                 with atomic_path(self.out / "best.pt") as tmp:
                     torch.save(self.model_.state_dict(), tmp)
             else:
                 state["bad_epochs"] += 1
             state["epoch"] = epoch + 1
             line = {"epoch": epoch, "loss": loss, "train_s": round(train_s, 3)}
-            line |= {"eval_s": round(time.perf_counter() - start - train_s, 3), "layout": mode}
+            line |= {"eval_s": round(eval_s, 3), "layout": mode, "step": state["step"]}
             line |= {f"valid_{k}": v for k, v in valid.items()} | {"best": improved}
             with (self.out / "metrics.jsonl").open("a", encoding="utf-8") as f:
                 f.write(json.dumps(line) + "\n")
@@ -176,22 +179,34 @@ class Trainer:
             targets,
             data.n_items,
             config,
-            item_popularity=data.item_popularity(split),  # type: ignore[arg-type]
+            # Popularity-weighted negatives follow training counts whatever split is scored.
+            item_popularity=data.item_popularity("train"),
             max_history_len=self.config.max_len,
         )
 
     # -- internals -------------------------------------------------------------------------
 
+    def _should_stop(self, state: dict[str, Any]) -> bool:
+        """Early stop: ``patience`` epochs *and* ``min_patience_steps`` steps without a gain.
+
+        Counting epochs alone stops too early when an epoch is a handful of optimiser steps
+        (the causal layout on short sequences: one window per user).
+        """
+        cfg = self.config
+        steps_since = state.get("step", 0) - state.get("best_step", 0)
+        return state["bad_epochs"] >= cfg.patience and steps_since >= cfg.min_patience_steps
+
     def _train_epoch(
         self, examples: Examples, optimizer: torch.optim.Optimizer, epoch: int, mode: str, device
-    ) -> float:
+    ) -> tuple[float, int]:
+        """One pass over the examples: (mean loss per training pair, optimiser steps)."""
         cfg, model = self.config, self.model_
         model.train()
         # The order depends only on (seed, epoch): a resumed run sees the same batches.
         order = torch.randperm(
             len(examples), generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         )
-        total, count = 0.0, 0
+        total, count, steps = 0.0, 0, 0
         bar = tqdm(
             range(0, len(order), cfg.batch_size), desc=f"epoch {epoch}", leave=False, disable=None
         )
@@ -208,10 +223,13 @@ class Trainer:
             if cfg.clip_grad_norm:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
             optimizer.step()
-            total += loss.item() * len(seqs)
-            count += len(seqs)
-            bar.set_postfix(loss=f"{total / count:.4f}", refresh=False)
-        return total / max(count, 1)
+            steps += 1
+            # Losses are means over pairs; a causal window holds many pairs, a prefix one.
+            pairs = int((targets > 0).sum())
+            total += loss.item() * pairs
+            count += pairs
+            bar.set_postfix(loss=f"{total / max(count, 1):.4f}", refresh=False)
+        return total / max(count, 1), steps
 
     def _checkpoint(self, path: Path, key: str, optimizer, state: dict[str, Any]) -> None:
         with atomic_path(path) as tmp:
