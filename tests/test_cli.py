@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from slimrec.cli import main
+from tests.cli_helpers import run
 
 
 def write_benchmark(
@@ -24,15 +25,6 @@ def write_benchmark(
         )
     (folder / "items.jsonl").write_text(items)
     return folder
-
-
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    """Exit status, stdout, and the error line (the one stderr line starting with 'error:')."""
-    code = main(argv)
-    out, err = capsys.readouterr()
-    errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(errors) == (code == 2), err
-    return code, out, errors[0] if errors else ""
 
 
 def test_prepare_and_stats(tmp_path, capsys):

@@ -11,10 +11,10 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from slimrec.config import validation_line
 from slimrec.errors import ConfigError, SlimrecError
@@ -25,6 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+M = TypeVar("M", bound=BaseModel)
 data_app = typer.Typer(help="Load, prepare and inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
@@ -53,6 +54,15 @@ def _print_stats(title: str, stats: dict[str, Any]) -> None:
     for key, value in stats.items():
         shown = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
         typer.echo(f"  {key.replace('_', ' '):<24} {shown}")
+
+
+def _config(cls: type[M], path: Path | None, flags: dict[str, Any]) -> M:
+    """A config from an optional YAML file, with the command line's given flags on top."""
+    from slimrec.config import load_yaml, parse
+
+    base = load_yaml(cls, path).model_dump() if path else {}
+    base |= {k: v for k, v in flags.items() if v is not None}
+    return parse(cls, base, where=path or "command line")
 
 
 @data_app.command("prepare")
@@ -191,6 +201,109 @@ def train(
     for protocol, metrics in results["test"].items():
         shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if "@" in k)
         typer.echo(f"  test ({protocol}): {shown}")
+
+
+@app.command("teach")
+def teach(
+    data: Path = typer.Option(..., help="A prepared dataset folder (slimrec data prepare)."),
+    out: Path = typer.Option(..., help="Output Parquet file of rationales (written atomically)."),
+    n_users: int = typer.Option(200, help="How many users (seeded subset) get a rationale."),
+    seed: int = typer.Option(0, help="Seed of the user subset."),
+    config: Path | None = typer.Option(None, help="A TeacherConfig YAML; flags override it."),
+    backend: str | None = typer.Option(None, help="openai (any compatible endpoint) or hf."),
+    model: str | None = typer.Option(None, help="Model name at the endpoint, or a local model."),
+    base_url: str | None = typer.Option(None, help="Endpoint, e.g. http://127.0.0.1:8000/v1"),
+    concurrency: int | None = typer.Option(None, help="Requests in flight at once (openai)."),
+    cache: Path | None = typer.Option(
+        None, help="Answer cache (SQLite); default $SLIMREC_CACHE/llm-answers.sqlite."
+    ),
+) -> None:
+    """Ask the teacher LLM for step-by-step rationales; cached and resumable."""
+    from slimrec.llm.backends import TeacherConfig
+    from slimrec.llm.teach import teach as run_teach
+
+    flags = {"backend": backend, "model": model, "base_url": base_url}
+    cfg = _config(TeacherConfig, config, flags | {"concurrency": concurrency})
+    result = run_teach(data, out, cfg, n_users=n_users, seed=seed, cache=cache)
+    typer.echo(result.summary())
+
+
+@app.command("distill")
+def distill_student(
+    rationales: Path = typer.Option(..., help="rationales.parquet written by `slimrec teach`."),
+    out: Path = typer.Option(..., help="Run folder: adapter/, last/, metrics.jsonl, results."),
+    config: Path | None = typer.Option(None, help="A StudentConfig YAML; flags override it."),
+    base_model: str | None = typer.Option(None, help="smollm2-135m or a local model folder."),
+    epochs: int | None = typer.Option(None, help="Passes over the training rationales."),
+    lr: float | None = typer.Option(None, help="AdamW learning rate."),
+    batch_size: int | None = typer.Option(None, help="Sequences per forward pass."),
+    grad_accum: int | None = typer.Option(None, help="Forward passes per optimiser step."),
+    max_length: int | None = typer.Option(None, help="Tokens per sequence (prompt cut first)."),
+    lora_rank: int | None = typer.Option(None, help="LoRA rank r."),
+    seed: int | None = typer.Option(None, help="Seed of the split, LoRA init and batches."),
+    threads: int | None = typer.Option(None, help="torch CPU threads."),
+    device: str | None = typer.Option(None, help="auto|cpu|cuda."),
+    report: bool = typer.Option(
+        False, "--report", help="Compare base and student on held-out users (quality.md)."
+    ),
+    report_users: int = typer.Option(32, help="Held-out rationales in the report."),
+    report_tokens: int = typer.Option(384, help="Most new tokens per answer in the report."),
+    text_encoder: str = typer.Option("all-minilm-l6-v2", help="Sentence encoder of the report."),
+) -> None:
+    """LoRA-distil the teacher's rationales into the small student LM; resumes if interrupted."""
+    from slimrec.student import StudentConfig, distill
+
+    flags = {"base_model": base_model, "epochs": epochs, "lr": lr, "batch_size": batch_size}
+    flags |= {"grad_accum": grad_accum, "max_length": max_length, "lora_rank": lora_rank}
+    flags |= {"seed": seed, "threads": threads, "device": device}
+    cfg = _config(StudentConfig, config, flags)
+    results = distill(rationales, cfg, out)
+    typer.echo(
+        f"student {cfg.base_model}: best epoch {results['best_epoch']}, validation loss "
+        f"{results['valid_loss_base']:.4f} -> {results['valid_loss']:.4f} per rationale token; "
+        f"adapter in {results['adapter']}"
+    )
+    if report:
+        from slimrec.student.quality import run_quality
+        from slimrec.text import TextEncoder
+        from slimrec.text.encoder import default_cache
+
+        encoder = TextEncoder(text_encoder, cache=default_cache())
+        run_quality(
+            rationales,
+            out,
+            cfg,
+            encoder=encoder,
+            max_users=report_users,
+            max_new_tokens=report_tokens,
+        )
+        typer.echo((out / "quality.md").read_text(encoding="utf-8"))
+
+
+@app.command("serve-llm")
+def serve_llm(
+    model: str = typer.Option(..., help="Registry name (smollm2-135m, ...) or a model folder."),
+    adapter: Path | None = typer.Option(None, help="A peft LoRA folder to merge in."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="TCP port."),
+    batch_size: int = typer.Option(16, help="Most concurrent requests in one forward batch."),
+    threads: int | None = typer.Option(None, help="torch CPU threads."),
+    served_name: str | None = typer.Option(
+        None, help="Model name clients send (default: --model's last part)."
+    ),
+) -> None:
+    """Serve a local model as an OpenAI-compatible /v1/chat/completions endpoint."""
+    from slimrec.serve.llm_server import serve
+
+    serve(
+        model,
+        adapter=str(adapter) if adapter else None,
+        host=host,
+        port=port,
+        batch_size=batch_size,
+        threads=threads,
+        served_name=served_name,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

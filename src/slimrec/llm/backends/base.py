@@ -1,0 +1,72 @@
+"""One interface for every LLM that answers chat prompts: remote endpoints and local models.
+
+A backend takes a batch of chat requests and yields each completion *as it arrives*,
+tagged with the request's index, so the caller can store it at once (see
+:mod:`slimrec.llm.cache`): a run that fails half-way keeps every answer it received. A
+request that still fails after the backend's retries raises :class:`LLMError` naming the
+request's ``key`` (e.g. the user id) and the cause.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from slimrec.errors import SlimrecError
+
+Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": ...}
+
+
+class SamplingConfig(BaseModel):
+    """Decoding settings; part of every cache key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_new_tokens: int = Field(256, ge=1, description="Cap on generated tokens per answer.")
+    temperature: float = Field(0.0, ge=0, description="0 = greedy (deterministic).")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass.")
+    seed: int | None = Field(0, description="Sampling seed where the backend supports one.")
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One prompt. ``key`` names it in errors and logs (e.g. ``user 42``)."""
+
+    key: str
+    messages: list[Message]
+
+
+@dataclass
+class Completion:
+    text: str
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class LLMError(SlimrecError):
+    """An LLM request failed for good (after retries), or the endpoint is unusable."""
+
+
+class Backend(Protocol):
+    """What the teacher, the student and ``serve-llm`` need from a model."""
+
+    @property
+    def model_id(self) -> str:
+        """Identifies the model (and adapter) in cache keys and artifacts."""
+        ...
+
+    def check(self) -> None:
+        """Fail fast with one clear :class:`LLMError` if the model cannot be used at all."""
+        ...
+
+    def generate(
+        self, requests: Sequence[ChatRequest], sampling: SamplingConfig
+    ) -> Iterator[tuple[int, Completion]]:
+        """Yield ``(index into requests, completion)`` as each answer arrives."""
+        ...

@@ -1,0 +1,300 @@
+"""Local models through transformers: the student, a local teacher, and ``serve-llm``.
+
+Batched generation with our own short decoding loop over the model's KV cache rather
+than ``generate()``: it keeps behaviour stable across transformers versions, asks for
+the last position's logits only (a 16 x 300 prompt batch would otherwise materialise
+GBs of vocabulary logits), and samples each row with its own seeded generator, so a
+sampled answer depends on its prompt and seed, not on which requests share its batch.
+
+Requests are sorted by prompt length (longest first, so memory trouble shows at once)
+and left-padded, with position ids counted from each row's first real token. A LoRA
+adapter folder (peft) is merged into the weights for inference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from slimrec.errors import ConfigError, SlimrecError
+from slimrec.llm.backends.base import ChatRequest, Completion, LLMError, SamplingConfig
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+# Chat turn terminators: generation stops at any of these that the vocabulary has, as
+# well as at the model's own EOS ids (some GGUF tokenizers name <|endoftext|> as EOS).
+TURN_END = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|endoftext|>")
+
+
+class HFBackend:
+    """A causal LM folder or registry name (:func:`slimrec.llm.models.resolve_model`)."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        adapter: str | None = None,
+        device: str = "auto",
+        dtype: str = "auto",
+        batch_size: int = 16,
+        threads: int | None = None,
+        progress: bool = True,
+    ):
+        if dtype not in DTYPES:
+            raise ConfigError(f"unknown dtype {dtype!r}", where="dtype", fix=f"one of {DTYPES}")
+        if batch_size < 1:
+            raise ConfigError(f"batch size {batch_size} < 1", where="batch_size", fix="use >= 1")
+        self.model_name = str(model)
+        self.adapter = str(adapter) if adapter else None
+        self.device_name = device
+        self.dtype_name = dtype
+        self.batch_size = batch_size
+        self.threads = threads
+        self.progress = progress
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._model_id: str | None = None
+
+    # -- identity -------------------------------------------------------------------
+
+    @property
+    def model_id(self) -> str:
+        if self._model_id is None:
+            from slimrec.llm.models import MODELS
+
+            name = self.model_name
+            if name not in MODELS:  # a folder: its name and a fingerprint of its weights
+                name = f"{Path(name).name}@{_weights_hash(Path(name))}"
+            if self.adapter:
+                name += f"+lora@{_weights_hash(Path(self.adapter))}"
+            self._model_id = f"hf:{name}"
+        return self._model_id
+
+    # -- loading --------------------------------------------------------------------
+
+    def check(self) -> None:
+        self._load()
+
+    def _load(self) -> None:
+        if self._model is not None:
+            return
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from slimrec.llm.models import resolve_model
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        device = self._device(torch)
+        dtype = self._dtype(torch, device)
+        what = self.model_name + (f" with adapter {self.adapter}" if self.adapter else "")
+        try:
+            folder = resolve_model(self.model_name)
+            tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=dtype)
+            if self.adapter:
+                from peft import PeftModel
+
+                if not (Path(self.adapter) / "adapter_config.json").is_file():
+                    raise LLMError("no adapter_config.json", where=self.adapter)
+                model = PeftModel.from_pretrained(model, self.adapter, is_trainable=False)
+                model = model.merge_and_unload()
+            model_id = self.model_id
+        except SlimrecError as e:
+            raise LLMError(f"cannot load {what}: {e.one_line()}") from e
+        except (OSError, ValueError, KeyError, RuntimeError) as e:
+            raise LLMError(
+                f"cannot load {what}: {type(e).__name__}: {e}",
+                fix="give a registry name or a Hugging Face model folder (and a peft LoRA folder)",
+            ) from e
+        if not tok.chat_template:
+            raise LLMError(f"the tokenizer of {what} has no chat template", where=folder)
+        tok.padding_side = "left"
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token
+        self._stop_ids = _stop_ids(tok, model)
+        if not self._stop_ids:
+            raise LLMError(f"{what} defines no end-of-sequence token", where=folder)
+        self._limit = int(getattr(model.config, "max_position_embeddings", 0) or 0)
+        self._device_obj = device
+        self._model = model.to(device).eval()
+        self._tokenizer = tok
+        self._model_id = model_id
+
+    def _device(self, torch: Any) -> Any:
+        name = self.device_name
+        if name == "auto":
+            name = "cuda" if torch.cuda.is_available() else "cpu"
+        try:
+            return torch.device(name)
+        except RuntimeError as e:
+            raise ConfigError(f"unknown device {name!r}", fix="auto, cpu, cuda or cuda:N") from e
+
+    def _dtype(self, torch: Any, device: Any) -> Any:
+        if self.dtype_name != "auto":
+            return getattr(torch, self.dtype_name)
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32  # CPUs without bf16 units run float32 several times faster
+
+    # -- generation -----------------------------------------------------------------
+
+    def encode(self, request: ChatRequest) -> list[int]:
+        """The prompt's token ids: chat template with the assistant turn opened."""
+        self._load()
+        try:
+            text = self._tokenizer.apply_chat_template(
+                request.messages, add_generation_prompt=True, tokenize=False
+            )
+        except Exception as e:  # jinja errors: bad roles, missing fields
+            raise LLMError(f"chat template failed: {e}", where=request.key) from e
+        return self._tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def generate(
+        self, requests: Sequence[ChatRequest], sampling: SamplingConfig
+    ) -> Iterator[tuple[int, Completion]]:
+        self._load()
+        prompts = [self.encode(r) for r in requests]
+        for r, ids in zip(requests, prompts, strict=True):
+            if self._limit and len(ids) + sampling.max_new_tokens > self._limit:
+                raise LLMError(
+                    f"prompt of {len(ids)} tokens + {sampling.max_new_tokens} new tokens exceeds "
+                    f"the model's context of {self._limit}",
+                    where=r.key,
+                    fix="shorten the prompt (fewer history items) or lower max_new_tokens",
+                )
+        order = sorted(range(len(requests)), key=lambda i: -len(prompts[i]))
+        bar = tqdm(total=len(requests), desc="generate", unit="req", disable=not self.progress)
+        with bar:
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start : start + self.batch_size]
+                outs = self._decode([prompts[i] for i in batch], sampling)
+                for i, (tokens, finished) in zip(batch, outs, strict=True):
+                    text = self._tokenizer.decode(
+                        [t for t in tokens if t not in self._stop_ids], skip_special_tokens=True
+                    )
+                    yield (
+                        i,
+                        Completion(
+                            text=text,
+                            model=self.model_id,
+                            prompt_tokens=len(prompts[i]),
+                            completion_tokens=len(tokens),
+                            finish_reason="stop" if finished else "length",
+                        ),
+                    )
+                bar.update(len(batch))
+
+    def _decode(
+        self, prompts: list[list[int]], sampling: SamplingConfig
+    ) -> list[tuple[list[int], bool]]:
+        """Decode one left-padded batch; per row the new tokens (EOS included) and if it ended."""
+        import torch
+
+        dev, pad = self._device_obj, self._tokenizer.pad_token_id
+        width = max(len(p) for p in prompts)
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=dev)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=dev)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        stop = torch.tensor(sorted(self._stop_ids), device=dev)
+        gens = _generators(prompts, sampling) if sampling.temperature > 0 else None
+        done = torch.zeros(len(prompts), dtype=torch.bool, device=dev)
+        new: list[torch.Tensor] = []
+        past = None
+        with torch.inference_mode():
+            for _ in range(sampling.max_new_tokens):
+                out = self._model(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    position_ids=pos,
+                    past_key_values=past,
+                    use_cache=True,
+                    logits_to_keep=1,
+                )
+                past = out.past_key_values
+                nxt = _pick(out.logits[:, -1, :].float(), sampling, gens)
+                nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
+                new.append(nxt)
+                done |= torch.isin(nxt, stop)
+                if bool(done.all()):
+                    break
+                ids = nxt[:, None]
+                mask = torch.cat([mask, torch.ones_like(ids)], dim=-1)
+                pos = pos[:, -1:] + 1
+        steps = torch.stack(new, dim=1).tolist()
+        results = []
+        for row in steps:
+            tokens, ended = [], False
+            for t in row:
+                tokens.append(t)
+                if t in self._stop_ids:
+                    ended = True
+                    break
+            results.append((tokens, ended))
+        return results
+
+
+def _pick(logits: Any, sampling: SamplingConfig, gens: list[Any] | None) -> Any:
+    """Greedy when temperature is 0, else temperature + top-p sampling per row."""
+    import torch
+
+    if gens is None:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits / sampling.temperature, dim=-1)
+    if sampling.top_p < 1.0:
+        sorted_p, idx = probs.sort(dim=-1, descending=True)
+        # Keep the smallest prefix whose mass reaches top_p (the top token always stays).
+        drop = sorted_p.cumsum(-1) - sorted_p >= sampling.top_p
+        sorted_p = sorted_p.masked_fill(drop, 0.0)
+        probs = torch.zeros_like(probs).scatter(-1, idx, sorted_p)
+    picks = [torch.multinomial(probs[r].cpu(), 1, generator=g) for r, g in enumerate(gens)]
+    return torch.cat(picks).to(logits.device)
+
+
+def _generators(prompts: list[list[int]], sampling: SamplingConfig) -> list[Any]:
+    """One CPU generator per row, seeded by the seed and the prompt (not the batch)."""
+    import torch
+
+    gens = []
+    for p in prompts:
+        g = torch.Generator()
+        if sampling.seed is None:
+            g.seed()
+        else:
+            digest = hashlib.sha256(repr((sampling.seed, p)).encode()).digest()
+            g.manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
+        gens.append(g)
+    return gens
+
+
+def _stop_ids(tok: Any, model: Any) -> set[int]:
+    ids: set[int] = set()
+    for source in (getattr(model, "generation_config", None), model.config):
+        eos = getattr(source, "eos_token_id", None)
+        ids.update([eos] if isinstance(eos, int) else (eos or []))
+    if tok.eos_token_id is not None:
+        ids.add(tok.eos_token_id)
+    vocab = tok.get_vocab()
+    ids.update(vocab[t] for t in TURN_END if t in vocab)
+    return ids
+
+
+def _weights_hash(folder: Path) -> str:
+    """Short sha256 over a model or adapter folder's weight files and config."""
+    files = sorted(
+        p
+        for p in folder.glob("*")
+        if p.suffix in {".safetensors", ".bin"} or p.name in {"config.json", "adapter_config.json"}
+    )
+    if not files:
+        raise LLMError("no weights found", where=folder, fix="give a saved model/adapter folder")
+    h = hashlib.sha256()
+    for p in files:
+        h.update(p.name.encode())
+        with p.open("rb") as f:
+            for chunk in iter(lambda f=f: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:12]

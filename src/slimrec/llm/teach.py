@@ -1,0 +1,201 @@
+"""``slimrec teach``: the teacher writes step-by-step rationales for a seeded set of users.
+
+SLIM asks a large LLM, for a few users, to summarise their preferences, recommend
+categories, and suggest items (three steps); the student later learns to do the same.
+Each prompt is rendered from the *training part* of the user's history only
+(``data.split("train")``: ``s[:-2]``), so no rationale can leak a validation or test
+target into what the recommender is trained and evaluated on.
+
+Answers go through the :class:`~slimrec.llm.cache.AnswerCache`: what is cached is never
+asked again, each new answer is stored the moment it arrives, so a run that is killed or
+fails half-way resumes asking only for what is missing. The result, one row per user, is
+written atomically to a Parquet file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from slimrec.data import PreparedDataset
+from slimrec.errors import ConfigError
+from slimrec.io import atomic_path
+from slimrec.llm.backends import Backend, ChatRequest, TeacherConfig, build_backend
+from slimrec.llm.cache import AnswerCache, cache_key
+from slimrec.llm.parse import parse_rationale
+from slimrec.llm.prompts import Prompt, PromptConfig, build_prompt
+from slimrec.llm.usage import Usage
+
+COLUMNS = [
+    "user",
+    "prompt",
+    "response",
+    "step1",
+    "step2",
+    "step3",
+    "parsed",
+    "parse_problems",
+    "model",
+    "template_version",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached",
+]
+
+
+@dataclass
+class TeachResult:
+    path: Path
+    users: int
+    asked: int  # requests sent to the backend in this run
+    cached: int  # users answered from the cache
+    parsed: int  # users whose answer had all three steps
+    usage: Usage
+
+    @property
+    def parse_rate(self) -> float:
+        return self.parsed / self.users if self.users else 0.0
+
+    def summary(self) -> str:
+        return (
+            f"{self.users:,} rationales ({self.parsed:,} with all three steps, parse rate "
+            f"{self.parse_rate:.1%}) -> {self.path}\nteacher usage: {self.usage.summary()}"
+        )
+
+
+def select_users(n_total: int, n_users: int, seed: int) -> np.ndarray:
+    """A seeded subset of ``n_users`` dense user ids (all of them when there are fewer)."""
+    if n_users < 1:
+        raise ConfigError(f"n_users must be at least 1, got {n_users}", where="--n-users")
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(n_total, size=min(n_users, n_total), replace=False)
+    return np.sort(chosen)
+
+
+def _catalog(items: pd.DataFrame) -> dict[int, dict[str, str]]:
+    """Item id -> the text fields the prompt may show (title falls back to the raw id)."""
+    fields = [c for c in ("title", "brand", "categories") if c in items.columns]
+    table = items.set_index("item")[[*fields, "raw_id"]].fillna("").astype(str)
+    catalog = {}
+    for item, row in zip(table.index, table.to_dict("records"), strict=True):
+        info = {f: row[f] for f in fields if row[f]}
+        info.setdefault("title", f"item {row['raw_id']}")
+        catalog[int(item)] = info
+    return catalog
+
+
+def user_prompts(
+    dataset: PreparedDataset, users: Sequence[int], config: PromptConfig
+) -> list[Prompt]:
+    """Each user's prompt, from the training part of the history only (no targets)."""
+    histories, _ = dataset.split("train")
+    catalog = _catalog(dataset.items)
+    return [build_prompt([catalog[int(i)] for i in histories[u]], config) for u in users]
+
+
+def teach(
+    data: str | Path,
+    out: str | Path,
+    config: TeacherConfig,
+    *,
+    n_users: int = 200,
+    seed: int = 0,
+    cache: AnswerCache | str | Path | None = None,
+    backend: Backend | None = None,
+    progress: bool = True,
+) -> TeachResult:
+    """Write ``out`` (Parquet, one row per chosen user); see the module docstring."""
+    dataset = PreparedDataset.load(data)
+    users = select_users(dataset.n_users, n_users, seed)
+    prompts = user_prompts(dataset, users, config.prompt)
+    backend = backend or build_backend(config)
+    model_id = backend.model_id
+    keys = [cache_key(model_id, p.version, p.messages(), config.sampling) for p in prompts]
+    store = cache if isinstance(cache, AnswerCache) else AnswerCache(cache)
+    usage = Usage(config.price_prompt_per_mtok, config.price_completion_per_mtok)
+    try:
+        known = store.get_many(keys)
+        missing: dict[str, ChatRequest] = {}  # one request per distinct prompt
+        for user, key, prompt in zip(users, keys, prompts, strict=True):
+            if key not in known and key not in missing:
+                missing[key] = ChatRequest(key=f"user {user}", messages=prompt.messages())
+        if missing:
+            _ask(backend, store, missing, config, model_id, usage, progress)
+        answers = store.get_many(keys)
+    finally:
+        usage.retries = int(getattr(backend, "retries", 0))
+        if store is not cache:
+            store.close()
+
+    rows = []
+    for user, key, prompt in zip(users, keys, prompts, strict=True):
+        answer = answers[key]
+        rationale = parse_rationale(answer.response)
+        if key in known:
+            usage.add_cached(answer.prompt_tokens, answer.completion_tokens)
+        rows.append(
+            {
+                "user": int(user),
+                "prompt": json.dumps(prompt.messages(), ensure_ascii=False),
+                "response": answer.response,
+                "step1": rationale.summary,
+                "step2": rationale.categories,
+                "step3": rationale.items,
+                "parsed": rationale.complete,
+                "parse_problems": (
+                    "missing: " + ", ".join(rationale.missing) if rationale.missing else ""
+                ),
+                "model": answer.model,
+                "template_version": prompt.version,
+                "prompt_tokens": answer.prompt_tokens,
+                "completion_tokens": answer.completion_tokens,
+                "cached": key in known,
+            }
+        )
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        frame.to_parquet(tmp, index=False)
+    return TeachResult(
+        path=out,
+        users=len(frame),
+        asked=len(missing),
+        cached=int(frame["cached"].sum()),
+        parsed=int(frame["parsed"].sum()),
+        usage=usage,
+    )
+
+
+def _ask(
+    backend: Backend,
+    store: AnswerCache,
+    missing: dict[str, ChatRequest],
+    config: TeacherConfig,
+    model_id: str,
+    usage: Usage,
+    progress: bool,
+) -> None:
+    """Ask for every missing answer, storing each the moment it arrives."""
+    backend.check()
+    keys = list(missing)
+    requests = [missing[k] for k in keys]
+    with tqdm(total=len(requests), desc="teacher", unit="answer", disable=not progress) as bar:
+        for index, completion in backend.generate(requests, config.sampling):
+            store.put(
+                keys[index],
+                completion,
+                model_id=model_id,
+                template_version=config.prompt.version,
+                request={
+                    "messages": requests[index].messages,
+                    "sampling": config.sampling.model_dump(mode="json"),
+                },
+            )
+            usage.add(completion)
+            bar.update()

@@ -1,0 +1,215 @@
+"""The teacher's rationales as supervised fine-tuning sequences for the student.
+
+Each row of ``rationales.parquet`` (written by ``slimrec teach``) becomes one sequence:
+the prompt rendered by the student's own chat template with the assistant header
+(``add_generation_prompt=True``), then the teacher's rationale and the token that ends an
+assistant turn (``<|im_end|>`` in ChatML templates; the EOS token otherwise). Labels are
+``-100`` on the prompt and on padding, so the loss is ``-log P(rationale | prompt)`` and
+the student learns to *answer*, not to echo prompts.
+
+Sequences longer than ``max_length`` lose prompt tokens first: the first quarter of the
+kept prompt is its head (system message and opening), the rest its tail (the most recent
+history, the instructions and the assistant header), so the oldest history items in the
+middle go -- the same choice the prompt builder makes when a history is too long. Only
+when the rationale alone would leave the prompt less than a quarter of ``max_length`` is
+the rationale cut, at its end.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from slimrec.errors import DataError
+from slimrec.llm.parse import parse_rationale
+
+IGNORE = -100  # label of tokens that carry no loss (torch's cross-entropy default)
+REQUIRED_COLUMNS = ("user", "prompt", "response")
+
+
+@dataclass(frozen=True)
+class RationaleRecord:
+    """One teacher answer: the user, the chat messages it answered, and the answer."""
+
+    user: str
+    messages: list[dict[str, str]]
+    rationale: str
+
+
+@dataclass(frozen=True)
+class Encoded:
+    input_ids: list[int]
+    labels: list[int]
+
+    @property
+    def n_supervised(self) -> int:
+        return sum(label != IGNORE for label in self.labels)
+
+
+def load_rationales(path: str | Path, *, only_parsed: bool = True) -> list[RationaleRecord]:
+    """The usable rows of a rationales file, with one-line errors for bad input."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("no such rationales file", where=path, fix="run `slimrec teach` first")
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises several types for non-Parquet input
+        raise DataError(
+            f"cannot read as Parquet ({type(e).__name__})",
+            where=path,
+            fix="pass the rationales.parquet written by `slimrec teach`",
+        ) from e
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"missing column(s) {', '.join(missing)}",
+            where=path,
+            fix=f"a rationales file has columns {', '.join(REQUIRED_COLUMNS)} (and parsed)",
+        )
+    records = []
+    for row, (user, prompt, response) in enumerate(
+        zip(frame["user"], frame["prompt"], frame["response"], strict=True)
+    ):
+        if not isinstance(response, str) or not response.strip():
+            continue
+        if only_parsed:
+            parsed = frame["parsed"].iloc[row] if "parsed" in frame.columns else None
+            if parsed is None or parsed != parsed:  # absent or NaN: parse it ourselves
+                parsed = parse_rationale(response).complete
+            if not bool(parsed):
+                continue
+        records.append(RationaleRecord(str(user), _messages(prompt, path, row), response.strip()))
+    if not records:
+        what = "parsed into three steps" if only_parsed else "is non-empty"
+        raise DataError(
+            f"no teacher rationale {what}",
+            where=path,
+            fix="check the teacher's answers, or set only_parsed: false",
+        )
+    if len({r.user for r in records}) < 2:
+        raise DataError(
+            "rationales of fewer than 2 users: nothing to hold out for validation",
+            where=path,
+            fix="teach more users (slimrec teach --users N)",
+        )
+    return records
+
+
+def _messages(prompt: object, path: Path, row: int) -> list[dict[str, str]]:
+    try:
+        messages = json.loads(prompt) if isinstance(prompt, str) else None
+    except json.JSONDecodeError:
+        messages = None
+    ok = isinstance(messages, list) and all(
+        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+        for m in messages
+    )
+    if not ok or not messages:
+        raise DataError(
+            f"row {row}: prompt is not a JSON list of {{role, content}} messages",
+            where=path,
+            fix="write the prompt column with `slimrec teach`",
+        )
+    return messages
+
+
+def split_users(
+    records: list[RationaleRecord], valid_fraction: float, seed: int
+) -> tuple[list[RationaleRecord], list[RationaleRecord]]:
+    """Seeded split by user, at least one user on each side: (train, valid)."""
+    users = sorted({r.user for r in records})
+    rng = np.random.default_rng(seed)
+    shuffled = [users[i] for i in rng.permutation(len(users))]
+    n_valid = min(max(1, round(len(users) * valid_fraction)), len(users) - 1)
+    valid = set(shuffled[:n_valid])
+    return [r for r in records if r.user not in valid], [r for r in records if r.user in valid]
+
+
+def prompt_ids(tokenizer, messages: list[dict[str, str]]) -> list[int]:
+    """The prompt as the student sees it at inference: chat template + assistant header."""
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    # The template already holds every special token the model expects.
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+_PROBE = "slimrec-probe-answer"
+
+
+def end_token_id(tokenizer) -> int:
+    """The token that closes an assistant turn in the chat template, else the EOS token.
+
+    The student must learn to stop the way its template ends a turn (``<|im_end|>`` for
+    ChatML), which GGUF-converted tokenizers do not always name as their EOS.
+    """
+    end = tokenizer.eos_token_id
+    turn = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": _PROBE}]
+    try:
+        text = tokenizer.apply_chat_template(turn, tokenize=False)
+    except Exception:  # templates may reject this shape; EOS is then the best guess
+        text = ""
+    after = text.split(_PROBE, 1)[1] if _PROBE in text else ""
+    ids = tokenizer(after, add_special_tokens=False)["input_ids"] if after.strip() else []
+    if ids and ids[0] in set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder):
+        end = ids[0]
+    return end
+
+
+def encode(
+    tokenizer,
+    messages: list[dict[str, str]],
+    rationale: str,
+    max_length: int,
+    end_id: int | None = None,
+) -> Encoded:
+    """Token ids and labels of one (prompt, rationale) pair, truncated as the module says.
+
+    ``end_id`` closes the rationale (default: :func:`end_token_id`, worth computing once).
+    """
+    prompt = prompt_ids(tokenizer, messages)
+    answer = list(tokenizer(rationale, add_special_tokens=False)["input_ids"])
+    answer.append(end_token_id(tokenizer) if end_id is None else end_id)
+    if len(prompt) + len(answer) > max_length:
+        floor = min(len(prompt), max_length // 4)
+        answer = answer[: max_length - floor]
+        keep = max_length - len(answer)
+        head = keep // 4
+        prompt = prompt[:head] + prompt[len(prompt) - (keep - head) :]
+    return Encoded(prompt + answer, [IGNORE] * len(prompt) + answer)
+
+
+def bucket_batches(
+    lengths: list[int], batch_size: int, seed: int, epoch: int, window: int = 50
+) -> list[list[int]]:
+    """Batches of similar lengths in an order that depends only on (seed, epoch).
+
+    Shuffle, sort by length within windows of ``window`` batches (little padding), cut
+    into batches, shuffle the batches: a resumed run sees exactly the same batches.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(lengths))
+    batches: list[list[int]] = []
+    span = batch_size * window
+    for start in range(0, len(order), span):
+        chunk = sorted(order[start : start + span].tolist(), key=lambda i: -lengths[i])
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def collate(examples: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` tensors."""
+    width = max(len(e.input_ids) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, e in enumerate(examples):
+        n = len(e.input_ids)
+        ids[row, :n] = torch.tensor(e.input_ids)
+        labels[row, :n] = torch.tensor(e.labels)
+        mask[row, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}

@@ -1,0 +1,24 @@
+"""Fixtures shared across test packages: tiny real LMs and a real ``serve-llm`` endpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.llm_server_fixtures import llm_server, llm_server_model, serve_app
+from tests.tiny_lm import make_tiny_lm
+
+__all__ = ["lively_lm", "llm_server", "llm_server_model", "serve_app", "tiny_lm"]
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tmp_path_factory) -> Path:
+    """Folder of a tiny random Llama and its tokenizer (see tests/tiny_lm.py)."""
+    return make_tiny_lm(tmp_path_factory.mktemp("tiny-lm"))
+
+
+@pytest.fixture(scope="session")
+def lively_lm(tmp_path_factory) -> Path:
+    """The tiny Llama drawn with std 0.2: prompt-dependent answers, and it can learn."""
+    return make_tiny_lm(tmp_path_factory.mktemp("lively-lm"), init_std=0.2)

@@ -1,0 +1,97 @@
+"""The answer cache: keys that change with every input, and no lost rows under concurrency."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import sqlite3
+
+import pytest
+
+from slimrec.errors import SlimrecError
+from slimrec.llm.backends.base import Completion, SamplingConfig
+from slimrec.llm.cache import AnswerCache, cache_key
+
+MESSAGES = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
+
+
+def test_key_depends_on_every_input():
+    base = cache_key("m", "v1", MESSAGES, SamplingConfig())
+    assert base == cache_key("m", "v1", [dict(m) for m in MESSAGES], SamplingConfig())
+    others = [
+        cache_key("m2", "v1", MESSAGES, SamplingConfig()),
+        cache_key("m", "v2", MESSAGES, SamplingConfig()),
+        cache_key("m", "v1", [*MESSAGES[:1], {"role": "user", "content": "u "}], SamplingConfig()),
+        cache_key("m", "v1", MESSAGES, SamplingConfig(temperature=0.7)),
+        cache_key("m", "v1", MESSAGES, SamplingConfig(max_new_tokens=10)),
+        cache_key("m", "v1", MESSAGES, SamplingConfig(seed=1)),
+    ]
+    assert len({base, *others}) == 7 and len(base) == 64
+
+
+def test_round_trip_first_answer_wins_and_survives_reopen(tmp_path):
+    path = tmp_path / "c.sqlite"
+    with AnswerCache(path) as cache:
+        cache.put(
+            "k1", Completion("Step 1: a", "m", 5, 7, "stop"), model_id="m", template_version="v"
+        )
+        cache.put("k1", Completion("other", "m"), model_id="m", template_version="v")
+        assert cache.get("k2") is None
+    with AnswerCache(path) as cache:
+        hit = cache.get("k1")
+        assert (hit.response, hit.prompt_tokens, hit.completion_tokens) == ("Step 1: a", 5, 7)
+        assert hit.finish_reason == "stop" and hit.created_at > 0 and len(cache) == 1
+    mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_many_keys_lookup_beyond_parameter_limit(tmp_path):
+    with AnswerCache(tmp_path / "c.sqlite") as cache:
+        for i in range(1200):
+            cache.put(f"k{i}", Completion(str(i), "m"), model_id="m", template_version="v")
+        found = cache.get_many([f"k{i}" for i in range(0, 2400, 2)])
+    assert len(found) == 600 and found["k1198"].response == "1198"
+
+
+def test_unreadable_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "c.sqlite"
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(SlimrecError, match="cannot open the answer cache"):
+        AnswerCache(bad)
+
+
+def _writer(path: str, keys: list[str], tag: str, ready) -> None:
+    with AnswerCache(path) as cache:
+        ready.wait()  # both processes are up and connected: now race
+        for key in keys:
+            cache.put(key, Completion(f"{key}:{tag}", "m"), model_id="m", template_version="v")
+
+
+def test_two_processes_writing_at_once_lose_nothing(tmp_path):
+    path = str(tmp_path / "shared.sqlite")
+    AnswerCache(path).close()  # create the file (WAL) before the race
+    ctx = mp.get_context("spawn")
+    ready = ctx.Barrier(2)
+    a = [f"k{i}" for i in range(0, 2000)]  # 1500..1999 overlap with b
+    b = [f"k{i}" for i in range(1500, 3500)]
+    procs = [
+        ctx.Process(target=_writer, args=(path, a, "a", ready)),
+        ctx.Process(target=_writer, args=(path, b, "b", ready)),
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=60)
+    assert [p.exitcode for p in procs] == [0, 0]
+    with AnswerCache(path) as cache:
+        assert len(cache) == 3500
+        found = cache.get_many(f"k{i}" for i in range(3500))
+    assert set(found) == {f"k{i}" for i in range(3500)}
+    assert all(found[f"k{i}"].response == f"k{i}:a" for i in range(1500))
+    assert all(found[f"k{i}"].response == f"k{i}:b" for i in range(2000, 3500))
+    # Overlapping keys: one of the two answers, never a torn or missing row.
+    assert all(found[f"k{i}"].response in (f"k{i}:a", f"k{i}:b") for i in range(1500, 2000))
+    # The two writers really ran at the same time (their write periods overlap).
+    times = {
+        tag: [a.created_at for a in found.values() if a.response.endswith(tag)] for tag in "ab"
+    }
+    assert min(times["a"]) < max(times["b"]) and min(times["b"]) < max(times["a"])

@@ -1,0 +1,123 @@
+"""LoRA distillation on a tiny real LM: it learns, resumes exactly, and refuses bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from tests.student.rationale_fixtures import rationale_rows, write_rationales
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from slimrec.config import load_yaml
+from slimrec.errors import ConfigError, DataError
+from slimrec.student import StudentConfig, distill
+from slimrec.student.sft_data import load_rationales, prompt_ids
+
+
+def small(model, **overrides) -> StudentConfig:
+    base = dict(base_model=str(model), batch_size=2, grad_accum=2, threads=1, max_length=512)
+    return StudentConfig(**(base | overrides))
+
+
+def test_training_memorises_rationales_and_the_merged_adapter_reproduces_them(memorised_run):
+    from peft import PeftModel
+
+    rationales, out, cfg = memorised_run
+    results = json.loads((out / "results.json").read_text())
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines] == list(range(40))
+    assert lines[-1]["train_loss"] < 0.3 * lines[0]["train_loss"]
+    assert results["valid_loss"] < 0.3 * results["valid_loss_base"]
+    assert results["n_train_users"] == 5 and results["n_valid_users"] == 1
+
+    tokenizer = AutoTokenizer.from_pretrained(cfg.base_model, local_files_only=True)
+    base = AutoModelForCausalLM.from_pretrained(cfg.base_model, local_files_only=True)
+    merged = PeftModel.from_pretrained(base, out / "adapter").merge_and_unload()
+    record = load_rationales(rationales)[0]
+    ids = torch.tensor([prompt_ids(tokenizer, record.messages)])
+    answer = merged.generate(ids, max_new_tokens=40, do_sample=False, pad_token_id=0)
+    text = tokenizer.decode(answer[0, ids.shape[1] :])
+    assert text.startswith("Step 1: The user likes pens and paper")
+    assert "Step 2: 1. Pens 2. Notebooks 3. Staplers" in text
+    info = json.loads((out / "adapter" / "student.json").read_text())
+    assert info["epoch"] == results["best_epoch"] and info["base_model"] == cfg.base_model
+
+
+def _adapter(folder):
+    return load_file(folder / "adapter_model.safetensors")
+
+
+def test_a_resumed_run_ends_where_an_uninterrupted_one_does(
+    tiny_lm, rationales, tmp_path, monkeypatch
+):
+    cfg = small(tiny_lm, epochs=3, lr=1e-2, lora_dropout=0.1)  # dropout: RNG must resume
+    straight = distill(rationales, cfg, tmp_path / "straight")
+
+    # Two epochs, then the same folder asked for three.
+    distill(rationales, cfg.model_copy(update={"epochs": 2}), tmp_path / "two")
+    assert len((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()) == 2
+    resumed = distill(rationales, cfg, tmp_path / "two")
+
+    # Killed half-way through epoch 2 (0-based): it resumes after epoch 1.
+    calls = {"n": 0}
+    module = sys.modules["slimrec.student.distill"]  # the package re-exports the function
+    real = module.token_nll
+
+    def dying(*args, **kwargs):
+        calls["n"] += 1
+        # 1 base validation, then per epoch 3 training batches + 1 validation batch.
+        if calls["n"] == 1 + 4 + 4 + 2:  # the second training batch of epoch 2
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "token_nll", dying)
+    with pytest.raises(KeyboardInterrupt):
+        distill(rationales, cfg, tmp_path / "killed")
+    monkeypatch.setattr(module, "token_nll", real)
+    assert not (tmp_path / "killed" / "results.json").exists()
+    killed = distill(rationales, cfg, tmp_path / "killed")
+
+    want = _adapter(tmp_path / "straight" / "last")
+    for run, res in (("two", resumed), ("killed", killed)):
+        got = _adapter(tmp_path / run / "last")
+        assert got.keys() == want.keys()
+        for name, tensor in want.items():
+            torch.testing.assert_close(got[name], tensor, rtol=1e-5, atol=1e-6)
+        same = ("valid_loss", "best_epoch", "steps", "epochs_run")
+        assert {k: res[k] for k in same} == pytest.approx({k: straight[k] for k in same})
+        lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+        assert [json.loads(x)["epoch"] for x in lines] == [0, 1, 2]
+    assert load_yaml(StudentConfig, tmp_path / "two" / "config.yaml") == cfg
+    assert not any(p.name.startswith(".") for p in (tmp_path / "killed").iterdir())
+
+
+def test_a_finished_run_is_reused_and_other_settings_are_refused(tiny_lm, rationales, tmp_path):
+    cfg = small(tiny_lm, epochs=1)
+    first = distill(rationales, cfg, tmp_path / "run")
+    shutil.rmtree(tmp_path / "run" / "last")  # reuse must not need the checkpoint
+    assert distill(rationales, cfg, tmp_path / "run") == first
+    distill(rationales, small(tiny_lm, epochs=1, seed=1), tmp_path / "other")
+    with pytest.raises(ConfigError, match="other settings or data"):
+        distill(rationales, small(tiny_lm, epochs=2, lr=1e-3), tmp_path / "other")
+
+
+def test_bad_base_models_and_inputs_are_one_line_errors(tiny_lm, rationales, tmp_path):
+    threads = torch.get_num_threads()
+    with pytest.raises(ConfigError, match="none of the target modules"):
+        distill(rationales, small(tiny_lm, target_modules=("c_attn",), threads=3), tmp_path / "a")
+    assert torch.get_num_threads() == threads  # restored, even after an error
+    assert not (tmp_path / "a").exists()  # nothing written for a model that cannot load
+    empty = tmp_path / "empty-model"
+    empty.mkdir()
+    with pytest.raises(ConfigError, match="cannot load a causal LM"):
+        distill(rationales, small(empty), tmp_path / "b")
+    with pytest.raises(ConfigError, match="no-such-model"):
+        distill(rationales, small("no-such-model"), tmp_path / "c")
+    one_user = write_rationales(tmp_path / "one.parquet", rationale_rows(1))
+    with pytest.raises(DataError, match="fewer than 2 users"):
+        distill(one_user, small(tiny_lm), tmp_path / "d")
+    assert not (tmp_path / "d").exists()
