@@ -11,7 +11,7 @@ from slimrec.eval.metrics import (
     rank_counts,
     ranking_metrics,
 )
-from slimrec.eval.protocol import EvalConfig, ScoreFn, evaluate, pad_right
+from slimrec.eval.protocol import EvalConfig, ScoreFn, UserScoreFn, evaluate, pad_right
 from slimrec.eval.results import ResultTable, RunResult, Summary
 from slimrec.eval.sampling import sample_negatives
 
@@ -23,6 +23,7 @@ __all__ = [
     "ScoreFn",
     "Summary",
     "TiePolicy",
+    "UserScoreFn",
     "evaluate",
     "metrics_from_counts",
     "pad_right",

@@ -27,6 +27,8 @@ from slimrec.eval.sampling import sample_negatives
 # score_fn(histories [B, L] right-padded with 0, candidates [B, C] or None) ->
 #   [B, C] candidate scores, or [B, n_items + 1] catalog scores when candidates is None.
 ScoreFn = Callable[[Tensor, Tensor | None], Tensor]
+# The same with the batch's user indices [B] as a third argument (models that know users).
+UserScoreFn = Callable[[Tensor, Tensor | None, Tensor], Tensor]
 
 
 class EvalConfig(BaseModel):
@@ -72,6 +74,11 @@ def pad_right(seqs: Sequence[np.ndarray], max_len: int | None = None) -> Tensor:
     return torch.from_numpy(out)
 
 
+def _call(score_fn, seqs: Tensor, candidates: Tensor | None, users: Tensor | None) -> Tensor:
+    """``score_fn(seqs, candidates)``, with ``users`` as a third argument when given."""
+    return score_fn(seqs, candidates) if users is None else score_fn(seqs, candidates, users)
+
+
 def _check_scores(scores: Tensor, shape: tuple[int, int], what: str) -> Tensor:
     if not isinstance(scores, Tensor) or tuple(scores.shape) != shape:
         got = tuple(scores.shape) if isinstance(scores, Tensor) else type(scores).__name__
@@ -88,17 +95,23 @@ def evaluate(
     config: EvalConfig | None = None,
     item_popularity: np.ndarray | None = None,
     max_history_len: int | None = None,
+    users: Sequence[int] | np.ndarray | None = None,
 ) -> dict[str, float]:
     """Mean metrics over users (plus ``n_users``) under ``config``'s protocol.
 
     ``histories`` are what the model sees (cut to the ``max_history_len`` most recent
     items for it); masking in full ranking and the exclusion of negatives use the whole
     history. ``item_popularity[i]`` is item ``i``'s training count (popularity sampling).
+    ``users`` (the user index of each history): when given, ``score_fn`` is a
+    :data:`UserScoreFn` and also receives the batch's users as a LongTensor ``[B]``.
     """
     config = config or EvalConfig()
     targets = np.asarray(targets, dtype=np.int64).reshape(-1)
     if len(targets) != len(histories):
         raise ValueError(f"{len(histories)} histories but {len(targets)} targets")
+    user_ids = None if users is None else np.asarray(users, dtype=np.int64).reshape(-1)
+    if user_ids is not None and len(user_ids) != len(histories):
+        raise ValueError(f"{len(histories)} histories but {len(user_ids)} users")
     if len(targets) and (targets.min() < 1 or targets.max() > n_items):
         raise ConfigError(
             f"target item ids must lie in 1..{n_items}, got {targets.min()}..{targets.max()}",
@@ -125,8 +138,11 @@ def evaluate(
             seqs = pad_right(histories[start:stop], max_history_len)
             target = torch.from_numpy(targets[start:stop])
             n = len(target)
+            batch_users = None if user_ids is None else torch.from_numpy(user_ids[start:stop])
             if negatives is None:
-                scores = _check_scores(score_fn(seqs, None), (n, n_items + 1), "full ranking")
+                scores = _check_scores(
+                    _call(score_fn, seqs, None, batch_users), (n, n_items + 1), "full ranking"
+                )
                 target = target.to(scores.device)
                 target_score = scores.gather(1, target[:, None])
                 scores = scores.clone()  # never write into the scorer's tensors
@@ -140,7 +156,9 @@ def evaluate(
                 negs = torch.from_numpy(negatives[start:stop])
                 candidates = torch.cat([target[:, None], negs], 1)
                 shape = tuple(candidates.shape)
-                scores = _check_scores(score_fn(seqs, candidates), shape, "the candidates")
+                scores = _check_scores(
+                    _call(score_fn, seqs, candidates, batch_users), shape, "the candidates"
+                )
                 index = torch.zeros(n, dtype=torch.long, device=scores.device)
             for name, values in ranking_metrics(scores, index, config.ks, config.ties).items():
                 per_user.setdefault(name, []).append(values.cpu())

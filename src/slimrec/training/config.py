@@ -15,6 +15,11 @@ class TrainConfig(BaseModel):
     backbone: str = Field(
         "sasrec", description="gru4rec | sasrec | srgnn, '+' for the text-fused variant."
     )
+    method: str | None = Field(
+        None,
+        description="A SLIM method (slimrec.methods.METHODS: backbone+, slim, text-matching, "
+        "...) that decides the model around the base `backbone`; None trains `backbone` as is.",
+    )
     model: dict[str, Any] = Field(
         default_factory=dict, description="Backbone options, e.g. {dim: 64, n_layers: 2, loss: ce}."
     )

@@ -7,6 +7,11 @@ everything needed to resume (model, optimizer, RNG states, counters), written
 atomically after every epoch, so a killed run continues from its last finished epoch and
 ends exactly where an uninterrupted run would. Every epoch appends one line to
 ``metrics.jsonl``; the end writes ``results.json`` with the test metrics.
+
+With ``config.method`` set (a key of :data:`slimrec.methods.METHODS`) the model is one of
+SLIM's variants (:func:`slimrec.fusion.build_model`): user text embeddings (``user_text``,
+one row per user index) are fused into the user vectors, and the trainer passes the user
+of every example and every evaluated history to the model.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from slimrec.config import config_hash, load_yaml, save_yaml
 from slimrec.data.prepared import PreparedDataset
 from slimrec.errors import ConfigError
 from slimrec.eval import EvalConfig, evaluate
+from slimrec.fusion import build_model, causal_loss
+from slimrec.fusion.build import as_table
 from slimrec.io import atomic_path, write_json_atomic
 from slimrec.training.config import TrainConfig
 from slimrec.training.examples import Examples, causal_examples, prefix_examples
@@ -37,10 +44,18 @@ RESUMABLE = ("epochs", "patience", "min_patience_steps", "threads", "device", "t
 class Trainer:
     """``Trainer(config, out).fit(data)`` trains, evaluates, and leaves artifacts in ``out``."""
 
-    def __init__(self, config: TrainConfig, out: str | Path, *, text_emb: np.ndarray | None = None):
+    def __init__(
+        self,
+        config: TrainConfig,
+        out: str | Path,
+        *,
+        text_emb: np.ndarray | None = None,
+        user_text: np.ndarray | None = None,
+    ):
         self.config = config
         self.out = Path(out)
-        self.text_emb = text_emb
+        self.text_emb = text_emb  # item text [n_items + 1, d]
+        self.user_text = user_text  # user (rationale) text [n_users, d]; methods only
 
     # -- public ----------------------------------------------------------------------------
 
@@ -49,9 +64,12 @@ class Trainer:
         cfg = self.config
         # The checkpoint key leaves out what may change between a run and its resumption
         # (more epochs, other threads); the results key covers everything.
-        inputs = (data.manifest()["stats"], data.options, self._text_fingerprint())
-        key = config_hash(cfg.model_dump(mode="json", exclude=set(RESUMABLE)), *inputs)
-        results_key = config_hash(cfg, *inputs)
+        inputs: tuple[Any, ...] = (data.manifest()["stats"], data.options)
+        inputs += (_fingerprint(self.text_emb),)
+        if self.user_text is not None:  # keys of runs without user text stay as they were
+            inputs += (_fingerprint(self.user_text),)
+        key = config_hash(_dump(cfg, exclude=set(RESUMABLE)), *inputs)
+        results_key = config_hash(_dump(cfg), *inputs)
         results_path = self.out / "results.json"
         if results_path.is_file():
             done = json.loads(results_path.read_text())
@@ -123,6 +141,7 @@ class Trainer:
         results = {
             "key": results_key,
             "backbone": cfg.backbone,
+            **({"method": cfg.method} if cfg.method else {}),
             "dataset": data.name,
             "seed": cfg.seed,
             "best_epoch": state["best_epoch"],
@@ -136,19 +155,56 @@ class Trainer:
 
     def build_model(self, data: PreparedDataset) -> SequentialRecommender:
         cfg = self.config
-        options = dict(cfg.model)
-        name = cfg.backbone.removesuffix("+")
-        if name == "sasrec":
-            options.setdefault("max_len", cfg.max_len)
-        text = (
-            None if self.text_emb is None else torch.as_tensor(self.text_emb, dtype=torch.float32)
+        if cfg.method is None:
+            if self.user_text is not None:
+                raise ConfigError(
+                    "user text embeddings given but no method uses them",
+                    where=self.out,
+                    fix="set method (e.g. slim; see slimrec.methods.METHODS)",
+                )
+            return build_backbone(
+                cfg.backbone, data.n_items, _options(cfg), as_table(self.text_emb)
+            )
+        # Imported here: slimrec.methods itself builds on this module.
+        from slimrec.methods.specs import method_spec
+
+        spec = method_spec(cfg.method)
+        for needed, given, what in (
+            (spec.item_text, self.text_emb, "item"),
+            (spec.user_text, self.user_text, "user"),
+        ):
+            if needed and given is None:
+                raise ConfigError(
+                    f"method {cfg.method!r} needs {what} text embeddings",
+                    where=self.out,
+                    fix="train methods through slimrec.methods.fit_method (`slimrec run`)",
+                )
+            if given is not None and not needed:
+                raise ConfigError(
+                    f"method {cfg.method!r} does not use {what} text embeddings",
+                    where=self.out,
+                    fix=f"pass no {what} text, or pick a method that uses it",
+                )
+        if self.user_text is not None and len(self.user_text) != data.n_users:
+            raise ConfigError(
+                f"user text has {len(self.user_text)} rows but the dataset {data.n_users} users",
+                where=self.out,
+                fix="embed the rationales of this prepared dataset (one row per user index)",
+            )
+        return build_model(
+            cfg.backbone,
+            data.n_items,
+            _options(cfg),
+            item_text=self.text_emb,
+            user_text=self.user_text,
+            id_agnostic=spec.id_agnostic,
         )
-        return build_backbone(cfg.backbone, data.n_items, options, text)
 
     def layout(self) -> str:
         """The example layout: ``causal`` where the backbone supports it (auto), else prefix."""
         cfg = self.config
-        causal_ok = hasattr(self.model_, "sequence_output") and self.model_.user_fusion is None
+        # A fused user side trains causally too (see slimrec.fusion.causal).
+        causal_ok = hasattr(self.model_, "sequence_output")
         if cfg.layout == "causal" and not causal_ok:
             raise ConfigError(
                 f"backbone {cfg.backbone!r} cannot train with the causal layout",
@@ -166,12 +222,14 @@ class Trainer:
         device = next(model.parameters()).device
         histories, targets = data.split(split)  # type: ignore[arg-type]
 
-        def score(seqs: torch.Tensor, candidates: torch.Tensor | None) -> torch.Tensor:
-            seqs = seqs.to(device)
+        def score(
+            seqs: torch.Tensor, candidates: torch.Tensor | None, users: torch.Tensor
+        ) -> torch.Tensor:
+            seqs, users = seqs.to(device), users.to(device)
             lengths = (seqs > 0).sum(1).clamp(min=1)
             if candidates is None:
-                return model.full_sort_predict(seqs, lengths).float().cpu()
-            return model.predict(seqs, lengths, candidates.to(device)).float().cpu()
+                return model.full_sort_predict(seqs, lengths, users).float().cpu()
+            return model.predict(seqs, lengths, candidates.to(device), users).float().cpu()
 
         return evaluate(
             score,
@@ -182,6 +240,7 @@ class Trainer:
             # Popularity-weighted negatives follow training counts whatever split is scored.
             item_popularity=data.item_popularity("train"),
             max_history_len=self.config.max_len,
+            users=np.arange(len(histories)),  # histories are indexed by user
         )
 
     # -- internals -------------------------------------------------------------------------
@@ -215,7 +274,7 @@ class Trainer:
                 t.to(device) for t in examples.batch(order[start : start + cfg.batch_size])
             )
             if mode == "causal":
-                loss = model.sequence_loss(seqs, lengths, targets)
+                loss = causal_loss(model, seqs, lengths, targets, users)
             else:
                 loss = model.loss(seqs, lengths, targets, users=users)
             optimizer.zero_grad(set_to_none=True)
@@ -258,12 +317,6 @@ class Trainer:
         tqdm.write(f"resuming {self.out} after epoch {ckpt['state']['epoch'] - 1}")
         return ckpt["state"]
 
-    def _text_fingerprint(self) -> str | None:
-        if self.text_emb is None:
-            return None
-        blob = np.ascontiguousarray(self.text_emb, dtype=np.float32).tobytes()
-        return hashlib.sha256(blob).hexdigest()
-
 
 def load_trained(run: str | Path, *, device: str = "cpu") -> SequentialRecommender:
     """The best model of a finished or interrupted run folder, in eval mode."""
@@ -272,9 +325,25 @@ def load_trained(run: str | Path, *, device: str = "cpu") -> SequentialRecommend
         raise ConfigError("no best.pt: not a trained run", where=run, fix="run `slimrec train`")
     cfg = load_yaml(TrainConfig, run / "config.yaml")
     state = torch.load(run / "best.pt", map_location=device)
-    n_items = state["item_encoder.id_embedding.weight"].shape[0] - 1
-    # "+" models carry their frozen item text embeddings in the state dict.
-    model = build_backbone(cfg.backbone, n_items, _options(cfg), state.get("item_encoder.text_emb"))
+    # Text models carry their frozen text tables in the state dict (buffers).
+    item_text = state.get("item_encoder.text_emb")
+    if cfg.method is None:
+        n_items = state["item_encoder.id_embedding.weight"].shape[0] - 1
+        model = build_backbone(cfg.backbone, n_items, _options(cfg), item_text)
+    else:
+        from slimrec.methods.specs import method_spec
+
+        spec = method_spec(cfg.method)
+        ids = state.get("item_encoder.id_embedding.weight")
+        n_items = (ids if ids is not None else item_text).shape[0] - 1
+        model = build_model(
+            cfg.backbone,
+            n_items,
+            _options(cfg),
+            item_text=item_text if spec.item_text else None,
+            user_text=state.get("user_text", state.get("user_fusion.user_text")),
+            id_agnostic=spec.id_agnostic,
+        )
     model.load_state_dict(state)
     return model.to(device).eval()
 
@@ -285,6 +354,20 @@ def _options(cfg: TrainConfig) -> dict[str, Any]:
     if cfg.backbone.removesuffix("+") == "sasrec":
         options.setdefault("max_len", cfg.max_len)
     return options
+
+
+def _dump(cfg: TrainConfig, exclude: set[str] | None = None) -> dict[str, Any]:
+    """The config as hashed into run keys; an unset ``method`` is left out, so the keys of
+    plain backbone runs did not change when methods were added."""
+    exclude = set(exclude or ()) | ({"method"} if cfg.method is None else set())
+    return cfg.model_dump(mode="json", exclude=exclude)
+
+
+def _fingerprint(table: np.ndarray | None) -> str | None:
+    if table is None:
+        return None
+    blob = np.ascontiguousarray(table, dtype=np.float32).tobytes()
+    return hashlib.sha256(blob).hexdigest()
 
 
 def _device(name: str) -> torch.device:

@@ -1,0 +1,68 @@
+"""User text table: each user's rationale (or one step of it) as a sentence embedding.
+
+SLIM fuses the embedding of a user's rationale into the user vector. The rationale files
+(``slimrec teach``: some users; ``slimrec reason``: every user) hold one row per user
+with the whole ``response`` and its parsed steps ``step1``..``step3``
+(:data:`slimrec.llm.teach.COLUMNS`). Rows are indexed by the *dense user index* of the
+prepared dataset. A user without a rationale, or whose chosen text is empty (a step the
+parser could not find), gets an all-zero row -- "no text" -- and is counted, so the caller
+can report how many users the text reaches.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from slimrec.errors import ConfigError
+from slimrec.methods.specs import TEXT_FIELDS
+from slimrec.text.encoder import TextEncoder
+
+WHERE = "rationales table"
+
+
+def user_texts(rationales: pd.DataFrame, n_users: int, field: str = "response") -> list[str]:
+    """The text of ``field`` for every user index ``0..n_users - 1`` ("" where there is none)."""
+    if field not in TEXT_FIELDS:
+        raise ConfigError(f"unknown rationale field {field!r}", fix=f"use one of {TEXT_FIELDS}")
+    for column in ("user", field):
+        if column not in rationales.columns:
+            raise ConfigError(
+                f"no column {column!r} (columns: {list(rationales.columns)})",
+                where=WHERE,
+                fix="pass the Parquet file written by `slimrec teach` or `slimrec reason`",
+            )
+    users = pd.to_numeric(rationales["user"], errors="coerce")
+    if users.isna().any() or (users != users.round()).any():
+        raise ConfigError("column 'user' holds non-integer values", where=WHERE)
+    users = users.astype(np.int64).to_numpy()
+    if len(users) and (users.min() < 0 or users.max() >= n_users):
+        raise ConfigError(
+            f"user indices {users.min()}..{users.max()} outside 0..{n_users - 1}",
+            where=WHERE,
+            fix="use rationales written for this prepared dataset",
+        )
+    if len(np.unique(users)) != len(users):
+        dup = int(pd.Series(users)[pd.Series(users).duplicated()].iloc[0])
+        raise ConfigError(f"user {dup} has more than one row", where=WHERE, fix="keep one per user")
+    texts = [""] * n_users
+    for user, text in zip(users, rationales[field].fillna("").astype(str), strict=True):
+        texts[int(user)] = text.strip()
+    return texts
+
+
+def user_text_table(
+    rationales: pd.DataFrame, n_users: int, encoder: TextEncoder, field: str = "response"
+) -> tuple[np.ndarray, int]:
+    """``([n_users, d] float32 embeddings, number of users without text)``.
+
+    Row ``u`` embeds user ``u``'s ``field`` (``response``, ``step1``, ``step2`` or
+    ``step3``) through ``encoder`` (cached by content hash); users without it get zeros.
+    """
+    texts = user_texts(rationales, n_users, field)
+    present = [u for u, t in enumerate(texts) if t]
+    vectors = encoder.encode([texts[u] for u in present], desc=f"rationales ({field})")
+    table = np.zeros((n_users, encoder.dim if not present else vectors.shape[1]), np.float32)
+    if present:
+        table[present] = vectors
+    return table, n_users - len(present)

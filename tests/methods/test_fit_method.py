@@ -1,0 +1,156 @@
+"""fit_method for every method, recommend from run folders, resume, and input errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from tests.methods.synthetic import hint_data
+
+from slimrec.errors import ConfigError
+from slimrec.eval import EvalConfig, evaluate
+from slimrec.methods import METHODS, fit_method, method_config, recommend, user_text_table
+from slimrec.text import TextEncoder
+from slimrec.training import TrainConfig, Trainer, load_trained
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return hint_data(n_users=60, seed=1)
+
+
+def small(**kw) -> TrainConfig:
+    base = dict(model={"dim": 8}, epochs=2, batch_size=32, lr=5e-3, max_len=10, seed=0)
+    return TrainConfig(**(base | {"threads": 1} | kw))
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_trains_evaluates_and_recommends(method, tiny, tmp_path):
+    data, item_text, user_text = tiny
+    results = fit_method(method, data, small(), tmp_path, item_text=item_text, user_text=user_text)
+    assert results["method"] == method and set(results["test"]) == {"full", "sampled"}
+    assert results["test"]["full"]["n_users"] == data.n_users
+    assert results["layout"] == ("prefix" if METHODS[method].id_agnostic else "causal")
+    # The run folder alone rebuilds the model, text tables included.
+    model = load_trained(tmp_path)
+    has_user_text = any("user_text" in name for name in model.state_dict())
+    assert has_user_text == METHODS[method].user_text
+    users = [0, 5, 59]
+    items, scores = recommend(tmp_path, data, users, k=7, history="test")
+    assert items.shape == scores.shape == (3, 7) and (np.diff(scores, axis=1) <= 0).all()
+    for row, u in zip(items, users, strict=True):
+        assert not set(row) & set(data.sequences[u][:-1].tolist())  # history is masked
+    again, _ = recommend(tmp_path, data, users[::-1], k=7, history="test", batch_size=2)
+    assert np.array_equal(again, items[::-1])
+
+
+def test_recommend_matches_the_evaluated_model_and_refuses_bad_users(tiny, tmp_path):
+    data, item_text, user_text = tiny
+    cfg = method_config("slim", small(epochs=1))
+    trainer = Trainer(cfg, tmp_path, text_emb=item_text, user_text=user_text)
+    trainer.fit(data)
+    histories, _ = data.split("test")
+    seqs = torch.tensor(np.stack([h[-3:] for h in histories[:4]]))
+    users, lengths = torch.arange(4), torch.full((4,), 3)
+    want = trainer.model_.eval().full_sort_predict(seqs, lengths, users)
+    assert torch.equal(load_trained(tmp_path).full_sort_predict(seqs, lengths, users), want)
+    # Serving reads the whole sequence (cut to max_len) of the asked users.
+    full = torch.tensor(np.stack(data.sequences[:4]))  # 4 items each, under max_len
+    top = trainer.model_.full_sort_predict(full, torch.full((4,), 4), users).topk(5)
+    items, scores = recommend(tmp_path, data, [0, 1, 2, 3], k=5, mask_history=False)
+    assert np.array_equal(items, top.indices.numpy())
+    assert np.allclose(scores, top.values.detach().numpy())
+    with pytest.raises(ConfigError, match="user indices"):
+        recommend(tmp_path, data, [data.n_users], k=5)
+    # Fewer than k unseen items: the rest of the row is item 0 at -inf.
+    items, scores = recommend(tmp_path, data, [0], k=data.n_items)
+    n_seen = len(set(data.sequences[0].tolist()))
+    assert (items[0, -n_seen:] == 0).all() and np.isinf(scores[0, -n_seen:]).all()
+
+
+def test_slim_run_resumes_exactly_and_keys_on_the_user_text(tiny, tmp_path):
+    data, item_text, user_text = tiny
+    fit = lambda epochs, out, ut=user_text: fit_method(  # noqa: E731
+        "slim", data, small(epochs=epochs, patience=100), out, item_text=item_text, user_text=ut
+    )
+    straight = fit(3, tmp_path / "a")
+    fit(1, tmp_path / "b")  # "killed" after one epoch
+    resumed = fit(3, tmp_path / "b")
+    assert {k: v for k, v in resumed.items() if k != "key"} == {
+        k: v for k, v in straight.items() if k != "key"
+    }
+    a, b = (torch.load(tmp_path / p / "best.pt") for p in ("a", "b"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert fit(3, tmp_path / "a") == straight  # finished: reused
+    other = user_text.copy()
+    other[0] = 0.0  # another rationale file is another run
+    with pytest.raises(ConfigError, match="other settings"):
+        fit(3, tmp_path / "a", other)
+    lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [0, 1, 2]
+
+
+def test_inputs_are_checked(tiny, tmp_path):
+    data, item_text, user_text = tiny
+    with pytest.raises(ConfigError, match="unknown method"):
+        fit_method("slim2", data, small(), tmp_path, item_text=item_text, user_text=user_text)
+    with pytest.raises(ConfigError, match="needs user text"):
+        fit_method("slim", data, small(), tmp_path, item_text=item_text, user_text=None)
+    with pytest.raises(ConfigError, match="base backbone"):
+        fit_method("slim", data, small(backbone="sasrec+"), tmp_path, item_text=item_text,
+                   user_text=user_text)  # fmt: skip
+    with pytest.raises(ConfigError, match="rows"):
+        fit_method("slim", data, small(), tmp_path, item_text=item_text, user_text=user_text[:5])
+    with pytest.raises(ConfigError, match="no method"):
+        Trainer(small(), tmp_path, user_text=user_text).fit(data)
+    # Inputs a method does not use are ignored, so one pair of tables serves every method.
+    plain = fit_method("backbone", data, small(epochs=1), tmp_path / "p", item_text=item_text,
+                       user_text=user_text)  # fmt: skip
+    assert not any("text" in k for k in torch.load(tmp_path / "p" / "best.pt"))
+    assert plain["method"] == "backbone"
+
+
+def test_user_text_table_embeds_through_the_cache(tmp_path):
+    encoder = TextEncoder(cache=tmp_path / "emb.sqlite")
+    rationales = pd.DataFrame(
+        {
+            "user": [3, 0, 1],
+            "response": ["Step 1: loves sci-fi", "Step 1: jazz fan", "  "],
+            "step2": ["space operas", "", "cookbooks"],
+        }
+    )
+    table, missing = user_text_table(rationales, 5, encoder)
+    assert table.shape == (5, 384) and table.dtype == np.float32 and missing == 3
+    assert np.array_equal(table[3], encoder.encode(["Step 1: loves sci-fi"])[0])
+    assert not table[[1, 2, 4]].any()  # empty response, no row, no row
+    step2, missing2 = user_text_table(rationales, 5, encoder, field="step2")
+    assert missing2 == 3 and step2[1].any() and not step2[0].any()
+    for bad, match in [
+        (rationales.assign(user=[3, 0, 9]), "outside"),
+        (rationales.assign(user=[3, 3, 1]), "more than one"),
+        (rationales.drop(columns="user"), "no column 'user'"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            user_text_table(bad, 5, encoder)
+    with pytest.raises(ConfigError, match="no column 'step3'"):
+        user_text_table(rationales, 5, encoder, field="step3")
+    with pytest.raises(ConfigError, match="unknown rationale field"):
+        user_text_table(rationales, 5, encoder, field="prompt")
+
+
+def test_evaluate_passes_each_batchs_users():
+    seen = []
+
+    def score(seqs, candidates, users):
+        seen.append(users.tolist())
+        table = torch.zeros(len(users), 6)
+        table[torch.arange(len(users)), users + 1] = 1.0  # user u likes item u + 1
+        return table if candidates is None else table.gather(1, candidates)
+
+    hist = [np.array([5])] * 3
+    got = evaluate(score, hist, np.array([1, 2, 3]), 5, EvalConfig(ks=(1,), batch_size=2),
+                   users=np.arange(3))  # fmt: skip
+    assert got["hit@1"] == 1.0 and seen == [[0, 1], [2]]
