@@ -306,6 +306,51 @@ def serve_llm(
     )
 
 
+@app.command("run")
+def run(
+    config: Path = typer.Option(..., help="A RunConfig YAML (see configs/quickstart.yaml)."),
+    out: Path | None = typer.Option(None, help="Run folder (default: runs/<config name>)."),
+) -> None:
+    """The whole SLIM pipeline: prepare, teach, distill, reason, embed, fit, report; cached."""
+    from slimrec.config import load_yaml
+    from slimrec.pipeline import RunConfig, run_pipeline
+
+    cfg = load_yaml(RunConfig, config)
+    outcome = run_pipeline(cfg, out or Path("runs") / config.stem, echo=_say)
+    typer.echo(outcome.table)
+    typer.echo(f"report: {outcome.report}")
+
+
+@app.command("reason")
+def reason_cmd(
+    data: Path = typer.Option(..., help="A prepared dataset folder (slimrec data prepare)."),
+    out: Path = typer.Option(..., help="Output rationales Parquet (or a folder for it)."),
+    adapter: Path | None = typer.Option(None, help="LoRA adapter folder (distill's OUT/adapter)."),
+    base_model: str | None = typer.Option(None, help="smollm2-135m or a local model folder."),
+    batch_size: int | None = typer.Option(None, help="Rows decoded together."),
+    max_new_tokens: int | None = typer.Option(None, help="Cap on tokens per rationale."),
+    threads: int | None = typer.Option(None, help="torch CPU threads."),
+    dtype: str | None = typer.Option(None, help="auto|float32|bfloat16|float16."),
+    shard_size: int | None = typer.Option(None, help="Users per resumable shard."),
+    config: Path | None = typer.Option(None, help="A ReasonConfig YAML; flags override it."),
+) -> None:
+    """The student writes a rationale for every user; resumable in shards."""
+    from slimrec.student.reason import ReasonConfig, reason
+
+    flags = {"adapter": str(adapter) if adapter else None, "base_model": base_model}
+    flags |= {"batch_size": batch_size, "threads": threads, "dtype": dtype}
+    flags |= {"shard_size": shard_size}
+    cfg = _config(ReasonConfig, config, flags)
+    if max_new_tokens is not None:
+        sampling = cfg.sampling.model_dump() | {"max_new_tokens": max_new_tokens}
+        cfg = _config(ReasonConfig, None, cfg.model_dump() | {"sampling": sampling})
+    result = reason(data, out, cfg)
+    typer.echo(
+        f"{result['users']:,} rationales ({result['generated']:,} generated now, parse rate "
+        f"{result['parse_rate']:.1%}, {result['tokens_per_s']} tok/s) -> {result['path']}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning user errors into one line and exit status 2."""
     try:

@@ -6,9 +6,12 @@ the last position's logits only (a 16 x 300 prompt batch would otherwise materia
 GBs of vocabulary logits), and samples each row with its own seeded generator, so a
 sampled answer depends on its prompt and seed, not on which requests share its batch.
 
-Requests are sorted by prompt length (longest first, so memory trouble shows at once)
-and left-padded, with position ids counted from each row's first real token. A LoRA
-adapter folder (peft) is merged into the weights for inference.
+Decoding itself is :func:`slimrec.student.fastgen.decode`: requests are taken longest
+prompt first (memory trouble shows at once, groups need little padding), left-padded
+with position ids counted from each row's first real token, a finished row leaves the
+batch at once and waiting prompts take its place (continuous batching; ``refill=False``
+only starts a new group when the batch is empty), and answers are yielded as they
+finish. A LoRA adapter folder (peft) is merged into the weights for inference.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class HFBackend:
         batch_size: int = 16,
         threads: int | None = None,
         progress: bool = True,
+        refill: bool = True,
     ):
         if dtype not in DTYPES:
             raise ConfigError(f"unknown dtype {dtype!r}", where="dtype", fix=f"one of {DTYPES}")
@@ -54,6 +58,7 @@ class HFBackend:
         self.batch_size = batch_size
         self.threads = threads
         self.progress = progress
+        self.refill = refill
         self._model: Any = None
         self._tokenizer: Any = None
         self._model_id: str | None = None
@@ -166,74 +171,51 @@ class HFBackend:
                     where=r.key,
                     fix="shorten the prompt (fewer history items) or lower max_new_tokens",
                 )
-        order = sorted(range(len(requests)), key=lambda i: -len(prompts[i]))
         bar = tqdm(total=len(requests), desc="generate", unit="req", disable=not self.progress)
         with bar:
-            for start in range(0, len(order), self.batch_size):
-                batch = order[start : start + self.batch_size]
-                outs = self._decode([prompts[i] for i in batch], sampling)
-                for i, (tokens, finished) in zip(batch, outs, strict=True):
-                    text = self._tokenizer.decode(
-                        [t for t in tokens if t not in self._stop_ids], skip_special_tokens=True
-                    )
-                    yield (
-                        i,
-                        Completion(
-                            text=text,
-                            model=self.model_id,
-                            prompt_tokens=len(prompts[i]),
-                            completion_tokens=len(tokens),
-                            finish_reason="stop" if finished else "length",
-                        ),
-                    )
-                bar.update(len(batch))
+            for i, tokens, finished in self._rows(prompts, sampling):
+                text = self._tokenizer.decode(
+                    [t for t in tokens if t not in self._stop_ids], skip_special_tokens=True
+                )
+                bar.update()
+                yield (
+                    i,
+                    Completion(
+                        text=text,
+                        model=self.model_id,
+                        prompt_tokens=len(prompts[i]),
+                        completion_tokens=len(tokens),
+                        finish_reason="stop" if finished else "length",
+                    ),
+                )
+
+    def _rows(
+        self, prompts: Sequence[Sequence[int]], sampling: SamplingConfig
+    ) -> Iterator[tuple[int, list[int], bool]]:
+        """``(index, new tokens with the stop token, ended by a stop)`` as rows finish."""
+        from slimrec.student.fastgen import decode
+
+        sampled = sampling.temperature > 0
+        return decode(
+            self._model,
+            prompts,
+            max_new_tokens=sampling.max_new_tokens,
+            stop_ids=self._stop_ids,
+            pad_id=self._tokenizer.pad_token_id,
+            pick=lambda logits, gens: _pick(logits, sampling, gens),
+            generators=(lambda group: _generators(group, sampling)) if sampled else None,
+            batch_size=self.batch_size,
+            refill=self.refill,
+        )
 
     def _decode(
         self, prompts: list[list[int]], sampling: SamplingConfig
     ) -> list[tuple[list[int], bool]]:
-        """Decode one left-padded batch; per row the new tokens (EOS included) and if it ended."""
-        import torch
-
-        dev, pad = self._device_obj, self._tokenizer.pad_token_id
-        width = max(len(p) for p in prompts)
-        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=dev)
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=dev)
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        stop = torch.tensor(sorted(self._stop_ids), device=dev)
-        gens = _generators(prompts, sampling) if sampling.temperature > 0 else None
-        done = torch.zeros(len(prompts), dtype=torch.bool, device=dev)
-        new: list[torch.Tensor] = []
-        past = None
-        with torch.inference_mode():
-            for _ in range(sampling.max_new_tokens):
-                out = self._model(
-                    input_ids=ids,
-                    attention_mask=mask,
-                    position_ids=pos,
-                    past_key_values=past,
-                    use_cache=True,
-                    logits_to_keep=1,
-                )
-                past = out.past_key_values
-                nxt = _pick(out.logits[:, -1, :].float(), sampling, gens)
-                nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
-                new.append(nxt)
-                done |= torch.isin(nxt, stop)
-                if bool(done.all()):
-                    break
-                ids = nxt[:, None]
-                mask = torch.cat([mask, torch.ones_like(ids)], dim=-1)
-                pos = pos[:, -1:] + 1
-        steps = torch.stack(new, dim=1).tolist()
-        results = []
-        for row in steps:
-            tokens, ended = [], False
-            for t in row:
-                tokens.append(t)
-                if t in self._stop_ids:
-                    ended = True
-                    break
-            results.append((tokens, ended))
+        """Per prompt, in order: its new tokens (EOS included) and whether it ended."""
+        self._load()
+        results: list[tuple[list[int], bool]] = [([], False)] * len(prompts)
+        for i, tokens, finished in self._rows(prompts, sampling):
+            results[i] = (tokens, finished)
         return results
 
 

@@ -1,0 +1,189 @@
+"""``RunConfig``: the whole SLIM pipeline of ``slimrec run`` in one typed YAML file.
+
+Each section configures one stage and is, together with the hashes of the stages it
+reads from, that stage's cache key (see :mod:`slimrec.pipeline.stage`): change a value
+and only the stages downstream of it run again. Settings that cannot change a result
+(threads, devices, concurrency, timeouts) are left out of the keys.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from slimrec.data import PrepareConfig
+from slimrec.data.loaders import DataSource
+from slimrec.eval.results import DEFAULT_TABLE_METRICS
+from slimrec.llm.backends import SamplingConfig, TeacherConfig
+from slimrec.methods.specs import METHODS
+from slimrec.student import StudentConfig
+from slimrec.text import DEFAULT_ENCODER
+from slimrec.training import TrainConfig
+
+Backbone = Literal["sasrec", "gru4rec", "srgnn"]
+Protocol = Literal["full", "sampled"]
+
+
+class DataSection(BaseModel):
+    """Which dataset, and how it is filtered and split."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: DataSource = Field(default_factory=DataSource, description="Where the raw data is.")
+    prepare: PrepareConfig = Field(
+        default_factory=PrepareConfig, description="k-core, subsampling and length options."
+    )
+
+
+class TeacherSection(TeacherConfig):
+    """The teacher LLM (every ``TeacherConfig`` field) and which users it writes for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_users: int = Field(200, ge=1, description="How many users (seeded subset) it writes for.")
+    seed: int = Field(0, description="Seed of the user subset.")
+    answer_cache: Literal["shared", "run"] = Field(
+        "shared",
+        description="Where answers are cached: shared ($SLIMREC_CACHE/llm-answers.sqlite, "
+        "reused across runs) or run (llm-answers.sqlite in the run folder).",
+    )
+
+    def teacher_config(self) -> TeacherConfig:
+        return TeacherConfig(**self.model_dump(exclude={"n_users", "seed", "answer_cache"}))
+
+
+class ReasonSection(BaseModel):
+    """How the distilled student writes rationales for every user (``ReasonConfig``).
+
+    Its base model, adapter and prompt come from the student and teacher sections: the
+    student must be asked exactly as it was trained.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    sampling: SamplingConfig = Field(
+        default_factory=lambda: SamplingConfig(max_new_tokens=192, temperature=0.0),
+        description="Decoding settings (default greedy, at most 192 new tokens).",
+    )
+    batch_size: int = Field(64, ge=1, description="Rows decoded together in one forward pass.")
+    refill: bool = Field(
+        True, description="Refill freed batch rows with waiting prompts (continuous batching)."
+    )
+    threads: int | None = Field(None, ge=1, description="torch CPU threads.")
+    dtype: str = Field(
+        "auto",
+        pattern=r"^(auto|float32|bfloat16|float16)$",
+        description="Weights dtype: auto = float32 on CPU, bfloat16 on GPUs that support it.",
+    )
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    shard_size: int = Field(256, ge=1, description="Users per resumable shard.")
+
+
+class EvalSection(BaseModel):
+    """Test protocols of every fitted model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    protocols: tuple[Protocol, ...] = Field(
+        ("full", "sampled"),
+        min_length=1,
+        description="full: rank the whole catalog; sampled: the target among 100 uniformly "
+        "drawn items the user has not interacted with (the SLIM paper's protocol).",
+    )
+    ks: tuple[int, ...] = Field((10, 20), description="Cut-offs K of NDCG@K and Hit@K.")
+
+
+class ReportSection(BaseModel):
+    """What report.md shows."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metrics: tuple[str, ...] = Field(
+        DEFAULT_TABLE_METRICS, min_length=1, description="Metrics of the tables."
+    )
+    digits: int = Field(4, ge=1, le=8, description="Decimals of the table cells.")
+    plot: bool = Field(True, description="Draw the long-tail plot (popularity.png).")
+    popularity_groups: int = Field(
+        5, ge=2, le=20, description="Item popularity groups of the plot, head to tail."
+    )
+    top_k: int = Field(10, ge=1, description="Recommendations per user counted in the plot.")
+
+
+class RunConfig(BaseModel):
+    """Everything ``slimrec run`` does: prepare, teach, distill, reason, embed, fit, report."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("slim", description="A label for the report.")
+    data: DataSection = Field(default_factory=DataSection, description="The dataset.")
+    teacher: TeacherSection = Field(
+        default_factory=TeacherSection, description="The teacher LLM and its users."
+    )
+    student: StudentConfig = Field(
+        default_factory=StudentConfig, description="LoRA distillation of the student."
+    )
+    reason: ReasonSection = Field(
+        default_factory=ReasonSection, description="Student rationales for every user."
+    )
+    encoder: str = Field(
+        DEFAULT_ENCODER, description="Sentence encoder of item texts and rationales."
+    )
+    backbones: list[Backbone] = Field(["sasrec"], min_length=1, description="ID backbones.")
+    methods: list[str] = Field(
+        ["backbone", "backbone+", "slim-", "slim"],
+        min_length=1,
+        description="Methods to fit: " + ", ".join(METHODS) + ".",
+    )
+    seeds: list[int] = Field([0], min_length=1, description="Each model is fitted once per seed.")
+    train: TrainConfig = Field(
+        default_factory=TrainConfig,
+        description="Training settings of every fit; backbone, seed and test protocols "
+        "come from `backbones`, `seeds` and `eval`.",
+    )
+    eval: EvalSection = Field(default_factory=EvalSection, description="Test protocols.")
+    report: ReportSection = Field(default_factory=ReportSection, description="The report.")
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, methods: list[str]) -> list[str]:
+        unknown = [m for m in methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f"unknown method(s) {unknown}; known: {', '.join(METHODS)}")
+        if len(set(methods)) != len(methods):
+            raise ValueError("a method is listed twice")
+        return methods
+
+    @field_validator("backbones", "seeds")
+    @classmethod
+    def _distinct(cls, values: list) -> list:
+        if len(set(values)) != len(values):
+            raise ValueError(f"listed twice: {values}")
+        return values
+
+    @model_validator(mode="after")
+    def _train_leaves_loops_alone(self) -> RunConfig:
+        taken = {"backbone", "method", "seed", "test_protocols", "ks"} & self.train.model_fields_set
+        if taken:
+            raise ValueError(
+                f"train.{sorted(taken)[0]} is set by the pipeline: use `backbones`, `seeds`, "
+                "`methods` or `eval` instead"
+            )
+        return self
+
+    def rationales_needed(self) -> set[str]:
+        """``{"teacher", "student"}`` or a part of it: which rationales the methods read.
+
+        Student rationales need the teacher's too (the student learns from them); with
+        neither, the LLM stages are skipped altogether.
+        """
+        needed = {METHODS[m].rationales for m in self.methods} - {None}
+        return needed | ({"teacher"} if needed else set())  # type: ignore[return-value]
+
+    def text_fields(self) -> list[tuple[str, str]]:
+        """The distinct (rationales, field) user-text tables the methods read, in order."""
+        pairs = [(METHODS[m].rationales, METHODS[m].field) for m in self.methods]
+        return list(dict.fromkeys((r, f) for r, f in pairs if r and f))
+
+    def needs_item_text(self) -> bool:
+        return any(METHODS[m].item_text for m in self.methods)

@@ -1,0 +1,297 @@
+"""report.md and results.json of a pipeline run, in the SLIM paper's table layout.
+
+Main table (Wang et al., WWW 2024, Table 2): one row per backbone and metric, columns
+Backbone, Backbone+, SLIM-, SLIM and the improvement of SLIM over Backbone+ in percent,
+cells mean ± std over seeds; once per test protocol (full ranking, sampled 1 + 100).
+Then the ID-agnostic row (text matching), the step ablation (SLIM-Step1/2/3 vs SLIM),
+the long-tail plot, what each stage cost, and where and when it ran.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import platform
+import subprocess
+from collections.abc import Sequence
+from typing import Any
+
+from slimrec.eval.results import ResultTable, Summary
+from slimrec.pipeline.plots import group_labels
+from slimrec.pipeline.stage import StageRecord
+
+MAIN_COLUMNS = {"backbone": "Backbone", "backbone+": "Backbone+", "slim-": "SLIM-", "slim": "SLIM"}
+ABLATION_COLUMNS = {
+    "slim-step1": "SLIM-Step1",
+    "slim-step2": "SLIM-Step2",
+    "slim-step3": "SLIM-Step3",
+    "slim": "SLIM",
+}
+ID_AGNOSTIC_LABEL = "text-matching"
+PROTOCOL_TITLES = {
+    "full": "full ranking over all items",
+    "sampled": "sampled: the target among 100 random items the user has not interacted with",
+}
+
+
+def run_label(backbone: str | None, method: str) -> str:
+    """The method name of a fit in the result table: ``sasrec/slim``, or ``text-matching``."""
+    return method if backbone is None else f"{backbone}/{method}"
+
+
+def hardware() -> dict[str, Any]:
+    """CPU model and cores (lscpu), accelerator, Python and torch versions."""
+    info: dict[str, Any] = {"cpu": platform.processor() or platform.machine()}
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=5).stdout
+        for line in out.splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "Model name":
+                info["cpu"] = value.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    info["cores"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    info["python"] = platform.python_version()
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return info
+
+
+def _cell(table: ResultTable, method: str, metric: str, protocol: str) -> Summary | None:
+    try:
+        return table.cell(method, metric, protocol=protocol)
+    except KeyError:
+        return None
+
+
+def _row(cells: Sequence[Summary | None], digits: int) -> list[str]:
+    """Formatted cells, the best mean of the row in bold (when more than one is there)."""
+    means = [c.mean for c in cells if c is not None]
+    best = max(means) if len(means) > 1 else None
+    shown = []
+    for c in cells:
+        text = "–" if c is None else c.format(digits)
+        shown.append(f"**{text}**" if c is not None and c.mean == best else text)
+    return shown
+
+
+def _improvement(a: Summary | None, b: Summary | None) -> str:
+    if a is None or b is None or not b.mean:
+        return "–"
+    value = 100.0 * (a.mean - b.mean) / b.mean
+    return "–" if math.isnan(value) else f"{value:+.2f}%"
+
+
+def comparison_table(
+    table: ResultTable,
+    backbones: Sequence[str],
+    columns: dict[str, str],
+    *,
+    protocol: str,
+    metrics: Sequence[str],
+    digits: int,
+    improvement: tuple[str, str] | None = None,
+) -> str | None:
+    """Rows = backbone x metric, columns = methods; ``None`` when no column has runs."""
+    present = [m for m in columns if any(_has(table, run_label(b, m), protocol) for b in backbones)]
+    if not present:
+        return None
+    header = ["model", "metric", *(columns[m] for m in present)]
+    show_improvement = improvement is not None and set(improvement) <= set(present)
+    if show_improvement:
+        a, b = improvement  # type: ignore[misc]
+        header.append(f"Improv. ({columns[a]} vs {columns[b]})")
+    lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
+    for backbone in backbones:
+        for metric in metrics:
+            cells = [_cell(table, run_label(backbone, m), metric, protocol) for m in present]
+            row = [backbone, metric, *_row(cells, digits)]
+            if show_improvement:
+                a, b = improvement  # type: ignore[misc]
+                row.append(
+                    _improvement(
+                        _cell(table, run_label(backbone, a), metric, protocol),
+                        _cell(table, run_label(backbone, b), metric, protocol),
+                    )
+                )
+            lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def id_agnostic_table(
+    table: ResultTable, protocols: Sequence[str], metrics: Sequence[str], digits: int
+) -> str | None:
+    rows = []
+    for protocol in protocols:
+        cells = [_cell(table, ID_AGNOSTIC_LABEL, m, protocol) for m in metrics]
+        if any(c is not None for c in cells):
+            rows.append(
+                f"| {protocol} | "
+                + " | ".join("–" if c is None else c.format(digits) for c in cells)
+                + " |"
+            )
+    if not rows:
+        return None
+    head = "| protocol | " + " | ".join(metrics) + " |\n|---|" + "---:|" * len(metrics)
+    return head + "\n" + "\n".join(rows) + "\n"
+
+
+def _has(table: ResultTable, method: str, protocol: str) -> bool:
+    return any(r.method == method and r.protocol == protocol for r in table.runs)
+
+
+def stage_costs(records: Sequence[StageRecord]) -> list[dict[str, Any]]:
+    """Per stage kind (prepare, teach, ..., fit): runs, compute seconds and costs summed."""
+    kinds: dict[str, dict[str, Any]] = {}
+    for r in records:
+        row = kinds.setdefault(r.kind, {"stage": r.kind, "runs": 0, "seconds": 0.0})
+        row["runs"] += 1
+        row["seconds"] += r.compute_seconds
+        for key, value in r.cost.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                row[key] = row.get(key, 0) + value
+    return list(kinds.values())
+
+
+def costs_table(rows: Sequence[dict[str, Any]]) -> str:
+    lines = [
+        "| stage | runs | wall time (s) | teacher tokens (prompt + completion) "
+        "| teacher cost (USD) | student tokens |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        prompt, completion = row.get("teacher_prompt_tokens"), row.get("teacher_completion_tokens")
+        teacher = f"{prompt:,} + {completion:,}" if prompt is not None else ""
+        cost = row.get("teacher_cost_usd")
+        student = row.get("student_tokens")
+        lines.append(
+            f"| {row['stage']} | {row['runs']} | {row['seconds']:.1f} | {teacher} | "
+            f"{'' if cost is None else f'{cost:.4f}'} | "
+            f"{'' if student is None else f'{student:,}'} |"
+        )
+    total = sum(row["seconds"] for row in rows)
+    lines.append(f"| **total** | | {total:.1f} | | | |")
+    return "\n".join(lines) + "\n"
+
+
+def popularity_table(shares: dict[str, dict[str, list[float]]], top_k: int) -> str:
+    n_groups = len(next(iter(next(iter(shares.values())).values())))
+    labels = [label.replace("\n", " ") for label in group_labels(n_groups)]
+    lines = [
+        f"| model | method | {' | '.join(labels)} |",
+        "|---|---|" + "---:|" * n_groups,
+    ]
+    for panel, series in shares.items():
+        for method, values in series.items():
+            lines.append(
+                f"| {panel} | {method} | " + " | ".join(f"{100 * v:.1f}%" for v in values) + " |"
+            )
+    return (
+        f"Share of each method's top-{top_k} recommendations (test histories) per item "
+        "popularity group, groups of equal item count by training interactions:\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
+
+
+def render_report(
+    *,
+    name: str,
+    dataset: str,
+    dataset_stats: dict[str, Any],
+    config_hash: str,
+    table: ResultTable,
+    backbones: Sequence[str],
+    protocols: Sequence[str],
+    metrics: Sequence[str],
+    digits: int,
+    seeds: Sequence[int],
+    records: Sequence[StageRecord],
+    popularity: dict[str, dict[str, list[float]]] | None,
+    plot_file: str | None,
+    top_k: int,
+    hw: dict[str, Any],
+    date: str | None = None,
+    legend: dict[str, str] | None = None,
+) -> str:
+    """The whole report.md."""
+    date = date or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    stats = ", ".join(
+        f"{k.replace('_', ' ')} {v:,}"
+        for k, v in dataset_stats.items()
+        if k in ("users", "items", "interactions")
+    )
+    out = [
+        f"# SLIM run: {name}\n",
+        f"Dataset **{dataset}** ({stats}); seeds {list(seeds)}, cells mean ± std over seeds "
+        "(std from 2 seeds up); best mean of a row in bold.\n",
+    ]
+    if legend:
+        out.append("\n".join(f"- **{name}**: {text}" for name, text in legend.items()) + "\n")
+    for protocol in protocols:
+        out.append(f"## Results: {PROTOCOL_TITLES.get(protocol, protocol)}\n")
+        main = comparison_table(
+            table,
+            backbones,
+            MAIN_COLUMNS,
+            protocol=protocol,
+            metrics=metrics,
+            digits=digits,
+            improvement=("slim", "backbone+"),
+        )
+        out.append(main or "No ID-based runs.\n")
+    agnostic = id_agnostic_table(table, protocols, metrics, digits)
+    if agnostic:
+        out.append("## ID-agnostic SLIM (text matching, no item IDs)\n")
+        out.append(agnostic)
+    ablation_parts = []
+    for protocol in protocols:
+        has_steps = any(
+            _has(table, run_label(b, m), protocol)
+            for b in backbones
+            for m in ABLATION_COLUMNS
+            if m != "slim"
+        )
+        part = (
+            comparison_table(
+                table,
+                backbones,
+                ABLATION_COLUMNS,
+                protocol=protocol,
+                metrics=metrics,
+                digits=digits,
+            )
+            if has_steps
+            else None
+        )
+        if part:
+            ablation_parts.append(f"### {protocol}\n\n{part}")
+    if ablation_parts:
+        out.append("## Step ablation: one step of the rationale vs all three\n")
+        out.extend(ablation_parts)
+    if popularity:
+        out.append("## Long tail: recommendations by item popularity\n")
+        if plot_file:
+            out.append(f"![recommendations by item popularity]({plot_file})\n")
+        out.append(popularity_table(popularity, top_k))
+    out.append("## Cost of each stage\n")
+    out.append(
+        "Wall time when each stage was computed (a cached stage costs nothing again); "
+        "teacher tokens and cost count new answers only (cached answers are free).\n"
+    )
+    out.append(costs_table(stage_costs(records)))
+    out.append("## Where and when\n")
+    gpu = f", GPU {hw['gpu']}" if hw.get("gpu") else ""
+    out.append(
+        f"- hardware: {hw.get('cpu')}, {hw.get('cores')} cores{gpu}\n"
+        f"- software: Python {hw.get('python')}, torch {hw.get('torch')}\n"
+        f"- date: {date}\n"
+        f"- config hash: `{config_hash}` (config.yaml in this folder)\n"
+    )
+    return "\n".join(out)

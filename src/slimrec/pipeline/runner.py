@@ -1,0 +1,150 @@
+"""``slimrec run``: every SLIM stage in order, each cached by the hash of its inputs.
+
+prepare -> teach -> distill -> reason -> embed (items; users' rationales per source and
+field) -> fit (each backbone x method x seed) -> report. Stages that no method needs are
+skipped (no LLM at all for ``backbone`` / ``backbone+``; no student for ``slim-`` alone).
+A re-run does only what changed; an interrupted run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from slimrec.config import config_hash, save_yaml
+from slimrec.io import atomic_path
+from slimrec.methods.specs import METHODS
+from slimrec.pipeline import stages
+from slimrec.pipeline.config import RunConfig
+from slimrec.pipeline.outputs import Fit, write_outputs
+from slimrec.pipeline.stage import StageRecord, StageRunner
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    records: list[StageRecord]
+    table: str  # the stage table, as printed
+
+    @property
+    def report(self) -> Path:
+        return self.run_dir / "report.md"
+
+    def status(self) -> dict[str, str]:
+        return {r.name: r.status for r in self.records}
+
+
+def run_pipeline(
+    config: RunConfig, run_dir: str | Path, *, echo: Callable[[str], None] = print
+) -> RunOutcome:
+    """Run (or continue, or reuse) every stage of ``config`` in ``run_dir``."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_yaml(config, run_dir / "config.yaml")
+    runner = StageRunner(run_dir, echo=echo)
+
+    def path(record: StageRecord, output: str) -> Path:
+        return run_dir / record.folder / record.outputs[output]
+
+    prep = runner.run("prepare", *stages.prepare_stage(config.data))
+    data_dir = path(prep, "data")
+    n_users = prep.outputs["stats"]["users"]
+
+    rationales: dict[str, tuple[Path, str]] = {}  # source -> (file, stage key)
+    needed = config.rationales_needed()
+    if "teacher" in needed:
+        teach = runner.run(
+            "teach", *stages.teach_stage(config.teacher, data_dir, prep.key, run_dir)
+        )
+        rationales["teacher"] = (path(teach, "rationales"), teach.key)
+    if "student" in needed:
+        teach_file, teach_key = rationales["teacher"]
+        dist = runner.run("distill", *stages.distill_stage(config, teach_file, teach_key))
+        reason = runner.run(
+            "reason",
+            *stages.reason_stage(config, data_dir, prep.key, path(dist, "adapter"), dist.key),
+        )
+        rationales["student"] = (path(reason, "rationales"), reason.key)
+
+    items = None
+    encoder_id = None
+    if config.needs_item_text() or config.text_fields():
+        from slimrec.text.encoder import resolve_encoder_path
+
+        encoder_id = resolve_encoder_path(config.encoder)[0]
+    if config.needs_item_text():
+        rec = runner.run(
+            "embed/items",
+            *stages.item_embed_stage(config.encoder, str(encoder_id), data_dir, prep.key),
+        )
+        items = (path(rec, "table"), rec.key)
+    user_tables: dict[tuple[str, str], tuple[Path, str]] = {}
+    for source, field in config.text_fields():
+        file, key = rationales[source]
+        rec = runner.run(
+            f"embed/{source}/{field}",
+            *stages.user_embed_stage(config.encoder, str(encoder_id), n_users, file, key, field),
+        )
+        user_tables[(source, field)] = (path(rec, "table"), rec.key)
+
+    fits = []
+    for backbone in config.backbones:
+        for method in config.methods:
+            spec = METHODS[method]
+            if spec.id_agnostic and backbone != config.backbones[0]:
+                continue  # no backbone in it: fitted once, not once per backbone
+            for seed in config.seeds:
+                train = config.train.model_copy(
+                    update={
+                        "backbone": backbone,
+                        "seed": seed,
+                        "test_protocols": config.eval.protocols,
+                        "ks": config.eval.ks,
+                    }
+                )
+                users = user_tables[(spec.rationales, spec.field)] if spec.user_text else None
+                name = f"fit/{method}/seed{seed}"
+                if not spec.id_agnostic:
+                    name = f"fit/{backbone}/{method}/seed{seed}"
+                rec = runner.run(
+                    name,
+                    *stages.fit_stage(
+                        method,
+                        train,
+                        data_dir,
+                        prep.key,
+                        items if spec.item_text else None,
+                        users,
+                    ),
+                )
+                fits.append(Fit(None if spec.id_agnostic else backbone, method, seed, rec))
+
+    upstream = list(runner.records)
+    whole = config_hash(config)
+
+    def report_work(folder: Path) -> dict:
+        return write_outputs(
+            folder,
+            config=config,
+            config_hash=whole,
+            run_dir=run_dir,
+            data_dir=data_dir,
+            dataset_stats=prep.outputs["stats"],
+            fits=fits,
+            records=upstream,
+        )
+
+    inputs = {
+        "stages": [r.key for r in upstream],
+        "name": config.name,
+        "report": config.report.model_dump(mode="json"),
+        "seeds": config.seeds,
+        "backbones": config.backbones,
+    }
+    report = runner.run("report", inputs, report_work)
+    for file in report.outputs["files"]:
+        with atomic_path(run_dir / file) as tmp:
+            shutil.copyfile(run_dir / report.folder / file, tmp)
+    return RunOutcome(run_dir, runner.records, runner.table())

@@ -1,0 +1,242 @@
+"""The work of each pipeline stage, and the inputs that key its cache.
+
+Each ``*_stage`` function returns ``(inputs, work)`` for :meth:`StageRunner.run`:
+``inputs`` are the upstream stage keys and the config values that can change the
+stage's artifacts; ``work(folder)`` builds them in ``folder`` and returns its outputs
+(paths relative to the folder, statistics, and a ``cost`` dict). Settings that cannot
+change a result (threads, devices, batch sizes of inference, concurrency, timeouts,
+retries) are left out of ``inputs``, so changing them reuses what is there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from slimrec.data.loaders import DataSource
+from slimrec.data.loaders.embedded import EMBEDDED
+from slimrec.pipeline.config import DataSection, RunConfig, TeacherSection
+
+Work = Callable[[Path], dict[str, Any]]
+
+# Fields that do not change what a stage produces (kept out of its cache key).
+TEACHER_RUNTIME = {
+    "concurrency",
+    "timeout_s",
+    "max_retries",
+    "backoff_base_s",
+    "backoff_max_s",
+    "api_key_env",
+    "price_prompt_per_mtok",
+    "price_completion_per_mtok",
+    "batch_size",
+    "device",
+    "threads",
+    "answer_cache",
+}
+STUDENT_RUNTIME = {"threads", "device", "eval_batch_size"}
+REASON_RUNTIME = {"batch_size", "refill", "shard_size", "threads", "device"}
+TRAIN_RUNTIME = {"threads", "device"}
+MAX_FINGERPRINT_FILES = 2000
+
+
+def source_fingerprint(source: DataSource) -> list[tuple[str, int, int]] | str:
+    """What identifies the raw data: an embedded name, or (path, size, mtime) of its files.
+
+    A file edited in place changes its size or modification time, and so the keys of the
+    prepare stage and everything after it.
+    """
+    if source.dataset in EMBEDDED and source.format in ("auto", "embedded"):
+        return source.dataset
+    from slimrec.data.loaders import resolve_path
+
+    paths = [resolve_path(source.dataset)]
+    if source.items:
+        paths.append(Path(source.items).expanduser())
+    found: list[tuple[str, int, int]] = []
+    for root in paths:
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for f in files[:MAX_FINGERPRINT_FILES]:
+            st = f.stat()
+            found.append((str(f.resolve()), st.st_size, st.st_mtime_ns))
+    return found
+
+
+def prepare_stage(data: DataSection) -> tuple[dict[str, Any], Work]:
+    inputs = {"data": data.model_dump(mode="json"), "files": source_fingerprint(data.source)}
+
+    def work(folder: Path) -> dict[str, Any]:
+        from slimrec.data import prepare
+        from slimrec.data.loaders import load_dataset
+
+        prepared = prepare(load_dataset(data.source), data.prepare)
+        prepared.save(folder / "data", overwrite=True)
+        return {"data": "data", "name": prepared.name, "stats": prepared.stats()}
+
+    return inputs, work
+
+
+def teach_stage(teacher: TeacherSection, data_dir: Path, data_key: str, run_dir: Path):
+    inputs = {"data": data_key, "teacher": teacher.model_dump(mode="json", exclude=TEACHER_RUNTIME)}
+
+    def work(folder: Path) -> dict[str, Any]:
+        from slimrec.llm.teach import teach
+
+        # The answer cache ($SLIMREC_CACHE/llm-answers.sqlite) makes an interrupted
+        # teacher resume and a changed user count ask only for the new users.
+        result = teach(
+            data_dir,
+            folder / "rationales.parquet",
+            teacher.teacher_config(),
+            n_users=teacher.n_users,
+            seed=teacher.seed,
+            cache=run_dir / "llm-answers.sqlite" if teacher.answer_cache == "run" else None,
+        )
+        usage = result.usage
+        return {
+            "rationales": "rationales.parquet",
+            "users": result.users,
+            "parsed": result.parsed,
+            "parse_rate": round(result.parse_rate, 4),
+            "cost": {
+                "teacher_answers": usage.answers,
+                "teacher_prompt_tokens": usage.prompt_tokens,
+                "teacher_completion_tokens": usage.completion_tokens,
+                "teacher_cost_usd": usage.cost,
+                "teacher_cached_answers": usage.cached_answers,
+            },
+        }
+
+    return inputs, work
+
+
+def distill_stage(config: RunConfig, rationales: Path, teach_key: str):
+    student = config.student
+    inputs = {
+        "teach": teach_key,
+        "student": student.model_dump(mode="json", exclude=STUDENT_RUNTIME),
+    }
+
+    def work(folder: Path) -> dict[str, Any]:
+        from slimrec.student import distill
+
+        results = distill(rationales, student, folder)
+        keep = ("best_epoch", "valid_loss", "valid_loss_base", "epochs_run", "n_train", "train_s")
+        return {"adapter": "adapter"} | {k: results.get(k) for k in keep}
+
+    return inputs, work
+
+
+def reason_stage(config: RunConfig, data_dir: Path, data_key: str, adapter: Path, distill_key: str):
+    """The student writes a rationale for every user, asked exactly as it was trained."""
+    section = config.reason
+    inputs = {
+        "data": data_key,
+        "distill": distill_key,
+        "prompt": config.teacher.prompt.model_dump(mode="json"),
+        "reason": section.model_dump(mode="json", exclude=REASON_RUNTIME),
+    }
+
+    def work(folder: Path) -> dict[str, Any]:
+        from slimrec.student.reason import ReasonConfig, reason
+
+        cfg = ReasonConfig(
+            base_model=config.student.base_model,
+            adapter=str(adapter),
+            prompt=config.teacher.prompt,
+            **section.model_dump(),
+        )
+        result = reason(data_dir, folder, cfg)
+        return {
+            "rationales": "rationales.parquet",
+            "users": result["users"],
+            "parsed": result["parsed"],
+            "parse_rate": round(result["parse_rate"], 4),
+            "tokens_per_s": result["tokens_per_s"],
+            # Tokens generated in this run (shards finished before an interruption are
+            # not counted again).
+            "cost": {"student_tokens": result["completion_tokens"]},
+        }
+
+    return inputs, work
+
+
+def item_embed_stage(encoder: str, encoder_id: str, data_dir: Path, data_key: str):
+    inputs = {"data": data_key, "encoder": encoder_id}
+
+    def work(folder: Path) -> dict[str, Any]:
+        import numpy as np
+
+        from slimrec.data import PreparedDataset
+        from slimrec.text import TextEncoder, item_embedding_table
+        from slimrec.text.encoder import default_cache
+
+        items = PreparedDataset.load(data_dir).items
+        table = item_embedding_table(items, TextEncoder(encoder, cache=default_cache()))
+        np.save(folder / "items.npy", table)
+        return {"table": "items.npy", "shape": list(table.shape)}
+
+    return inputs, work
+
+
+def user_embed_stage(
+    encoder: str, encoder_id: str, n_users: int, rationales: Path, source_key: str, field: str
+):
+    inputs = {"rationales": source_key, "field": field, "encoder": encoder_id, "n_users": n_users}
+
+    def work(folder: Path) -> dict[str, Any]:
+        import numpy as np
+        import pandas as pd
+
+        from slimrec.methods import user_text_table
+        from slimrec.text import TextEncoder
+        from slimrec.text.encoder import default_cache
+
+        encoder_ = TextEncoder(encoder, cache=default_cache())
+        table, missing = user_text_table(pd.read_parquet(rationales), n_users, encoder_, field)
+        np.save(folder / "users.npy", table)
+        return {"table": "users.npy", "shape": list(table.shape), "users_without_text": missing}
+
+    return inputs, work
+
+
+def fit_stage(
+    method: str,
+    train: Any,
+    data_dir: Path,
+    data_key: str,
+    items: tuple[Path, str] | None,
+    users: tuple[Path, str] | None,
+):
+    """One method, backbone and seed trained by the shared trainer into the stage folder.
+
+    ``items`` / ``users``: (table file, stage key) of the text embeddings the method
+    reads, or ``None`` when it reads none.
+    """
+    inputs = {
+        "data": data_key,
+        "items": items[1] if items else None,
+        "users": users[1] if users else None,
+        "method": method,
+        "train": train.model_dump(mode="json", exclude=TRAIN_RUNTIME),
+    }
+
+    def work(folder: Path) -> dict[str, Any]:
+        import numpy as np
+
+        from slimrec.data import PreparedDataset
+        from slimrec.methods import fit_method
+
+        results = fit_method(
+            method,
+            PreparedDataset.load(data_dir),
+            train,
+            folder,
+            item_text=np.load(items[0]) if items else None,
+            user_text=np.load(users[0]) if users else None,
+        )
+        keep = ("best_epoch", "epochs_run", "valid", "test")
+        return {"run": "."} | {k: results.get(k) for k in keep}
+
+    return inputs, work

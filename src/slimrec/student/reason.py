@@ -1,0 +1,275 @@
+"""``slimrec reason``: the distilled student writes a rationale for every user.
+
+Prompts are built exactly like the teacher's (:func:`slimrec.llm.teach.user_prompts`,
+from the training part of each history only, so no validation or test item can leak),
+and answered by the student: the base model plus an optional LoRA adapter merged into
+its weights, decoded with :class:`~slimrec.llm.backends.hf.HFBackend` (batched,
+left-padded, longest prompts first, KV cache, finished rows replaced at once by waiting
+prompts). The output has the teacher's columns (:data:`slimrec.llm.teach.COLUMNS`).
+
+Thousands of users take hours on a CPU, so the run is resumable in shards: users are
+answered ``shard_size`` at a time, each shard written atomically to
+``<out>.shards/shard-NNNNN.parquet`` as soon as it is done; a re-run skips finished
+shards, and the final file is assembled atomically from them. ``<out>.shards/key.json``
+holds a hash of everything that decides the answers (model and adapter weights, prompts,
+sampling, dtype, shard layout): when it changes, old shards are discarded.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+from tqdm.auto import tqdm
+
+from slimrec.config import config_hash
+from slimrec.data import PreparedDataset
+from slimrec.errors import ConfigError
+from slimrec.io import atomic_path, write_json_atomic
+from slimrec.llm.backends.base import ChatRequest, SamplingConfig
+from slimrec.llm.parse import parse_rationale
+from slimrec.llm.prompts import Prompt, PromptConfig
+from slimrec.llm.teach import COLUMNS, user_prompts
+
+DEFAULT_BASE = "smollm2-135m"
+# Settings that change how fast the answers come, not what they are.
+SPEED_ONLY = ("batch_size", "threads", "refill", "device")
+
+
+def _reason_sampling() -> SamplingConfig:
+    # Teacher rationales of the shipped teacher run ~120-250 tokens; 192 keeps most whole
+    # while capping the tail of rambling answers (answers that hit it are "length").
+    return SamplingConfig(max_new_tokens=192, temperature=0.0)
+
+
+class ReasonConfig(BaseModel):
+    """How the student writes a rationale for every user."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_model: str | None = Field(
+        None,
+        description="Student base model: a shipped name (smollm2-135m) or a local folder. "
+        "Default: the base named in the adapter's student.json, else smollm2-135m.",
+    )
+    adapter: str | None = Field(
+        None, description="LoRA adapter folder (slimrec distill's OUT/adapter); none = base."
+    )
+    prompt: PromptConfig = Field(
+        default_factory=PromptConfig,
+        description="Prompt wording and budgets; use the teacher's, so the student is "
+        "asked what it was trained on.",
+    )
+    sampling: SamplingConfig = Field(
+        default_factory=_reason_sampling, description="Decoding settings (default greedy)."
+    )
+    batch_size: int = Field(64, ge=1, description="Rows decoded together in one forward pass.")
+    refill: bool = Field(
+        True, description="Refill freed batch rows with waiting prompts (continuous batching)."
+    )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="torch CPU threads (default torch's). On a busy machine 1 can beat "
+        "all cores: see docs/benchmarks.md.",
+    )
+    dtype: str = Field(
+        "auto",
+        pattern=r"^(auto|float32|bfloat16|float16)$",
+        description="Weights dtype: auto = float32 on CPU (bf16 matmuls are ~50x slower "
+        "on AVX2-only CPUs), bfloat16 on GPUs that support it.",
+    )
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    shard_size: int = Field(256, ge=1, description="Users per resumable shard.")
+    users: list[int] | None = Field(
+        None, description="Dense user ids to answer (default: every user of the dataset)."
+    )
+
+
+def base_of(config: ReasonConfig) -> str:
+    """The base model: given, else the adapter's recorded base, else the default."""
+    if config.base_model:
+        return config.base_model
+    if config.adapter:
+        info = Path(config.adapter) / "student.json"
+        if info.is_file():
+            return str(json.loads(info.read_text(encoding="utf-8"))["base_model"])
+    return DEFAULT_BASE
+
+
+def shard_dir(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + ".shards")
+
+
+def reason(
+    data_dir: str | Path,
+    out: str | Path,
+    config: ReasonConfig,
+    *,
+    backend: Any = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Write ``out`` (a ``.parquet`` file, or a folder to hold ``rationales.parquet``).
+
+    One row per user; returns counts, parse rate and speed. See the module docstring.
+    """
+    from slimrec.llm.backends.hf import HFBackend
+
+    out = Path(out)
+    if out.suffix != ".parquet":  # a folder: the file goes inside it
+        out = out / "rationales.parquet"
+    dataset = PreparedDataset.load(data_dir)
+    users = _users(config, dataset.n_users)
+    prompts = user_prompts(dataset, users, config.prompt)
+    if config.adapter and not (Path(config.adapter) / "adapter_config.json").is_file():
+        raise ConfigError(
+            "not a LoRA adapter folder (no adapter_config.json)",
+            where=config.adapter,
+            fix="give slimrec distill's OUT/adapter",
+        )
+    backend = backend or HFBackend(
+        base_of(config),
+        adapter=config.adapter,
+        device=config.device,
+        dtype=config.dtype,
+        batch_size=config.batch_size,
+        threads=config.threads,
+        refill=config.refill,
+        progress=False,
+    )
+    key = config_hash(
+        config.model_dump(mode="json", exclude=set(SPEED_ONLY) | {"users", "base_model"}),
+        backend.model_id,
+        [int(u) for u in users],
+        [p.messages() for p in prompts],
+    )
+    shards = shard_dir(out)
+    _claim(shards, key)
+    started = time.perf_counter()
+    generated = tokens = 0
+    fresh: set[int] = set()
+    size = config.shard_size
+    n_shards = (len(users) + size - 1) // size
+    bar = tqdm(total=len(users), desc="reason", unit="user", disable=not progress)
+    with bar:
+        for s in range(n_shards):
+            path = shards / f"shard-{s:05d}.parquet"
+            chunk = range(s * size, min((s + 1) * size, len(users)))
+            if path.is_file():
+                bar.update(len(chunk))
+                continue
+
+            def tick(n_tokens: int) -> None:
+                nonlocal tokens
+                tokens += n_tokens
+                bar.update()
+                bar.set_postfix_str(f"{tokens / (time.perf_counter() - started):.1f} tok/s")
+
+            rows = _answer(
+                backend, config, [users[i] for i in chunk], [prompts[i] for i in chunk], tick
+            )
+            with atomic_path(path) as tmp:
+                pd.DataFrame(rows, columns=COLUMNS).to_parquet(tmp, index=False)
+            fresh.add(s)
+            generated += len(rows)
+    seconds = time.perf_counter() - started
+    parts = []
+    for s in range(n_shards):
+        part = pd.read_parquet(shards / f"shard-{s:05d}.parquet")
+        part["cached"] = s not in fresh
+        parts.append(part)
+    frame = pd.concat(parts, ignore_index=True)[COLUMNS]
+    with atomic_path(out) as tmp:
+        frame.to_parquet(tmp, index=False)
+    return {
+        "path": str(out),
+        "users": len(frame),
+        "generated": generated,
+        "shards": n_shards,
+        "shards_generated": len(fresh),
+        "parsed": int(frame["parsed"].sum()),
+        "parse_rate": float(frame["parsed"].mean()) if len(frame) else 0.0,
+        "completion_tokens": tokens,
+        "seconds": round(seconds, 2),
+        "tokens_per_s": round(tokens / seconds, 2) if seconds > 0 and tokens else 0.0,
+        "model": backend.model_id,
+    }
+
+
+def _users(config: ReasonConfig, n_users: int) -> list[int]:
+    if config.users is None:
+        return list(range(n_users))
+    bad = [u for u in config.users if not 0 <= u < n_users]
+    if bad:
+        raise ConfigError(
+            f"user id {bad[0]} is not in the dataset (dense ids 0..{n_users - 1})",
+            where="users",
+            fix="give dense user ids of the prepared dataset",
+        )
+    if len(set(config.users)) != len(config.users):
+        raise ConfigError("users lists a user twice", where="users", fix="list each user once")
+    return list(config.users)
+
+
+def _claim(shards: Path, key: str) -> None:
+    """Use ``shards`` for ``key``: shards of any other key are stale and removed."""
+    marker = shards / "key.json"
+    if shards.is_dir():
+        try:
+            same = json.loads(marker.read_text(encoding="utf-8")).get("key") == key
+        except (OSError, ValueError):
+            same = False
+        if same:
+            return
+        shutil.rmtree(shards)
+    shards.mkdir(parents=True)
+    write_json_atomic(marker, {"key": key})
+
+
+def _answer(
+    backend: Any,
+    config: ReasonConfig,
+    users: list[int],
+    prompts: list[Prompt],
+    tick: Callable[[int], None],
+) -> list[dict]:
+    """One row per user, in order, in the teacher's columns; ``tick`` per answer."""
+    requests = [
+        ChatRequest(key=f"user {u}", messages=p.messages())
+        for u, p in zip(users, prompts, strict=True)
+    ]
+    answers: dict[int, Any] = {}
+    for i, completion in backend.generate(requests, config.sampling):
+        answers[i] = completion
+        tick(completion.completion_tokens)
+    rows = []
+    for i, (user, prompt) in enumerate(zip(users, prompts, strict=True)):
+        answer = answers[i]
+        rationale = parse_rationale(answer.text)
+        rows.append(
+            {
+                "user": int(user),
+                "prompt": json.dumps(prompt.messages(), ensure_ascii=False),
+                "response": answer.text,
+                "step1": rationale.summary,
+                "step2": rationale.categories,
+                "step3": rationale.items,
+                "parsed": rationale.complete,
+                "parse_problems": (
+                    "missing: " + ", ".join(rationale.missing) if rationale.missing else ""
+                ),
+                "model": answer.model,
+                "template_version": prompt.version,
+                "prompt_tokens": answer.prompt_tokens,
+                "completion_tokens": answer.completion_tokens,
+                "cached": False,
+            }
+        )
+    return rows

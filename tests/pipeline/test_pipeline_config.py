@@ -1,0 +1,84 @@
+"""RunConfig: the shipped configs load, and bad ones fail with one line naming the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from slimrec.config import load_yaml
+from slimrec.errors import ConfigError
+from slimrec.pipeline import RunConfig
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+@pytest.mark.parametrize("name", ["quickstart", "amazon-office"])
+def test_shipped_configs_load(name):
+    cfg = load_yaml(RunConfig, CONFIGS / f"{name}.yaml")
+    assert cfg.name == name
+    assert cfg.rationales_needed() == {"teacher", "student"}
+    assert ("student", "response") in cfg.text_fields()
+
+
+def test_quickstart_is_the_embedded_default_with_local_models():
+    cfg = load_yaml(RunConfig, CONFIGS / "quickstart.yaml")
+    assert cfg.data.source.dataset == "ml-100k"
+    assert cfg.teacher.backend == "hf" and cfg.teacher.model == "qwen2.5-coder-0.5b"
+    assert cfg.student.base_model == "smollm2-135m"
+    assert set(cfg.methods) >= {"backbone", "backbone+", "slim-", "slim"}
+
+
+def write(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"teacher": {"n_user": 3}}, "teacher.n_user"),
+        ({"methods": ["slim", "magic"]}, "unknown method"),
+        ({"methods": ["slim", "slim"]}, "listed twice"),
+        ({"backbones": ["bert4rec"]}, "backbones.0"),
+        ({"train": {"backbone": "gru4rec"}}, "train.backbone is set by the pipeline"),
+        ({"train": {"seed": 3}}, "train.seed is set by the pipeline"),
+        ({"eval": {"protocols": ["loo"]}}, "eval.protocols.0"),
+        ({"student": {"epochs": 0}}, "student.epochs"),
+    ],
+)
+def test_bad_configs_fail_with_one_line(tmp_path, data, message):
+    path = write(tmp_path, data)
+    with pytest.raises(ConfigError) as info:
+        load_yaml(RunConfig, path)
+    line = info.value.one_line()
+    assert message in line and str(path) in line and "\n" not in line
+
+
+def test_rationales_and_tables_follow_the_methods():
+    assert RunConfig(methods=["backbone", "backbone+"]).rationales_needed() == set()
+    assert RunConfig(methods=["backbone"]).needs_item_text() is False
+    teacher_only = RunConfig(methods=["slim-"])
+    assert teacher_only.rationales_needed() == {"teacher"}
+    steps = RunConfig(methods=["slim", "slim-step2", "text-matching"])
+    assert steps.text_fields() == [("student", "response"), ("student", "step2")]
+    assert steps.rationales_needed() == {"teacher", "student"}  # the student learns from it
+
+
+def test_teacher_section_is_a_teacher_config():
+    cfg = RunConfig(teacher={"backend": "openai", "model": "m", "n_users": 5, "seed": 2})
+    teacher = cfg.teacher.teacher_config()
+    assert teacher.model == "m" and not hasattr(teacher, "n_users")
+
+
+def test_reason_section_is_the_student_reason_config_less_what_the_pipeline_fills():
+    from slimrec.pipeline.config import ReasonSection
+    from slimrec.student.reason import ReasonConfig
+
+    filled = {"base_model", "adapter", "prompt", "users"}
+    assert set(ReasonSection.model_fields) == set(ReasonConfig.model_fields) - filled
+    section = ReasonSection(sampling={"max_new_tokens": 7}, batch_size=3)
+    cfg = ReasonConfig(**section.model_dump(), base_model="m", adapter=None)
+    assert cfg.sampling.max_new_tokens == 7 and cfg.batch_size == 3

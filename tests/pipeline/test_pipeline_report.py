@@ -1,0 +1,160 @@
+"""report.md from a hand-made result table; the long-tail numbers and plot."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from slimrec.eval.results import ResultTable
+from slimrec.pipeline.plots import group_shares, plot_popularity, popularity_groups
+from slimrec.pipeline.report import comparison_table, render_report, stage_costs
+from slimrec.pipeline.stage import StageRecord
+
+METRICS = ("ndcg@10", "hit@10", "hit@20")
+
+
+def table() -> ResultTable:
+    t = ResultTable()
+    values = {"backbone": 0.10, "backbone+": 0.12, "slim-": 0.125, "slim": 0.15}
+    values |= {"slim-step1": 0.13, "slim-step2": 0.11, "slim-step3": 0.14}
+    for seed, noise in enumerate((0.0, 0.01, 0.02)):
+        for backbone in ("sasrec", "gru4rec"):
+            for method, v in values.items():
+                for protocol, scale in (("full", 1.0), ("sampled", 3.0)):
+                    metrics = {m: scale * (v + noise) * (1 + i) for i, m in enumerate(METRICS)}
+                    t.add(
+                        method=f"{backbone}/{method}",
+                        seed=seed,
+                        metrics=metrics,
+                        protocol=protocol,
+                        dataset="d",
+                    )
+        t.add(method="text-matching", seed=seed, metrics=dict.fromkeys(METRICS, 0.05), dataset="d")
+    return t
+
+
+def record(name: str, seconds: float, cost: dict) -> StageRecord:
+    return StageRecord(name, "k", f"stages/{name}", "ran", seconds, seconds, cost)
+
+
+def test_main_table_layout_and_improvement():
+    md = comparison_table(
+        table(),
+        ["sasrec", "gru4rec"],
+        {"backbone": "Backbone", "backbone+": "Backbone+", "slim-": "SLIM-", "slim": "SLIM"},
+        protocol="full",
+        metrics=METRICS,
+        digits=4,
+        improvement=("slim", "backbone+"),
+    )
+    lines = md.splitlines()
+    assert lines[0] == (
+        "| model | metric | Backbone | Backbone+ | SLIM- | SLIM | Improv. (SLIM vs Backbone+) |"
+    )
+    assert len(lines) == 2 + 2 * 3  # header, rule, backbone x metric
+    row = lines[2].split(" | ")
+    assert row[0] == "| sasrec" and row[1] == "ndcg@10"
+    # mean over seeds 0.15, 0.16, 0.17 -> 0.16 ± 0.01; the best of the row in bold
+    assert row[5] == "**0.1600 ± 0.0100**"
+    assert row[2] == "0.1100 ± 0.0100"
+    assert row[6] == f"{100 * (0.16 - 0.13) / 0.13:+.2f}% |"
+
+
+def test_missing_columns_are_left_out_and_no_runs_gives_none():
+    t = ResultTable()
+    t.add(method="sasrec/backbone", seed=0, metrics=dict.fromkeys(METRICS, 0.1), dataset="d")
+    md = comparison_table(
+        t,
+        ["sasrec"],
+        {"backbone": "Backbone", "slim": "SLIM"},
+        protocol="full",
+        metrics=METRICS,
+        digits=3,
+        improvement=("slim", "backbone+"),
+    )
+    assert md.splitlines()[0] == "| model | metric | Backbone |"  # no SLIM, no Improv.
+    assert "0.100" in md and "**" not in md
+    assert (
+        comparison_table(
+            t, ["sasrec"], {"slim": "SLIM"}, protocol="full", metrics=METRICS, digits=3
+        )
+        is None
+    )
+
+
+def test_whole_report_has_every_section():
+    records = [
+        record("prepare", 1.0, {}),
+        record(
+            "teach",
+            100.0,
+            {
+                "teacher_prompt_tokens": 1000,
+                "teacher_completion_tokens": 500,
+                "teacher_cost_usd": 0.0125,
+            },
+        ),
+        record("reason", 50.0, {"student_tokens": 12345}),
+        record("fit/sasrec/slim/seed0", 2.0, {}),
+        record("fit/sasrec/slim/seed1", 3.0, {}),
+    ]
+    costs = {row["stage"]: row for row in stage_costs(records)}
+    assert costs["fit"]["runs"] == 2 and costs["fit"]["seconds"] == 5.0
+    shares = {"sasrec": {"slim": [0.5, 0.3, 0.2], "test targets": [0.4, 0.3, 0.3]}}
+    md = render_report(
+        name="demo",
+        dataset="d",
+        dataset_stats={"users": 10, "items": 20, "interactions": 99},
+        config_hash="abc123",
+        table=table(),
+        backbones=["sasrec", "gru4rec"],
+        protocols=["full", "sampled"],
+        metrics=METRICS,
+        digits=4,
+        seeds=[0, 1, 2],
+        records=records,
+        popularity=shares,
+        plot_file="popularity.png",
+        top_k=10,
+        hw={"cpu": "Test CPU", "cores": 2, "python": "3.11", "torch": "2"},
+        date="today",
+    )
+    for needle in (
+        "## Results: full ranking",
+        "## Results: sampled",
+        "ID-agnostic",
+        "| SLIM-Step1 | SLIM-Step2 | SLIM-Step3 | SLIM |",
+        "![recommendations by item popularity](popularity.png)",
+        "| sasrec | slim | 50.0% | 30.0% | 20.0% |",
+        "| teach | 1 | 100.0 | 1,000 + 500 | 0.0125 |  |",
+        "| reason | 1 | 50.0 |  |  | 12,345 |",
+        "Test CPU, 2 cores",
+        "`abc123`",
+        "date: today",
+    ):
+        assert needle in md, needle
+    assert md.count("Improv. (SLIM vs Backbone+)") == 2  # once per protocol
+
+
+def test_popularity_groups_split_items_head_to_tail():
+    popularity = np.array([0, 50, 1, 7, 7, 30, 0, 2, 9, 4, 3])  # index 0 is padding
+    groups = popularity_groups(popularity, 5)
+    assert groups[0] == -1
+    assert np.bincount(groups[1:]).tolist() == [2, 2, 2, 2, 2]
+    assert groups[1] == groups[5] == 0  # the two most popular
+    assert groups[6] == 4 and groups[2] == 4  # the least popular are the tail
+    recs = np.array([[1, 5, 0], [6, 2, 1]])  # padding ignored
+    assert group_shares(recs, groups, 5).tolist() == [0.6, 0.0, 0.0, 0.0, 0.4]
+    with pytest.raises(ValueError, match="cannot fill"):
+        popularity_groups(np.array([0, 1, 2]), 5)
+
+
+def test_plot_is_a_png(tmp_path):
+    shares = {
+        "sasrec": {"backbone": np.array([0.6, 0.3, 0.1]), "slim": np.array([0.4, 0.3, 0.3])},
+        "gru4rec": {"backbone": np.array([0.7, 0.2, 0.1]), "slim": np.array([0.5, 0.3, 0.2])},
+    }
+    path = plot_popularity(shares, tmp_path / "p.png", top_k=10, title="t")
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    assert [p.name for p in tmp_path.iterdir()] == ["p.png"]  # no temporary left

@@ -1,0 +1,150 @@
+"""``slimrec run`` end to end on tiny real models: artifacts, full cache, partial re-run.
+
+Teacher and student are the tiny random Llama of tests/tiny_lm.py through the local hf
+backend; the data is a small CSV written here and read through slimrec.data like a
+user's file. One seed, two epochs: the point is the pipeline, not the numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from tests.cli_helpers import run as run_cli
+
+from slimrec.pipeline import RunConfig, run_pipeline
+
+METHODS = ["backbone", "backbone+", "slim-", "slim", "slim-step1", "text-matching"]
+STUDENT_SIDE = {"distill", "reason", "embed/student/response", "embed/student/step1"}
+STUDENT_FITS = {"fit/sasrec/slim/seed0", "fit/sasrec/slim-step1/seed0", "fit/text-matching/seed0"}
+
+
+def write_csv(folder: Path, n_users: int = 36, n_items: int = 200) -> tuple[Path, Path]:
+    """Users who each browse a neighbourhood of the catalog (learnable, with a long tail)."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for u in range(n_users):
+        start = int(rng.integers(n_items))
+        for t in range(int(rng.integers(6, 10))):
+            item = (start + int(rng.zipf(1.6))) % n_items
+            rows.append((f"user{u}", f"sku{item}", t))
+    ratings = folder / "ratings.csv"
+    pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).to_csv(ratings, index=False)
+    items = folder / "items.csv"
+    kinds = ["pen", "notebook", "stapler", "folder", "ink"]
+    pd.DataFrame(
+        {
+            "item_id": [f"sku{i}" for i in range(n_items)],
+            "title": [f"{kinds[i % 5].title()} model {i}" for i in range(n_items)],
+        }
+    ).to_csv(items, index=False)
+    return ratings, items
+
+
+def tiny_config(ratings: Path, items: Path, lm: Path, student_epochs: int = 1) -> dict:
+    return {
+        "name": "ci-tiny",
+        "data": {
+            "source": {"dataset": str(ratings), "items": str(items)},
+            "prepare": {"user_core": 3, "item_core": 1},
+        },
+        "teacher": {
+            "backend": "hf",
+            "model": str(lm),
+            "n_users": 12,
+            "batch_size": 12,
+            "threads": 2,
+            "answer_cache": "run",
+            "sampling": {"max_new_tokens": 24},
+        },
+        "student": {
+            "base_model": str(lm),
+            "epochs": student_epochs,
+            "batch_size": 4,
+            "grad_accum": 1,
+            "lr": 0.01,
+            "warmup_steps": 0,
+            "max_length": 256,
+            "valid_fraction": 0.2,
+            "only_parsed": False,  # a random tiny model never writes all three steps
+            "threads": 2,
+        },
+        "reason": {"sampling": {"max_new_tokens": 16}, "batch_size": 18, "threads": 2},
+        "backbones": ["sasrec"],
+        "methods": METHODS,
+        "seeds": [0],
+        "train": {"epochs": 2, "min_patience_steps": 0, "model": {"dim": 16}, "threads": 2},
+    }
+
+
+@pytest.fixture
+def setup(tmp_path, lively_lm, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    ratings, items = write_csv(tmp_path)
+    return tmp_path, ratings, items, lively_lm
+
+
+def test_whole_pipeline_then_cached_then_only_downstream(setup, capsys):
+    tmp_path, ratings, items, lm = setup
+    config_file = tmp_path / "ci-tiny.yaml"
+    config_file.write_text(yaml.safe_dump(tiny_config(ratings, items, lm)))
+    run_dir = tmp_path / "run"
+
+    code, out, err = run_cli(["run", "--config", str(config_file), "--out", str(run_dir)], capsys)
+    assert code == 0, err
+    assert "report: " in out and "ran" in out
+
+    # -- every artifact ------------------------------------------------------------------
+    stages = json.loads((run_dir / "stages.json").read_text())["stages"]
+    names = [s["name"] for s in stages]
+    assert names[:4] == ["prepare", "teach", "distill", "reason"]
+    assert names[-1] == "report"
+    assert {s["status"] for s in stages} == {"ran"}
+    for s in stages:
+        assert (run_dir / s["folder"] / "stage.json").is_file(), s["name"]
+    teach = next(s for s in stages if s["name"] == "teach")
+    assert teach["cost"]["teacher_answers"] == 12
+    assert teach["cost"]["teacher_completion_tokens"] > 0
+    reason = next(s for s in stages if s["name"] == "reason")
+    assert reason["cost"]["student_tokens"] > 0
+
+    report = (run_dir / "report.md").read_text()
+    assert (
+        "| model | metric | Backbone | Backbone+ | SLIM- | SLIM | Improv. (SLIM vs Backbone+) |"
+        in (report)
+    )
+    assert report.count("| sasrec | ndcg@10 |") == 4  # main + ablation, once per protocol
+    for needle in ("## ID-agnostic", "SLIM-Step1", "## Cost of each stage", "](popularity.png)"):
+        assert needle in report, needle
+    assert "config hash: `" in report and "cores" in report
+
+    results = json.loads((run_dir / "results.json").read_text())
+    runs = results["results"]["runs"]
+    assert {(r["method"], r["protocol"]) for r in runs} == {
+        (m if m == "text-matching" else f"sasrec/{m}", p)
+        for m in METHODS
+        for p in ("full", "sampled")
+    }
+    assert all(0.0 <= r["metrics"]["ndcg@10"] <= 1.0 for r in runs)
+    shares = results["popularity"]["sasrec"]
+    assert set(shares) == {*METHODS, "test targets"}
+    assert all(abs(sum(v) - 1.0) < 1e-6 for v in shares.values())
+    assert (run_dir / "popularity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # -- the same config again: everything cached ----------------------------------------
+    cfg = RunConfig.model_validate(tiny_config(ratings, items, lm))
+    again = run_pipeline(cfg, run_dir, echo=lambda _: None)
+    assert set(again.status().values()) == {"cached"}
+    assert again.status().keys() == set(names)
+
+    # -- one student value changed: the student's side and what reads it run again -------
+    changed = RunConfig.model_validate(tiny_config(ratings, items, lm, student_epochs=2))
+    third = run_pipeline(changed, run_dir, echo=lambda _: None).status()
+    ran = {name for name, status in third.items() if status == "ran"}
+    assert ran == STUDENT_SIDE | STUDENT_FITS | {"report"}
+    assert third["teach"] == third["prepare"] == third["embed/items"] == "cached"
+    assert third["fit/sasrec/slim-/seed0"] == "cached"  # teacher rationales only

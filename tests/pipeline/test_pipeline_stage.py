@@ -1,0 +1,85 @@
+"""StageRunner: keys from inputs, manifests mark finished stages, interrupted ones resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from slimrec.pipeline.stage import MANIFEST, STAGES_FILE, StageRunner, stage_key
+
+
+def counting_work(calls: list[Path], value: int = 1):
+    def work(folder: Path) -> dict:
+        calls.append(folder)
+        (folder / "artifact.txt").write_text(str(value))
+        return {"artifact": "artifact.txt", "cost": {"teacher_prompt_tokens": 10 * value}}
+
+    return work
+
+
+def test_finished_stage_is_reused_and_changed_inputs_run_again(tmp_path):
+    calls: list[Path] = []
+    first = StageRunner(tmp_path, echo=lambda _: None)
+    rec = first.run("teach", {"data": "abc", "n": 1}, counting_work(calls))
+    assert rec.status == "ran" and len(calls) == 1
+    assert rec.outputs == {"artifact": "artifact.txt"}  # the cost is reported apart
+    assert rec.cost == {"teacher_prompt_tokens": 10}
+    manifest = json.loads((tmp_path / rec.folder / MANIFEST).read_text())
+    assert manifest["key"] == rec.key == stage_key("teach", {"data": "abc", "n": 1})
+
+    again = StageRunner(tmp_path, echo=lambda _: None)
+    rec2 = again.run("teach", {"data": "abc", "n": 1}, counting_work(calls))
+    assert rec2.status == "cached" and len(calls) == 1
+    assert rec2.cost == rec.cost and rec2.outputs == rec.outputs
+    assert rec2.compute_seconds == rec.compute_seconds
+
+    rec3 = again.run("teach", {"data": "abc", "n": 2}, counting_work(calls, 2))
+    assert rec3.status == "ran" and rec3.key != rec.key and rec3.folder != rec.folder
+    assert (tmp_path / rec.folder / "artifact.txt").read_text() == "1"  # old one untouched
+
+
+def test_interrupted_stage_continues_in_its_folder(tmp_path):
+    seen: list[Path] = []
+
+    def crashing(folder: Path) -> dict:
+        seen.append(folder)
+        (folder / "half.txt").write_text("half")
+        raise KeyboardInterrupt
+
+    runner = StageRunner(tmp_path, echo=lambda _: None)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run("distill", {"x": 1}, crashing)
+    assert not (seen[0] / MANIFEST).exists()  # not finished
+
+    def resuming(folder: Path) -> dict:
+        seen.append(folder)
+        return {"resumed_from": (folder / "half.txt").read_text()}
+
+    rec = StageRunner(tmp_path, echo=lambda _: None).run("distill", {"x": 1}, resuming)
+    assert rec.status == "ran" and seen[0] == seen[1]
+    assert rec.outputs == {"resumed_from": "half"}
+
+
+def test_corrupt_manifest_means_not_finished(tmp_path):
+    calls: list[Path] = []
+    runner = StageRunner(tmp_path, echo=lambda _: None)
+    rec = runner.run("prepare", {}, counting_work(calls))
+    (tmp_path / rec.folder / MANIFEST).write_text("{not json")
+    assert runner.run("prepare", {}, counting_work(calls)).status == "ran"
+    assert len(calls) == 2
+
+
+def test_stages_file_and_table(tmp_path):
+    runner = StageRunner(tmp_path, echo=lambda _: None)
+    runner.run("prepare", {}, lambda folder: {})
+    runner.run("fit/sasrec/slim/seed0", {"a": 1}, lambda folder: {"cost": {"student_tokens": 5}})
+    saved = json.loads((tmp_path / STAGES_FILE).read_text())
+    assert [s["name"] for s in saved["stages"]] == ["prepare", "fit/sasrec/slim/seed0"]
+    assert saved["stages"][1]["cost"] == {"student_tokens": 5}
+    assert {"status", "seconds", "compute_seconds", "key", "folder"} <= set(saved["stages"][0])
+    assert runner.records[1].kind == "fit"
+    assert "/" not in Path(runner.records[1].folder).name  # one folder, not nested ones
+    table = runner.table()
+    assert "fit/sasrec/slim/seed0" in table and "ran" in table and "total" in table

@@ -1,0 +1,243 @@
+"""``slimrec reason`` on the tiny real Llama: columns, resume, leakage, adapter, exactness."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from slimrec.cli import main
+from slimrec.data import PrepareConfig, PreparedDataset, prepare
+from slimrec.data.loaders import DataSource, load_dataset
+from slimrec.llm.backends.base import ChatRequest, SamplingConfig
+from slimrec.llm.backends.hf import HFBackend, _pick
+from slimrec.llm.teach import COLUMNS, user_prompts
+from slimrec.student.fastgen import decode
+from slimrec.student.reason import ReasonConfig, reason, shard_dir
+
+TOKENS = 10
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """A prepared dataset of 11 users, built from CSV files like a user would."""
+    folder = tmp_path_factory.mktemp("reason-data")
+    rng = np.random.default_rng(3)
+    rows = [(f"u{u}", f"i{rng.integers(20)}", t) for u in range(11) for t in range(6)]
+    pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).to_csv(
+        folder / "ratings.csv", index=False
+    )
+    titles = [f"Title {i:02d} {['pens', 'paper', 'notebooks'][i % 3]}" for i in range(20)]
+    pd.DataFrame({"item_id": [f"i{i}" for i in range(20)], "title": titles}).to_csv(
+        folder / "items.csv", index=False
+    )
+    raw = load_dataset(
+        DataSource(dataset=str(folder / "ratings.csv"), items=str(folder / "items.csv"))
+    )
+    return prepare(raw, PrepareConfig(user_core=3, item_core=1)).save(folder / "prepared")
+
+
+def cfg(lm: Path, **kw) -> ReasonConfig:
+    base = {"base_model": str(lm), "batch_size": 3, "shard_size": 4, "threads": 1}
+    base["sampling"] = SamplingConfig(max_new_tokens=TOKENS)
+    return ReasonConfig(**(base | kw))
+
+
+class Counting:
+    """An HFBackend that counts the prompts it is asked and can fail on its n-th call."""
+
+    def __init__(self, lm: Path, fail_on_call: int | None = None, **kw):
+        self.inner = HFBackend(str(lm), batch_size=3, progress=False, **kw)
+        self.fail_on_call, self.calls, self.asked = fail_on_call, 0, 0
+
+    @property
+    def model_id(self) -> str:
+        return self.inner.model_id
+
+    def generate(self, requests, sampling):
+        self.calls += 1
+        if self.calls == self.fail_on_call:
+            raise RuntimeError("killed")
+        self.asked += len(requests)
+        yield from self.inner.generate(requests, sampling)
+
+
+def reference(model, tok, ids: list[int], n: int) -> list[int]:
+    """transformers' own greedy generate(), one prompt, exactly ``n`` new tokens."""
+    x = torch.tensor([ids])
+    out = model.generate(
+        input_ids=x,
+        attention_mask=torch.ones_like(x),
+        max_new_tokens=n,
+        min_new_tokens=n,
+        do_sample=False,
+        pad_token_id=tok.pad_token_id,
+    )
+    return out[0, len(ids) :].tolist()
+
+
+@pytest.mark.parametrize("refill", [True, False])
+def test_fastgen_equals_plain_generate_token_for_token(lively_lm, data, refill):
+    from transformers import AutoModelForCausalLM
+
+    backend = HFBackend(str(lively_lm), progress=False)
+    backend.check()
+    tok, model = backend._tokenizer, AutoModelForCausalLM.from_pretrained(lively_lm).eval()
+    dataset = PreparedDataset.load(data)
+    prompts = user_prompts(dataset, range(dataset.n_users), ReasonConfig().prompt)
+    ids = [backend.encode(ChatRequest(str(i), p.messages())) for i, p in enumerate(prompts)]
+    n = 16
+    free = [reference(model, tok, p, n) for p in ids]
+    # A stop token that ends the rows at different steps, so rows leave the batch early
+    # and (with refill) waiting prompts are merged in with other cache widths.
+    counts: dict[int, int] = {}
+    for row in free:
+        for t in set(row[1:]):
+            counts[t] = counts.get(t, 0) + 1
+    stop = max(counts, key=lambda t: (min(counts[t], len(free) - counts[t]), -t))
+    want = {}
+    for i, row in enumerate(free):
+        cut = row.index(stop) + 1 if stop in row else n
+        want[i] = (row[:cut], stop in row)
+    assert len({len(w[0]) for w in want.values()}) > 2
+    got = {}
+    for i, toks, ended in decode(
+        backend._model,
+        ids,
+        max_new_tokens=n,
+        stop_ids={stop},
+        pad_id=tok.pad_token_id,
+        pick=lambda logits, gens: _pick(logits, SamplingConfig(), gens),
+        batch_size=3,
+        refill=refill,
+        refill_min=1,
+    ):
+        assert i not in got
+        got[i] = (toks, ended)
+    assert got == want
+
+
+def test_columns_count_and_same_answers_as_the_backend(lively_lm, data, tmp_path):
+    out = tmp_path / "r.parquet"
+    result = reason(data, out, cfg(lively_lm), progress=False)
+    frame = pd.read_parquet(out)
+    n_users = PreparedDataset.load(data).n_users
+    assert list(frame.columns) == COLUMNS and len(frame) == n_users
+    assert frame["user"].tolist() == list(range(n_users))
+    assert result["generated"] == n_users and result["shards"] == 3
+    assert result["completion_tokens"] == frame["completion_tokens"].sum() > 0
+    backend = HFBackend(str(lively_lm), batch_size=1, progress=False)
+    assert set(frame["model"]) == {backend.model_id}
+    assert not frame["cached"].any() and frame["response"].nunique() > 1
+    # One at a time through the backend gives the same answers.
+    reqs = [
+        ChatRequest(str(u), json.loads(p))
+        for u, p in zip(frame["user"], frame["prompt"], strict=True)
+    ]
+    alone = dict(backend.generate(reqs, SamplingConfig(max_new_tokens=TOKENS)))
+    assert [alone[i].text for i in range(len(reqs))] == frame["response"].tolist()
+    assert not list(tmp_path.glob(".r.parquet*"))  # no temporary left behind
+
+
+def test_failed_run_resumes_with_only_the_missing_shards(lively_lm, data, tmp_path):
+    out = tmp_path / "r.parquet"
+    first = Counting(lively_lm, fail_on_call=2)
+    with pytest.raises(RuntimeError, match="killed"):
+        reason(data, out, cfg(lively_lm), backend=first, progress=False)
+    assert first.asked == 4 and not out.exists()
+    assert sorted(p.name for p in shard_dir(out).glob("shard-*")) == ["shard-00000.parquet"]
+
+    second = Counting(lively_lm)
+    result = reason(data, out, cfg(lively_lm), backend=second, progress=False)
+    n_users = PreparedDataset.load(data).n_users
+    assert second.asked == n_users - 4 == result["generated"]
+    frame = pd.read_parquet(out)
+    assert frame["cached"].tolist() == [True] * 4 + [False] * (n_users - 4)
+    whole = reason(data, tmp_path / "whole.parquet", cfg(lively_lm), progress=False)
+    assert whole["generated"] == n_users
+    assert pd.read_parquet(tmp_path / "whole.parquet")["response"].equals(frame["response"])
+
+    # Nothing left to do; a changed setting makes every shard stale.
+    third = Counting(lively_lm)
+    assert reason(data, out, cfg(lively_lm), backend=third, progress=False)["generated"] == 0
+    assert third.asked == 0
+    longer = cfg(lively_lm, sampling=SamplingConfig(max_new_tokens=TOKENS + 2))
+    fourth = Counting(lively_lm)
+    assert reason(data, out, longer, backend=fourth, progress=False)["generated"] == n_users
+
+
+def test_prompts_hold_the_training_history_only(lively_lm, data, tmp_path):
+    dataset = PreparedDataset.load(data)
+    users = [0, 3, 5, 7]
+    reason(data, tmp_path / "r.parquet", cfg(lively_lm, users=users), progress=False)
+    frame = pd.read_parquet(tmp_path / "r.parquet")
+    assert frame["user"].tolist() == users
+    titles = dataset.items.set_index("item")["title"]
+    held_out = 0
+    for user, prompt in zip(frame["user"], frame["prompt"], strict=True):
+        seq = dataset.sequences[user]
+        text = json.loads(prompt)[1]["content"]
+        block = text.split("<history>\n", 1)[1].split("\n</history>", 1)[0]
+        assert block.splitlines() == [f'{k}. "{titles[i]}"' for k, i in enumerate(seq[:-2], 1)]
+        for target in seq[-2:]:
+            if target not in seq[:-2]:
+                assert titles[target] not in text
+                held_out += 1
+    assert held_out >= 4
+
+
+def test_adapter_changes_the_answers_and_names_its_base(lively_lm, data, tmp_path):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(lively_lm, local_files_only=True)
+    lora = LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj", "down_proj"])
+    lora.init_lora_weights = False  # random B: the adapter really changes the model
+    peft_model = get_peft_model(base, lora)
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.mul_(20)
+    adapter = tmp_path / "adapter"
+    peft_model.save_pretrained(adapter)
+    (adapter / "student.json").write_text(json.dumps({"base_model": str(lively_lm)}))
+
+    plain = reason(data, tmp_path / "plain.parquet", cfg(lively_lm), progress=False)
+    tuned = reason(
+        data,
+        tmp_path / "tuned.parquet",
+        cfg(lively_lm, base_model=None, adapter=str(adapter)),
+        progress=False,
+    )
+    assert "+lora@" in tuned["model"] and tuned["model"].startswith(plain["model"])
+    a = pd.read_parquet(tmp_path / "plain.parquet")["response"]
+    b = pd.read_parquet(tmp_path / "tuned.parquet")["response"]
+    assert (a != b).sum() >= len(a) // 2
+
+
+def test_cli_writes_rationales_and_bad_input_is_one_line(lively_lm, data, tmp_path, capsys):
+    out = tmp_path / "cli"  # a folder: rationales.parquet goes inside
+    args = ["reason", "--data", str(data), "--out", str(out), "--base-model", str(lively_lm)]
+    assert main([*args, "--max-new-tokens", "4", "--threads", "1", "--batch-size", "4"]) == 0
+    assert "rationales" in capsys.readouterr().out
+    frame = pd.read_parquet(out / "rationales.parquet")
+    assert len(frame) == PreparedDataset.load(data).n_users
+    assert frame["completion_tokens"].max() <= 4
+
+    assert main([*args, "--adapter", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "adapter_config.json" in err
+    config = tmp_path / "bad.yaml"
+    config.write_text("batch_size: 0\n")
+    assert main([*args, "--config", str(config)]) == 2
+    assert "batch_size" in capsys.readouterr().err
