@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: set up, then prepare MovieLens-100k and print
-# its statistics. (Later stages extend this to the whole SLIM pipeline.)
+# The main job on the embedded default: set up .venv, then run the whole SLIM pipeline
+# (configs/quickstart.yaml: MovieLens-100k, local teacher and student, offline) into
+# runs/quickstart/, ending with runs/quickstart/report.md. Re-running reuses every
+# finished stage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/slimrec data prepare --dataset ml-100k --out runs/quickstart/data --force
-.venv/bin/slimrec data stats runs/quickstart/data
+.venv/bin/slimrec run --config configs/quickstart.yaml --out runs/quickstart

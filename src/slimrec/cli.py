@@ -351,6 +351,73 @@ def reason_cmd(
     )
 
 
+@app.command("serve")
+def serve_cmd(
+    run: Path = typer.Option(..., help="A finished `slimrec run` folder."),
+    method: str = typer.Option("slim", help="Which trained method to serve."),
+    backbone: str | None = typer.Option(None, help="Its backbone (default: the run's first)."),
+    seed: int = typer.Option(0, help="Which seed's model."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8080, help="TCP port."),
+    device: str = typer.Option("cpu", help="cpu|cuda for the recommender and the student."),
+    student: bool = typer.Option(
+        True, "--student/--no-student", help="Explain new histories with the student."
+    ),
+    max_pending: int = typer.Option(8, help="Generations waiting at most before 503."),
+    threads: int = typer.Option(
+        1, help="torch CPU threads (1: lowest latency on a busy CPU; more for the student)."
+    ),
+) -> None:
+    """Serve recommendations with their rationales: REST API, OpenAPI, and a web page."""
+    from slimrec.serve.app import serve
+
+    if max_pending < 1:
+        raise ConfigError(f"--max-pending must be at least 1, got {max_pending}")
+    serve(
+        str(run),
+        method=method,
+        backbone=backbone,
+        seed=seed,
+        host=host,
+        port=port,
+        device=device,
+        student=student,
+        max_pending=max_pending,
+        threads=threads,
+    )
+
+
+@app.command("recommend")
+def recommend_cmd(
+    run: Path = typer.Option(..., help="A finished `slimrec run` folder."),
+    user: str | None = typer.Option(None, help="Original id of a known user."),
+    history: list[str] | None = typer.Option(
+        None, help="Items oldest first (ids or exact titles); repeat, or separate with ','."
+    ),
+    k: int = typer.Option(10, help="How many items."),
+    method: str = typer.Option("slim", help="Which trained method."),
+    backbone: str | None = typer.Option(None, help="Its backbone (default: the run's first)."),
+    seed: int = typer.Option(0, help="Which seed's model."),
+    plain: bool = typer.Option(False, "--plain", help="Plain text instead of a rich table."),
+    as_json: bool = typer.Option(False, "--json", help="The API's JSON answer."),
+) -> None:
+    """Top-k items and the rationale for a known user or a new history, in the terminal."""
+    from slimrec.serve.recommend_cli import recommend_once
+
+    text = recommend_once(
+        run,
+        user=user,
+        history=history,
+        k=k,
+        method=method,
+        backbone=backbone,
+        seed=seed,
+        style="json" if as_json else "plain" if plain else "auto",
+    )
+    if text is not None:
+        typer.echo(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning user errors into one line and exit status 2."""
     try:

@@ -22,6 +22,15 @@ def test_shipped_configs_load(name):
     assert ("student", "response") in cfg.text_fields()
 
 
+@pytest.mark.parametrize("name", ["quickstart", "amazon-office"])
+def test_saved_config_loads_back_identically(name, tmp_path):
+    from slimrec.config import save_yaml
+
+    cfg = load_yaml(RunConfig, CONFIGS / f"{name}.yaml")
+    save_yaml(cfg, tmp_path / "config.yaml")  # a full dump, as in every run folder
+    assert load_yaml(RunConfig, tmp_path / "config.yaml") == cfg
+
+
 def test_quickstart_is_the_embedded_default_with_local_models():
     cfg = load_yaml(RunConfig, CONFIGS / "quickstart.yaml")
     assert cfg.data.source.dataset == "ml-100k"

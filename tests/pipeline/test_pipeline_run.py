@@ -8,77 +8,17 @@ user's file. One seed, two epochs: the point is the pipeline, not the numbers.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import yaml
 from tests.cli_helpers import run as run_cli
+from tests.run_fixtures import tiny_config, write_csv
 
 from slimrec.pipeline import RunConfig, run_pipeline
 
 METHODS = ["backbone", "backbone+", "slim-", "slim", "slim-step1", "text-matching"]
 STUDENT_SIDE = {"distill", "reason", "embed/student/response", "embed/student/step1"}
 STUDENT_FITS = {"fit/sasrec/slim/seed0", "fit/sasrec/slim-step1/seed0", "fit/text-matching/seed0"}
-
-
-def write_csv(folder: Path, n_users: int = 36, n_items: int = 200) -> tuple[Path, Path]:
-    """Users who each browse a neighbourhood of the catalog (learnable, with a long tail)."""
-    rng = np.random.default_rng(3)
-    rows = []
-    for u in range(n_users):
-        start = int(rng.integers(n_items))
-        for t in range(int(rng.integers(6, 10))):
-            item = (start + int(rng.zipf(1.6))) % n_items
-            rows.append((f"user{u}", f"sku{item}", t))
-    ratings = folder / "ratings.csv"
-    pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).to_csv(ratings, index=False)
-    items = folder / "items.csv"
-    kinds = ["pen", "notebook", "stapler", "folder", "ink"]
-    pd.DataFrame(
-        {
-            "item_id": [f"sku{i}" for i in range(n_items)],
-            "title": [f"{kinds[i % 5].title()} model {i}" for i in range(n_items)],
-        }
-    ).to_csv(items, index=False)
-    return ratings, items
-
-
-def tiny_config(ratings: Path, items: Path, lm: Path, student_epochs: int = 1) -> dict:
-    return {
-        "name": "ci-tiny",
-        "data": {
-            "source": {"dataset": str(ratings), "items": str(items)},
-            "prepare": {"user_core": 3, "item_core": 1},
-        },
-        "teacher": {
-            "backend": "hf",
-            "model": str(lm),
-            "n_users": 12,
-            "batch_size": 12,
-            "threads": 2,
-            "answer_cache": "run",
-            "sampling": {"max_new_tokens": 24},
-        },
-        "student": {
-            "base_model": str(lm),
-            "epochs": student_epochs,
-            "batch_size": 4,
-            "grad_accum": 1,
-            "lr": 0.01,
-            "warmup_steps": 0,
-            "max_length": 256,
-            "valid_fraction": 0.2,
-            "only_parsed": False,  # a random tiny model never writes all three steps
-            "threads": 2,
-        },
-        "reason": {"sampling": {"max_new_tokens": 16}, "batch_size": 18, "threads": 2},
-        "backbones": ["sasrec"],
-        "methods": METHODS,
-        "seeds": [0],
-        "train": {"epochs": 2, "min_patience_steps": 0, "model": {"dim": 16}, "threads": 2},
-    }
 
 
 @pytest.fixture

@@ -47,7 +47,20 @@ class UserTextFusion(nn.Module):
             raise ValueError("this model fuses user text: pass the user indices (users=...)")
         if users.shape != s_seq.shape[:1]:
             raise ValueError(f"users has shape {list(users.shape)}, expected [{s_seq.shape[0]}]")
-        text = self.dropout(self.g_l(self.user_text[users]))  # [B, dim]
+        return self.fuse_text(s_seq, self.user_text[users])
+
+    def fuse_text(self, s_seq: Tensor, text: Tensor) -> Tensor:
+        """The fusion with given text embeddings ``[B, d_text]`` instead of table rows.
+
+        Serving a history no user of the table wrote needs exactly this: the rationale the
+        student writes for it, embedded like the table was, fused the same way.
+        """
+        if text.shape != (s_seq.shape[0], self.user_text.shape[1]):
+            raise ValueError(
+                f"text has shape {list(text.shape)}, expected "
+                f"[{s_seq.shape[0]}, {self.user_text.shape[1]}]"
+            )
+        text = self.dropout(self.g_l(text.to(self.user_text)))  # [B, dim]
         if s_seq.dim() == 3:
             text = text[:, None, :].expand(-1, s_seq.shape[1], -1)
         return self.g_f(torch.cat([text, s_seq], dim=-1))

@@ -163,7 +163,14 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _train_leaves_loops_alone(self) -> RunConfig:
-        taken = {"backbone", "method", "seed", "test_protocols", "ks"} & self.train.model_fields_set
+        # A saved config.yaml is a full dump holding the defaults of these fields: only a
+        # value other than the default means a user tried to set one.
+        defaults = TrainConfig()
+        taken = [
+            name
+            for name in ("backbone", "method", "seed", "test_protocols", "ks")
+            if getattr(self.train, name) != getattr(defaults, name)
+        ]
         if taken:
             raise ValueError(
                 f"train.{sorted(taken)[0]} is set by the pipeline: use `backbones`, `seeds`, "

@@ -1,0 +1,139 @@
+"""Find the artifacts of a finished ``slimrec run`` folder, in one place.
+
+Serving, the ``recommend`` command and analyses need the prepared data, the rationale
+files, the student's adapter and the trained models of a run. Their folders are named by
+stage keys (``stages/<name>-<key>/``), so nothing outside this module should build those
+paths: :class:`RunArtifacts` reads ``stages.json`` (the stages of the run's latest
+invocation, with their folders and outputs) and ``config.yaml``, and answers by stage
+name. A missing or unfinished piece is a one-line :class:`~slimrec.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from slimrec.errors import ConfigError
+from slimrec.pipeline.config import RunConfig
+from slimrec.pipeline.stage import MANIFEST, STAGES_FILE
+
+# ``train`` fields the pipeline fills in per fit (see RunConfig._train_leaves_loops_alone).
+
+
+@dataclass(frozen=True)
+class FitInfo:
+    """One trained model of a run: ``backbone`` is None for ID-agnostic methods."""
+
+    backbone: str | None
+    method: str
+    seed: int
+    folder: Path
+
+
+class RunArtifacts:
+    """Read-only view of a run folder written by :func:`slimrec.pipeline.run_pipeline`."""
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        file = self.run_dir / STAGES_FILE
+        if not file.is_file():
+            raise ConfigError(
+                f"not a slimrec run folder (no {STAGES_FILE})",
+                where=self.run_dir,
+                fix="give the --out folder of `slimrec run`",
+            )
+        try:
+            stages = json.loads(file.read_text(encoding="utf-8"))["stages"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"unreadable {STAGES_FILE} ({e})", where=file) from e
+        self._stages: dict[str, dict[str, Any]] = {s["name"]: s for s in stages}
+
+    # -- generic --------------------------------------------------------------------
+
+    def stage(self, name: str) -> tuple[Path, dict[str, Any]]:
+        """``(folder, outputs)`` of finished stage ``name``."""
+        record = self._stages.get(name)
+        if record is None:
+            raise ConfigError(
+                f"the run has no stage {name!r} (stages: {sorted(self._stages)})",
+                where=self.run_dir,
+                fix="run `slimrec run` with a config that includes it",
+            )
+        folder = self.run_dir / record["folder"]
+        if not (folder / MANIFEST).is_file():
+            raise ConfigError(
+                f"stage {name!r} did not finish", where=folder, fix="run `slimrec run` again"
+            )
+        return folder, record.get("outputs", {})
+
+    def has(self, name: str) -> bool:
+        return name in self._stages
+
+    def output(self, name: str, key: str) -> Path:
+        """The path of output ``key`` of stage ``name``."""
+        folder, outputs = self.stage(name)
+        if key not in outputs:
+            raise ConfigError(f"stage {name!r} has no output {key!r}", where=folder)
+        return folder / outputs[key]
+
+    # -- named artifacts ------------------------------------------------------------
+
+    @cached_property
+    def config(self) -> RunConfig:
+        """The run's config as saved in ``config.yaml``."""
+        from slimrec.config import load_yaml
+
+        return load_yaml(RunConfig, self.run_dir / "config.yaml")
+
+    @property
+    def data_dir(self) -> Path:
+        """The prepared dataset the run trained on."""
+        return self.output("prepare", "data")
+
+    def rationales(self, source: str) -> Path | None:
+        """``rationales.parquet`` of ``teacher`` or ``student`` (None when not produced)."""
+        stage = {"teacher": "teach", "student": "reason"}.get(source)
+        if stage is None:
+            raise ConfigError(f"unknown rationale source {source!r}", fix="teacher or student")
+        return self.output(stage, "rationales") if self.has(stage) else None
+
+    @property
+    def adapter(self) -> Path | None:
+        """The distilled student's LoRA adapter (None for runs without a student)."""
+        return self.output("distill", "adapter") if self.has("distill") else None
+
+    def fits(self) -> list[FitInfo]:
+        """Every trained model of the run, in run order."""
+        found = []
+        for name in self._stages:
+            parts = name.split("/")
+            if parts[0] != "fit":
+                continue
+            backbone = parts[1] if len(parts) == 4 else None
+            method, seed = parts[-2], int(parts[-1].removeprefix("seed"))
+            found.append(FitInfo(backbone, method, seed, self.output(name, "run")))
+        return found
+
+    def fit(self, method: str, backbone: str | None = None, seed: int = 0) -> FitInfo:
+        """The model of ``method`` and ``seed`` on ``backbone`` (None: the first trained).
+
+        ID-agnostic methods have no backbone: any ``backbone`` finds them.
+        """
+        fits = self.fits()
+        for f in fits:
+            if (
+                f.method == method
+                and f.seed == seed
+                and (f.backbone in (None, backbone) or not backbone)
+            ):
+                return f
+        known = ", ".join(f"{f.backbone or '-'}/{f.method}/seed{f.seed}" for f in fits)
+        asked = f"{backbone}/{method}/seed{seed}" if backbone else f"{method}/seed{seed}"
+        raise ConfigError(
+            f"the run has no model {asked}",
+            where=self.run_dir,
+            fix=f"choose one of: {known or 'none (no fit stage finished)'}",
+        )

@@ -1,0 +1,166 @@
+"""The recommendation service over a finished run: what the API and the CLI both call.
+
+:class:`RecommendService` puts together the run's catalog, one trained model
+(:class:`~slimrec.serve.scorer.Scorer`) and the rationales
+(:class:`~slimrec.serve.explainer.Explainer`), and answers two questions:
+
+* :meth:`for_user` -- a known user: their whole history, their own rationale from the
+  run, no generation (milliseconds);
+* :meth:`for_history` -- any history: the student writes a rationale for it (when the
+  run has a student), the model scores with its embedding.
+
+Results are plain dataclasses (:class:`Recommendation`); the API turns them into JSON and
+the CLI into a table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from slimrec.data.prepared import PreparedDataset
+from slimrec.errors import ConfigError
+from slimrec.methods.specs import method_spec
+from slimrec.pipeline.artifacts import RunArtifacts
+from slimrec.serve.catalog import Catalog, Item
+from slimrec.serve.explainer import Explainer, Explanation, known_rationales
+from slimrec.serve.scorer import Scorer
+
+
+@dataclass(frozen=True)
+class Scored:
+    item: Item
+    score: float
+
+
+@dataclass
+class Recommendation:
+    """Top-k items for one history, with the rationale behind them (if any)."""
+
+    history: list[Item]
+    items: list[Scored]
+    explanation: Explanation | None
+    user: str | None = None  # the original user id, for known users
+    model: dict[str, str | int | None] = field(default_factory=dict)
+
+
+class RecommendService:
+    """Recommendations with explanations from run ``run_dir`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        *,
+        method: str = "slim",
+        backbone: str | None = None,
+        seed: int = 0,
+        device: str = "cpu",
+        student: bool = True,
+        max_pending: int = 8,
+        threads: int | None = None,
+    ):
+        if threads is not None:
+            # Process-wide. One forward pass of a small recommender is ~2 ms on one thread
+            # but can take 20x longer with two OpenMP threads on a busy 2-core machine
+            # (docs/benchmarks.md, "Serving"): `slimrec serve` defaults to 1.
+            import torch
+
+            torch.set_num_threads(threads)
+        self.artifacts = RunArtifacts(run_dir)
+        self.spec = method_spec(method)
+        self.fit = self.artifacts.fit(method, backbone, seed)
+        self.dataset = PreparedDataset.load(self.artifacts.data_dir)
+        self.catalog = Catalog(self.dataset)
+        self.scorer = Scorer(self.fit.folder, device=device)
+        if self.scorer.n_items != self.catalog.n_items:
+            raise ConfigError(
+                f"the model has {self.scorer.n_items} items, the run's data {self.catalog.n_items}",
+                where=self.fit.folder,
+            )
+        # Known users' rationales: the ones the model was trained with, else the student's.
+        source = self.spec.rationales or "student"
+        file = self.artifacts.rationales(source)
+        if file is None and source == "student":
+            source, file = "teacher", self.artifacts.rationales("teacher")
+        self.known = known_rationales(file, source)
+        self.explainer = self._explainer(student, device, max_pending, threads)
+        if self.scorer.reads_text and self.explainer is None:
+            self.new_histories = "the model reads a rationale and the run has no student"
+        else:
+            self.new_histories = ""
+        self.model_info = {
+            "method": method,
+            "backbone": self.fit.backbone,
+            "seed": self.fit.seed,
+            "run": str(self.artifacts.run_dir),
+        }
+
+    def _explainer(
+        self, student: bool, device: str, max_pending: int, threads: int | None
+    ) -> Explainer | None:
+        adapter = self.artifacts.adapter
+        if not student or adapter is None:
+            return None
+        from slimrec.llm.backends.hf import HFBackend
+        from slimrec.student.reason import ReasonConfig, base_of
+        from slimrec.text import TextEncoder
+
+        config = self.artifacts.config
+        base = base_of(ReasonConfig(base_model=config.student.base_model, adapter=str(adapter)))
+        section = config.reason
+        backend = HFBackend(
+            base,
+            adapter=str(adapter),
+            device=device,
+            dtype=section.dtype,
+            batch_size=min(section.batch_size, 8),
+            threads=threads,
+            progress=False,
+        )
+        backend.check()
+        encoder = TextEncoder(config.encoder, cache=None)
+        return Explainer(
+            backend, config.teacher.prompt, section.sampling, encoder, max_pending=max_pending
+        )
+
+    # -- questions ------------------------------------------------------------------
+
+    def for_user(self, user: int, k: int) -> Recommendation:
+        """Top ``k`` for known user index ``user`` from their whole history."""
+        history = self.dataset.sequences[user].tolist()
+        ranked = self.scorer.for_user(user, history, k)
+        return self._result(history, ranked, self.known.get(user), self.catalog.user_raw[user])
+
+    async def for_history(self, history: Sequence[int], k: int) -> Recommendation:
+        """Top ``k`` for a history of dense item ids (the student explains it).
+
+        Raises :class:`~slimrec.serve.explainer.Busy` when the student's queue is full,
+        and :class:`~slimrec.errors.ConfigError` when the model needs a rationale that
+        this run cannot write.
+        """
+        if self.new_histories:
+            raise ConfigError(f"cannot serve new histories: {self.new_histories}")
+        explanation = None
+        vector = None
+        if self.explainer is not None:
+            titles = [self.catalog.title(i) for i in history]
+            explanation = await self.explainer.explain(titles)
+            if self.scorer.reads_text:
+                text = explanation.field(self.spec.field or "response")
+                vector = await asyncio.to_thread(self.explainer.embed, text)
+        ranked = self.scorer.for_history(list(history), k, vector)
+        return self._result(list(history), ranked, explanation, None)
+
+    def _result(self, history, ranked, explanation, user) -> Recommendation:
+        items = [
+            Scored(self.catalog.items[i], s)
+            for i, s in zip(ranked.items, ranked.scores, strict=True)
+        ]
+        history_items = [self.catalog.items[i] for i in history]
+        return Recommendation(history_items, items, explanation, user, self.model_info)
+
+    def close(self) -> None:
+        if self.explainer is not None:
+            self.explainer.close()
