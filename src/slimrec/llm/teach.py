@@ -18,6 +18,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,6 +48,39 @@ COLUMNS = [
     "completion_tokens",
     "cached",
 ]
+
+
+def rationale_row(
+    user: int,
+    prompt: Prompt,
+    response: str,
+    *,
+    model: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    cached: bool,
+) -> dict[str, Any]:
+    """One row of a rationales file (:data:`COLUMNS`): the answer and its parsed steps.
+
+    Teacher and student files share it, so every later stage reads either the same way.
+    """
+    rationale = parse_rationale(response)
+    missing = "missing: " + ", ".join(rationale.missing) if rationale.missing else ""
+    return {
+        "user": int(user),
+        "prompt": json.dumps(prompt.messages(), ensure_ascii=False),
+        "response": response,
+        "step1": rationale.summary,
+        "step2": rationale.categories,
+        "step3": rationale.items,
+        "parsed": rationale.complete,
+        "parse_problems": missing,
+        "model": model,
+        "template_version": prompt.version,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "cached": cached,
+    }
 
 
 @dataclass
@@ -136,27 +170,18 @@ def teach(
     rows = []
     for user, key, prompt in zip(users, keys, prompts, strict=True):
         answer = answers[key]
-        rationale = parse_rationale(answer.response)
         if key in known:
             usage.add_cached(answer.prompt_tokens, answer.completion_tokens)
         rows.append(
-            {
-                "user": int(user),
-                "prompt": json.dumps(prompt.messages(), ensure_ascii=False),
-                "response": answer.response,
-                "step1": rationale.summary,
-                "step2": rationale.categories,
-                "step3": rationale.items,
-                "parsed": rationale.complete,
-                "parse_problems": (
-                    "missing: " + ", ".join(rationale.missing) if rationale.missing else ""
-                ),
-                "model": answer.model,
-                "template_version": prompt.version,
-                "prompt_tokens": answer.prompt_tokens,
-                "completion_tokens": answer.completion_tokens,
-                "cached": key in known,
-            }
+            rationale_row(
+                user,
+                prompt,
+                answer.response,
+                model=answer.model,
+                prompt_tokens=answer.prompt_tokens,
+                completion_tokens=answer.completion_tokens,
+                cached=key in known,
+            )
         )
     frame = pd.DataFrame(rows, columns=COLUMNS)
     out = Path(out)

@@ -33,9 +33,8 @@ from slimrec.data import PreparedDataset
 from slimrec.errors import ConfigError
 from slimrec.io import atomic_path, write_json_atomic
 from slimrec.llm.backends.base import ChatRequest, SamplingConfig
-from slimrec.llm.parse import parse_rationale
 from slimrec.llm.prompts import Prompt, PromptConfig
-from slimrec.llm.teach import COLUMNS, user_prompts
+from slimrec.llm.teach import COLUMNS, rationale_row, user_prompts
 
 DEFAULT_BASE = "smollm2-135m"
 # Settings that change how fast the answers come, not what they are.
@@ -252,24 +251,15 @@ def _answer(
     rows = []
     for i, (user, prompt) in enumerate(zip(users, prompts, strict=True)):
         answer = answers[i]
-        rationale = parse_rationale(answer.text)
         rows.append(
-            {
-                "user": int(user),
-                "prompt": json.dumps(prompt.messages(), ensure_ascii=False),
-                "response": answer.text,
-                "step1": rationale.summary,
-                "step2": rationale.categories,
-                "step3": rationale.items,
-                "parsed": rationale.complete,
-                "parse_problems": (
-                    "missing: " + ", ".join(rationale.missing) if rationale.missing else ""
-                ),
-                "model": answer.model,
-                "template_version": prompt.version,
-                "prompt_tokens": answer.prompt_tokens,
-                "completion_tokens": answer.completion_tokens,
-                "cached": False,
-            }
+            rationale_row(
+                user,
+                prompt,
+                answer.text,
+                model=answer.model,
+                prompt_tokens=answer.prompt_tokens,
+                completion_tokens=answer.completion_tokens,
+                cached=False,
+            )
         )
     return rows
