@@ -9,7 +9,9 @@ the same ``max_new_tokens`` in every mode:
 2. plain batched ``generate`` (left-padded, batch ``--plain-batch``, fp32);
 3. ours: :class:`slimrec.llm.backends.hf.HFBackend` (= ``slimrec reason``): longest
    prompts first, KV cache written into preallocated room, finished rows dropped from
-   the batch and replaced by waiting prompts;
+   the batch and replaced by waiting prompts, the prompts' common opening run once;
+4. ours without that shared prefix (every row prefills its whole prompt), to show what
+   the sharing buys;
 
 and the compute bound: measured matmul FLOP/s (fp32 and bf16, here) / (2 x parameters),
 in tokens per second. Per mode: wall time, generated tokens/s, all tokens processed
@@ -17,8 +19,8 @@ in tokens per second. Per mode: wall time, generated tokens/s, all tokens proces
 token those of mode 1. Also the decode-step throughput per batch size on a synthetic
 cache, to pick the batch size. Prints Markdown; ``--out`` also writes JSON.
 
-Usage (about 8-10 minutes on 2 busy cores):
-    .venv/bin/python bench/generation.py --prompts 64 --max-new-tokens 128 --threads 1
+Usage (about 8 minutes on 2 quiet cores):
+    .venv/bin/python bench/generation.py --prompts 64 --max-new-tokens 96 --threads 2
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from slimrec.llm.backends.hf import HFBackend
 from slimrec.llm.parse import parse_rationale
 from slimrec.llm.prompts import PromptConfig
 from slimrec.llm.teach import user_prompts
-from slimrec.student.fastgen import _new_cache
+from slimrec.student.fastgen import _new_cache, common_prefix_length
 
 MOVIES = PromptConfig(domain="movies", verb="watched", category_noun="genres")
 
@@ -202,9 +204,19 @@ def main() -> None:
     plain = plain_generate(model, tok, ids, t_new, stops, args.plain_batch)
     record("plain_batched", plain, time.perf_counter() - start, range(n))
 
-    start = time.perf_counter()
-    ours = backend._decode(ids, SamplingConfig(max_new_tokens=t_new))
-    record("ours", [o for o, _ in ours], time.perf_counter() - start, range(n))
+    for name, share in (("ours", True), ("ours_no_prefix", False)):
+        backend.share_prefix = share
+        start = time.perf_counter()
+        ours = backend._decode(ids, SamplingConfig(max_new_tokens=t_new))
+        record(name, [o for o, _ in ours], time.perf_counter() - start, range(n))
+    shared = common_prefix_length(ids)
+    info["shared_prefix_tokens"] = shared
+    info["prompt_tokens"] = sum(prompt_tokens)
+    print(
+        f"shared prefix: {shared} tokens; prefill {sum(prompt_tokens)} -> "
+        f"{sum(prompt_tokens) - (n - 1) * shared} prompt tokens",
+        flush=True,
+    )
 
     sweep = decode_sweep(model, [16, 32, 64, 128])
     print("decode tok/s by batch size:", {b: round(v, 1) for b, v in sweep.items()})
@@ -221,12 +233,16 @@ def print_table(info, args, modes, bound, sweep, decode_shape, peak, params, pro
     names = {
         "single": "one prompt at a time, `generate`",
         "plain_batched": f"plain batched `generate`, batch {args.plain_batch}",
-        "ours": f"ours (`slimrec reason`), batch {args.batch}, refill",
+        "ours": f"ours (`slimrec reason`), batch {args.batch}, refill, shared prefix",
+        "ours_no_prefix": f"ours without the shared prefix, batch {args.batch}, refill",
     }
     b32 = bound["float32"]
     print(f"\n{info['date']}, {info['cpu']}, torch {info['torch']}, {args.threads} thread(s),")
     print(f"load average at start {tuple(round(x, 1) for x in info['load_average'])}")
-    print(f"{args.prompts} ml-100k prompts ({min(prompt_tokens)}-{max(prompt_tokens)} tokens),")
+    print(
+        f"{args.prompts} ml-100k prompts ({min(prompt_tokens)}-{max(prompt_tokens)} tokens, "
+        f"{info['shared_prefix_tokens']} of them shared by all),"
+    )
     print(f"max_new_tokens {args.max_new_tokens}, greedy, float32, {params / 1e6:.1f}M params\n")
     print(
         "| mode | prompts | s | generated tok/s | all tok/s | share of fp32 bound "
@@ -248,6 +264,12 @@ def print_table(info, args, modes, bound, sweep, decode_shape, peak, params, pro
         f"{decode_shape['float32'] / 1e9:.1f} GFLOP/s"
     )
     print("decode tok/s by batch size (KV width 400):", {b: round(v, 1) for b, v in sweep.items()})
+    gain = modes["ours"]["gen_tok_s"] / modes["ours_no_prefix"]["gen_tok_s"]
+    speed = {k: m["gen_tok_s"] for k, m in modes.items()}
+    print(
+        f"ours / plain batched: {speed['ours'] / speed['plain_batched']:.2f}x; shared prefix "
+        f"on / off: {gain:.2f}x; ours / one at a time: {speed['ours'] / speed['single']:.1f}x"
+    )
 
 
 if __name__ == "__main__":

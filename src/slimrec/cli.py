@@ -248,6 +248,9 @@ def distill_student(
     ),
     report_users: int = typer.Option(32, help="Held-out rationales in the report."),
     report_tokens: int = typer.Option(384, help="Most new tokens per answer in the report."),
+    report_no_repeat_ngram: int = typer.Option(
+        0, help="Report: forbid repeating an n-gram of this many tokens in an answer (0 = off)."
+    ),
     text_encoder: str = typer.Option("all-minilm-l6-v2", help="Sentence encoder of the report."),
 ) -> None:
     """LoRA-distil the teacher's rationales into the small student LM; resumes if interrupted."""
@@ -276,6 +279,7 @@ def distill_student(
             encoder=encoder,
             max_users=report_users,
             max_new_tokens=report_tokens,
+            no_repeat_ngram=report_no_repeat_ngram,
         )
         typer.echo((out / "quality.md").read_text(encoding="utf-8"))
 

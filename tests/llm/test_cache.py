@@ -24,8 +24,17 @@ def test_key_depends_on_every_input():
         cache_key("m", "v1", MESSAGES, SamplingConfig(temperature=0.7)),
         cache_key("m", "v1", MESSAGES, SamplingConfig(max_new_tokens=10)),
         cache_key("m", "v1", MESSAGES, SamplingConfig(seed=1)),
+        cache_key("m", "v1", MESSAGES, SamplingConfig(no_repeat_ngram=12)),
     ]
-    assert len({base, *others}) == 7 and len(base) == 64
+    assert len({base, *others}) == 8 and len(base) == 64
+
+
+def test_a_later_setting_left_off_keeps_earlier_keys():
+    """no_repeat_ngram came after the first cache files: while off it is not in the key."""
+    dumped = SamplingConfig().model_dump(mode="json")
+    assert set(dumped) == {"max_new_tokens", "temperature", "top_p", "seed"}
+    assert SamplingConfig(no_repeat_ngram=5).model_dump()["no_repeat_ngram"] == 5
+    assert SamplingConfig.model_validate(dumped) == SamplingConfig()
 
 
 def test_round_trip_first_answer_wins_and_survives_reopen(tmp_path):

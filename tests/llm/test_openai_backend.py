@@ -8,6 +8,7 @@ import time
 import pytest
 from tests.llm.fault_server import MODEL, FaultServer, Reply, answer, error, user_text
 
+from slimrec.errors import SlimrecError
 from slimrec.llm.backends import TeacherConfig, build_backend
 from slimrec.llm.backends.base import ChatRequest, LLMError, SamplingConfig
 from slimrec.llm.backends.openai_backend import OpenAIBackend
@@ -165,3 +166,10 @@ def test_registry_builds_the_openai_backend_from_config():
     assert llm.model_id == "m" and llm.max_retries == config.max_retries
     with pytest.raises(LLMError, match="not an http"):
         build_backend(config.model_copy(update={"base_url": "127.0.0.1:9"}))
+
+
+def test_no_repeat_ngram_is_refused_before_any_request():
+    llm = OpenAIBackend("m", base_url="http://127.0.0.1:1/v1")
+    request = ChatRequest("user 1", [{"role": "user", "content": "hi"}])
+    with pytest.raises(SlimrecError, match="no_repeat_ngram"):
+        list(llm.generate([request], SamplingConfig(no_repeat_ngram=8)))

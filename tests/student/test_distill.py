@@ -15,7 +15,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from slimrec.config import load_yaml
 from slimrec.errors import ConfigError, DataError
 from slimrec.student import StudentConfig, distill
-from slimrec.student.sft_data import load_rationales, prompt_ids
+from slimrec.student.sft_data import load_rationales, prompt_ids, repeated_lines, split_users
 
 
 def small(model, **overrides) -> StudentConfig:
@@ -121,3 +121,24 @@ def test_bad_base_models_and_inputs_are_one_line_errors(tiny_lm, rationales, tmp
     with pytest.raises(DataError, match="fewer than 2 users"):
         distill(one_user, small(tiny_lm), tmp_path / "d")
     assert not (tmp_path / "d").exists()
+
+
+def test_looping_teacher_answers_are_left_out_of_training_only(tiny_lm, tmp_path):
+    rows = rationale_rows(8)
+    loop = "Step 1: The user likes pens.\n" + "1. Pilot G2 gel pens, black\n" * 4 + "Step 2: x"
+    for row in rows[::2]:
+        row["response"] = loop + "\nStep 3: y"
+    path = write_rationales(tmp_path / "r.parquet", rows)
+    cfg = small(tiny_lm, epochs=1)
+    train, valid = split_users(load_rationales(path), cfg.valid_fraction, cfg.seed)
+    looping = sum(repeated_lines(r.rationale) > 1 for r in train)
+    assert 0 < looping < len(train)
+    every = distill(path, cfg, tmp_path / "all")
+    kept = distill(path, small(tiny_lm, epochs=1, max_repeated_lines=1), tmp_path / "kept")
+    assert (every["n_train"], every["n_valid"]) == (len(train), len(valid))
+    assert (kept["n_train"], kept["n_valid"]) == (len(train) - looping, len(valid))
+    # Left out of keys while unset: runs made before the setting existed stay valid.
+    assert "max_repeated_lines" not in cfg.model_dump(mode="json")
+    only_loops = write_rationales(tmp_path / "loops.parquet", rows[::2])
+    with pytest.raises(ConfigError, match="repeats more than 0 lines"):
+        distill(only_loops, small(tiny_lm, epochs=1, max_repeated_lines=0), tmp_path / "none")

@@ -16,7 +16,7 @@ from slimrec.data.loaders import DataSource, load_dataset
 from slimrec.llm.backends.base import ChatRequest, SamplingConfig
 from slimrec.llm.backends.hf import HFBackend, _pick
 from slimrec.llm.teach import COLUMNS, user_prompts
-from slimrec.student.fastgen import decode
+from slimrec.student.fastgen import common_prefix_length, decode
 from slimrec.student.reason import ReasonConfig, reason, shard_dir
 
 TOKENS = 10
@@ -85,8 +85,8 @@ def reference(model, tok, ids: list[int], n: int) -> list[int]:
     return out[0, len(ids) :].tolist()
 
 
-@pytest.mark.parametrize("refill", [True, False])
-def test_fastgen_equals_plain_generate_token_for_token(lively_lm, data, refill):
+@pytest.mark.parametrize(("refill", "share_prefix"), [(True, True), (False, True), (True, False)])
+def test_fastgen_equals_plain_generate_token_for_token(lively_lm, data, refill, share_prefix):
     from transformers import AutoModelForCausalLM
 
     backend = HFBackend(str(lively_lm), progress=False)
@@ -109,7 +109,7 @@ def test_fastgen_equals_plain_generate_token_for_token(lively_lm, data, refill):
         cut = row.index(stop) + 1 if stop in row else n
         want[i] = (row[:cut], stop in row)
     assert len({len(w[0]) for w in want.values()}) > 2
-    got = {}
+    got, stats = {}, {}
     for i, toks, ended in decode(
         backend._model,
         ids,
@@ -120,10 +120,68 @@ def test_fastgen_equals_plain_generate_token_for_token(lively_lm, data, refill):
         batch_size=3,
         refill=refill,
         refill_min=1,
+        share_prefix=share_prefix,
+        stats=stats,
     ):
         assert i not in got
         got[i] = (toks, ended)
     assert got == want
+    # The prompts' template opening is computed once when shared, per row otherwise.
+    opening = common_prefix_length(ids)
+    assert stats["shared_prefix"] == (opening if share_prefix else 0) and opening > 20
+    assert stats["prefilled"] == sum(map(len, ids)) - (len(ids) - 1) * stats["shared_prefix"]
+
+
+def test_no_repeat_ngram_breaks_the_loops_of_greedy_decoding(lively_lm, data):
+    backend = HFBackend(str(lively_lm), batch_size=4, progress=False)
+    dataset = PreparedDataset.load(data)
+    prompts = user_prompts(dataset, range(dataset.n_users), ReasonConfig().prompt)
+    ids = [backend.encode(ChatRequest(str(i), p.messages())) for i, p in enumerate(prompts)]
+
+    def answers(n: int) -> list[list[int]]:
+        sampling = SamplingConfig(max_new_tokens=40, no_repeat_ngram=n)
+        return [toks for toks, _ in backend._decode(ids, sampling)]
+
+    def repeated(toks: list[int], n: int) -> int:
+        grams = [tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)]
+        return len(grams) - len(set(grams))
+
+    free, held = answers(0), answers(3)
+    assert sum(repeated(t, 3) for t in free) > 0  # the tiny model does loop
+    assert all(repeated(t, 3) == 0 for t in held)
+    # Up to its first would-be repeat, each row is the free answer.
+    for f, h in zip(free, held, strict=True):
+        first = next((i for i in range(3, len(f) + 1) if repeated(f[:i], 3)), len(f))
+        assert h[: first - 1] == f[: first - 1]
+
+
+def test_shared_prefix_with_identical_and_unrelated_prompts(lively_lm):
+    """Identical prompts keep one token of their own; unrelated ones share nothing."""
+    backend = HFBackend(str(lively_lm), progress=False)
+    backend.check()
+    tok = backend._tokenizer
+    same = backend.encode(ChatRequest("a", [{"role": "user", "content": "pens and paper " * 4}]))
+    unrelated = [[5, 6, 7, 8, 9, 10, 11, 12, 13, 14], [15, 6, 7, 8, 9, 10, 11, 12, 13, 14]]
+
+    def run(prompts, share):
+        stats: dict[str, int] = {}
+        out = decode(
+            backend._model,
+            prompts,
+            max_new_tokens=6,
+            stop_ids=set(),
+            pad_id=tok.pad_token_id,
+            pick=lambda logits, gens: _pick(logits, SamplingConfig(), gens),
+            batch_size=4,
+            share_prefix=share,
+            stats=stats,
+        )
+        return sorted(out), stats
+
+    shared, stats = run([same, same], True)
+    assert stats["shared_prefix"] == len(same) - 1
+    assert shared == run([same, same], False)[0] and shared[0][1] == shared[1][1]
+    assert run(unrelated, True)[1]["shared_prefix"] == 0
 
 
 def test_columns_count_and_same_answers_as_the_backend(lively_lm, data, tmp_path):

@@ -70,6 +70,10 @@ class ReasonSection(BaseModel):
     refill: bool = Field(
         True, description="Refill freed batch rows with waiting prompts (continuous batching)."
     )
+    share_prefix: bool = Field(
+        True,
+        description="Run the prompts' common opening (template, instructions) once for all rows.",
+    )
     threads: int | None = Field(None, ge=1, description="torch CPU threads.")
     dtype: str = Field(
         "auto",

@@ -36,7 +36,7 @@ TEACHER_RUNTIME = {
     "answer_cache",
 }
 STUDENT_RUNTIME = {"threads", "device", "eval_batch_size"}
-REASON_RUNTIME = {"batch_size", "refill", "shard_size", "threads", "device"}
+REASON_RUNTIME = {"batch_size", "refill", "share_prefix", "shard_size", "threads", "device"}
 TRAIN_RUNTIME = {"threads", "device"}
 MAX_FINGERPRINT_FILES = 2000
 

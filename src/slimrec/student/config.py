@@ -6,7 +6,7 @@ for a prompt: only the rationale tokens are supervised (``-log P(rationale | pro
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 DEFAULT_STUDENT = "smollm2-135m"
 # Attention and MLP projections of Llama/Qwen/SmolLM-style decoders.
@@ -61,6 +61,13 @@ class StudentConfig(BaseModel):
         description="Share of users whose rationales are held out for validation and the "
         "quality report (seeded split by user; at least one user on each side).",
     )
+    max_repeated_lines: int | None = Field(
+        None,
+        ge=0,
+        description="Train only on teacher rationales with at most this many lines that "
+        "repeat an earlier line (a looping teacher teaches the student to loop); "
+        "validation keeps every rationale. None = keep all.",
+    )
     only_parsed: bool = Field(
         True, description="Train only on teacher rationales that parsed into all three steps."
     )
@@ -73,3 +80,12 @@ class StudentConfig(BaseModel):
         description="Weights dtype of the base model: auto = float32 on CPU, bfloat16 on "
         "GPUs that support it.",
     )
+
+    @model_serializer(mode="wrap")
+    def _omit_off_switches(self, handler):
+        # Settings added after the first release are left out while off, so the keys and
+        # stage hashes of earlier runs stay valid.
+        data = handler(self)
+        if self.max_repeated_lines is None:
+            data.pop("max_repeated_lines", None)
+        return data

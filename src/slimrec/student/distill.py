@@ -37,6 +37,7 @@ from slimrec.student.sft_data import (
     encode,
     end_token_id,
     load_rationales,
+    repeated_lines,
     split_users,
 )
 
@@ -53,6 +54,19 @@ def distill(rationales_path: str | Path, config: StudentConfig, out: str | Path)
 def _distill(rationales_path: str | Path, cfg: StudentConfig, out: Path) -> dict[str, Any]:
     records = load_rationales(rationales_path, only_parsed=cfg.only_parsed)
     train_records, valid_records = split_users(records, cfg.valid_fraction, cfg.seed)
+    if cfg.max_repeated_lines is not None:
+        kept = [r for r in train_records if repeated_lines(r.rationale) <= cfg.max_repeated_lines]
+        if not kept:
+            raise ConfigError(
+                f"every training rationale repeats more than {cfg.max_repeated_lines} lines",
+                where=rationales_path,
+                fix="raise max_repeated_lines or leave it unset",
+            )
+        tqdm.write(
+            f"training on {len(kept)} of {len(train_records)} rationales "
+            f"(at most {cfg.max_repeated_lines} repeated lines)"
+        )
+        train_records = kept
     data_hash = sha256_file(rationales_path)
     # The checkpoint key leaves out what a resumed run may change (more epochs, threads).
     key = config_hash(cfg.model_dump(mode="json", exclude=set(RESUMABLE)), data_hash)

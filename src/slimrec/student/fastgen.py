@@ -15,6 +15,18 @@ longest live row. Greedy decoding picks the argmax of the same logits a one-at-a
 ``generate`` sees (up to float rounding of a different batch shape); sampled rows each
 draw from their own generator (see :mod:`slimrec.llm.backends.hf`), so neither depends
 on which prompts share the batch.
+
+Prompts of one run share a long opening (chat template, system message, instructions up
+to the user's history: ~70 of ~340 tokens for SLIM's prompt). That *shared prefix* is run
+once, its KV cache copied into every row, and only each row's own suffix is prefilled,
+padding placed between prefix and suffix (``[prefix][pads][suffix]``); the attention
+mask hides the pads and position ids continue from the prefix, so every row sees exactly
+the positions and keys an unpadded prompt would.
+
+Small greedy students fall into loops (the same list line again and again until the
+cap). ``no_repeat_ngram=n`` forbids any token that would repeat an n-gram the row has
+already generated (the prompt is not counted: restating a title once is fine); each row
+keeps a map from its (n-1)-grams to the tokens that followed them, updated per step.
 """
 
 from __future__ import annotations
@@ -26,6 +38,7 @@ from typing import Any
 import torch
 
 GROW = 64  # spare KV-cache columns: one reallocation per this many decode steps
+MIN_SHARED = 8  # a shorter common prefix is not worth its extra forward pass
 
 # (logits [rows, vocab], generators of those rows or None) -> next token per row
 Picker = Callable[[torch.Tensor, list[Any] | None], torch.Tensor]
@@ -42,6 +55,7 @@ class _Batch:
     mask: torch.Tensor | None = None  # [rows, width]: 1 = real token
     last: torch.Tensor | None = None  # [rows] token to feed next
     pos: torch.Tensor | None = None  # [rows] position id of ``last``
+    seen: list[dict[tuple[int, ...], set[int]]] | None = None  # per row: (n-1)-gram -> next
 
     def __len__(self) -> int:
         return len(self.index)
@@ -59,14 +73,21 @@ def decode(
     batch_size: int = 64,
     refill: bool = True,
     refill_min: int | None = None,
+    share_prefix: bool = True,
+    no_repeat_ngram: int = 0,
     on_step: Callable[[int], None] | None = None,
+    stats: dict[str, int] | None = None,
 ) -> Iterator[tuple[int, list[int], bool]]:
     """Yield ``(prompt index, new tokens (stop token included), ended by a stop)`` per row.
 
     Rows come out as they finish. Prompts are taken longest first (little padding per
     group); with ``refill`` new prompts join once ``refill_min`` slots are free
-    (default a quarter of the batch), else only when the batch is empty. ``on_step``
-    gets the number of tokens each decode step produced (progress bars).
+    (default a quarter of the batch), else only when the batch is empty. With
+    ``share_prefix`` the prompts' common opening is computed once, and with
+    ``no_repeat_ngram`` > 1 no row repeats one of its own n-grams (module docstring).
+    ``on_step`` gets the number of tokens each decode step produced (progress bars);
+    ``stats``, if given, receives ``shared_prefix`` (tokens) and ``prefilled`` (prompt
+    tokens run through the model, padding excluded).
     """
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
@@ -74,19 +95,27 @@ def decode(
     queue.reverse()  # pop() from the end takes the longest first
     free_at = refill_min or max(1, batch_size // 4)
     stops = torch.tensor(sorted(stop_ids), dtype=torch.long, device=model.device)
+    stats = {} if stats is None else stats
     live = _Batch()
     with torch.inference_mode():
+        shared = _shared_prefix(model, prompts) if share_prefix else None
+        stats["shared_prefix"] = shared.length if shared else 0
+        stats["prefilled"] = stats["shared_prefix"]
         while queue or len(live):
             room = batch_size - len(live)
             if queue and (len(live) == 0 or (refill and room >= free_at)):
                 group = [queue.pop() for _ in range(min(room, len(queue)))]
-                new = _prefill(model, [list(prompts[i]) for i in group], pad_id, pick, generators)
+                rows = [list(prompts[i]) for i in group]
+                stats["prefilled"] += sum(len(r) for r in rows) - len(rows) * stats["shared_prefix"]
+                new = _prefill(model, rows, pad_id, pick, generators, shared)
                 new.index = group
+                if no_repeat_ngram > 1:
+                    new.seen = [{} for _ in group]
                 live = _merge(live, new) if len(live) else new
                 if on_step:
                     on_step(len(group))
             else:
-                _step(model, live, pick)
+                _step(model, live, pick, no_repeat_ngram)
                 if on_step:
                     on_step(len(live))
             # Rows whose newest token is a stop, or that hit the cap, are done.
@@ -102,24 +131,78 @@ def decode(
                 live = _select(live, keep)
 
 
+@dataclass
+class _Shared:
+    """The KV cache of the prompts' common opening, one row per layer."""
+
+    length: int
+    keys: list[torch.Tensor]  # per layer [1, heads, length, dim]
+    values: list[torch.Tensor]
+
+
+def common_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
+    """How many leading tokens all ``prompts`` have in common."""
+    if not prompts:
+        return 0
+    first, length = prompts[0], min(len(p) for p in prompts)
+    for p in prompts[1:]:
+        n = 0
+        while n < length and p[n] == first[n]:
+            n += 1
+        length = n
+    return length
+
+
+def _shared_prefix(model: Any, prompts: Sequence[Sequence[int]]) -> _Shared | None:
+    """Run the prompts' longest common prefix once; None if too short to pay off.
+
+    At least one token of every prompt stays out of the prefix: a row's first new
+    token comes from the logits of its own last prompt token.
+    """
+    if len(prompts) < 2:
+        return None
+    length = min(common_prefix_length(prompts), min(len(p) for p in prompts) - 1)
+    if length < MIN_SHARED:
+        return None
+    ids = torch.tensor([list(prompts[0][:length])], device=model.device)
+    out = model(
+        input_ids=ids,
+        position_ids=torch.arange(length, device=model.device)[None],
+        past_key_values=_new_cache(),
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    layers = _layers(out.past_key_values)
+    return _Shared(length, [la.keys for la in layers], [la.values for la in layers])
+
+
 def _prefill(
     model: Any,
     prompts: list[list[int]],
     pad_id: int,
     pick: Picker,
     generators: Callable[[list[list[int]]], list[Any]] | None,
+    shared: _Shared | None = None,
 ) -> _Batch:
-    """Run a left-padded group of prompts; their cache and first new token."""
+    """Run a group of prompts (left-padded, or after the shared prefix); cache and first token."""
     dev = model.device
-    width = max(len(p) for p in prompts)
-    ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts], device=dev)
-    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=dev)
-    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    skip = shared.length if shared else 0
+    rest = [p[skip:] for p in prompts]
+    width = max(len(p) for p in rest)
+    ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in rest], device=dev)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in rest], device=dev)
+    pos = skip + (mask.cumsum(-1) - 1).clamp(min=0)
+    cache = _new_cache()
+    if shared:
+        for layer, (k, v) in enumerate(zip(shared.keys, shared.values, strict=True)):
+            rows = (len(prompts), -1, -1, -1)
+            cache.update(k.expand(rows), v.expand(rows), layer)  # copied into own rows
+        mask = torch.cat([mask.new_ones((len(prompts), skip)), mask], dim=1)
     out = model(
         input_ids=ids,
         attention_mask=mask,
         position_ids=pos,
-        past_key_values=_new_cache(),
+        past_key_values=cache,
         use_cache=True,
         logits_to_keep=1,
     )
@@ -135,7 +218,7 @@ def _prefill(
     )
 
 
-def _step(model: Any, live: _Batch, pick: Picker) -> None:
+def _step(model: Any, live: _Batch, pick: Picker, no_repeat_ngram: int = 0) -> None:
     """One decode step of every live row, in place."""
     live.mask = torch.cat([live.mask, torch.ones_like(live.mask[:, :1])], dim=-1)
     out = model(
@@ -147,11 +230,26 @@ def _step(model: Any, live: _Batch, pick: Picker) -> None:
         logits_to_keep=1,
     )
     live.cache = out.past_key_values
-    nxt = pick(out.logits[:, -1, :].float(), live.gens)
-    for toks, t in zip(live.tokens, nxt.tolist(), strict=True):
+    logits = out.logits[:, -1, :].float()
+    if live.seen is not None:
+        _ban_repeats(logits, live.tokens, live.seen, no_repeat_ngram)
+    nxt = pick(logits, live.gens)
+    for r, (toks, t) in enumerate(zip(live.tokens, nxt.tolist(), strict=True)):
         toks.append(t)
+        if live.seen is not None and len(toks) >= no_repeat_ngram:
+            live.seen[r].setdefault(tuple(toks[-no_repeat_ngram:-1]), set()).add(t)
     live.last = nxt
     live.pos = live.pos + 1
+
+
+def _ban_repeats(logits: torch.Tensor, tokens: list[list[int]], seen: list[dict], n: int) -> None:
+    """Set to -inf each row's tokens that would complete an n-gram it already made."""
+    for r, toks in enumerate(tokens):
+        if len(toks) < n - 1:
+            continue
+        banned = seen[r].get(tuple(toks[len(toks) - n + 1 :]))
+        if banned:
+            logits[r, list(banned)] = float("-inf")
 
 
 def _new_cache() -> Any:
@@ -222,6 +320,7 @@ def _select(live: _Batch, keep: list[int]) -> _Batch:
         index=[live.index[r] for r in keep],
         tokens=[live.tokens[r] for r in keep],
         gens=[live.gens[r] for r in keep] if live.gens is not None else None,
+        seen=[live.seen[r] for r in keep] if live.seen is not None else None,
         cache=live.cache,
         mask=mask[:, first:],
         last=live.last.index_select(0, rows),
@@ -247,10 +346,12 @@ def _merge(a: _Batch, b: _Batch) -> _Batch:
             torch.cat([pad(la.values, wa, 2), pad(lb.values, wb, 2)], dim=0),
         )
     gens = a.gens + b.gens if a.gens is not None and b.gens is not None else None
+    seen = a.seen + b.seen if a.seen is not None and b.seen is not None else None
     return _Batch(
         index=a.index + b.index,
         tokens=a.tokens + b.tokens,
         gens=gens,
+        seen=seen,
         cache=a.cache,
         mask=torch.cat([pad(a.mask, wa, 1), pad(b.mask, wb, 1)], dim=0),
         last=torch.cat([a.last, b.last]),

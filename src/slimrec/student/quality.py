@@ -108,6 +108,7 @@ def run_quality(
     encoder,
     max_users: int = 32,
     max_new_tokens: int = 384,
+    no_repeat_ngram: int = 0,
 ) -> dict[str, Any]:
     """Generate with the base model and base + ``out/adapter`` on held-out users; report.
 
@@ -131,7 +132,9 @@ def run_quality(
     records = load_rationales(rationales_path, only_parsed=config.only_parsed)
     valid = split_users(records, config.valid_fraction, config.seed)[1][:max_users]
     requests = [ChatRequest(key=f"user {r.user}", messages=r.messages) for r in valid]
-    sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=0.0)
+    sampling = SamplingConfig(
+        max_new_tokens=max_new_tokens, temperature=0.0, no_repeat_ngram=no_repeat_ngram
+    )
     folder = str(resolve_base(config.base_model))
     answers: dict[str, list[str]] = {}
     for label, adapter in (("before", None), ("after", str(out / "adapter"))):

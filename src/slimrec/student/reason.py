@@ -38,7 +38,7 @@ from slimrec.llm.teach import COLUMNS, rationale_row, user_prompts
 
 DEFAULT_BASE = "smollm2-135m"
 # Settings that change how fast the answers come, not what they are.
-SPEED_ONLY = ("batch_size", "threads", "refill", "device")
+SPEED_ONLY = ("batch_size", "threads", "refill", "share_prefix", "device")
 
 
 def _reason_sampling() -> SamplingConfig:
@@ -71,6 +71,10 @@ class ReasonConfig(BaseModel):
     batch_size: int = Field(64, ge=1, description="Rows decoded together in one forward pass.")
     refill: bool = Field(
         True, description="Refill freed batch rows with waiting prompts (continuous batching)."
+    )
+    share_prefix: bool = Field(
+        True,
+        description="Run the prompts' common opening (template, instructions) once for all rows.",
     )
     threads: int | None = Field(
         None,
@@ -141,6 +145,7 @@ def reason(
         batch_size=config.batch_size,
         threads=config.threads,
         refill=config.refill,
+        share_prefix=config.share_prefix,
         progress=False,
     )
     key = config_hash(

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 from slimrec.errors import SlimrecError
 
@@ -29,6 +29,21 @@ class SamplingConfig(BaseModel):
     temperature: float = Field(0.0, ge=0, description="0 = greedy (deterministic).")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass.")
     seed: int | None = Field(0, description="Sampling seed where the backend supports one.")
+    no_repeat_ngram: int = Field(
+        0,
+        ge=0,
+        description="Forbid repeating any n-gram of this many tokens within an answer "
+        "(breaks the loops of small greedy models; 0 = off; local hf backend only).",
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_off_switches(self, handler):
+        # Settings added after the first release are left out while off, so the cache
+        # keys and stage hashes of earlier runs stay valid.
+        data = handler(self)
+        if self.no_repeat_ngram == 0:
+            data.pop("no_repeat_ngram", None)
+        return data
 
 
 @dataclass(frozen=True)

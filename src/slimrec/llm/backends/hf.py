@@ -10,7 +10,8 @@ Decoding itself is :func:`slimrec.student.fastgen.decode`: requests are taken lo
 prompt first (memory trouble shows at once, groups need little padding), left-padded
 with position ids counted from each row's first real token, a finished row leaves the
 batch at once and waiting prompts take its place (continuous batching; ``refill=False``
-only starts a new group when the batch is empty), and answers are yielded as they
+only starts a new group when the batch is empty), the prompts' common opening is run
+once and shared by every row (``share_prefix``), and answers are yielded as they
 finish. A LoRA adapter folder (peft) is merged into the weights for inference.
 """
 
@@ -46,6 +47,7 @@ class HFBackend:
         threads: int | None = None,
         progress: bool = True,
         refill: bool = True,
+        share_prefix: bool = True,
     ):
         if dtype not in DTYPES:
             raise ConfigError(f"unknown dtype {dtype!r}", where="dtype", fix=f"one of {DTYPES}")
@@ -59,6 +61,7 @@ class HFBackend:
         self.threads = threads
         self.progress = progress
         self.refill = refill
+        self.share_prefix = share_prefix
         self._model: Any = None
         self._tokenizer: Any = None
         self._model_id: str | None = None
@@ -206,6 +209,8 @@ class HFBackend:
             generators=(lambda group: _generators(group, sampling)) if sampled else None,
             batch_size=self.batch_size,
             refill=self.refill,
+            share_prefix=self.share_prefix,
+            no_repeat_ngram=sampling.no_repeat_ngram,
         )
 
     def _decode(
