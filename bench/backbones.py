@@ -132,14 +132,21 @@ def bench_config(backbone: str, layout: str, args: argparse.Namespace, **extra: 
 
 
 def run_ours(
-    data: PreparedDataset, backbone: str, layout: str, args: argparse.Namespace, epochs: int
+    data: PreparedDataset,
+    backbone: str,
+    layout: str,
+    args: argparse.Namespace,
+    epochs: int,
+    post_ln: bool = False,
 ) -> dict[str, Any]:
     """Train with slimrec's Trainer (early stopping) and collect per-epoch times + test."""
-    out = args.work / "runs" / f"{data.name}-{backbone}-{layout}"
+    out = args.work / "runs" / f"{data.name}-{backbone}-{layout}{'-post-ln' if post_ln else ''}"
     shutil.rmtree(out, ignore_errors=True)
     cfg = bench_config(
         backbone, layout, args, epochs=epochs, patience=args.patience, test_protocols=("full",)
     )
+    if post_ln:  # RecBole's block layout (SASRec only)
+        cfg = cfg.model_copy(update={"model": {**cfg.model, "norm_first": False}})
     start = time.perf_counter()
     trainer = Trainer(cfg, out)
     results = trainer.fit(data)
@@ -147,7 +154,7 @@ def run_ours(
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     trainer.model_.load_state_dict(torch.load(out / "best.pt", map_location="cpu"))
     return {
-        "impl": f"slimrec ({layout})",
+        "impl": f"slimrec ({layout}{', post-LN' if post_ln else ''})",
         "epochs": [{k: x[k] for k in ("epoch", "loss", "train_s", "eval_s")} for x in lines],
         "best_epoch": results["best_epoch"],
         "epochs_run": results["epochs_run"],
@@ -366,6 +373,9 @@ def parse_args() -> argparse.Namespace:
         help="ml-1m: RecBole / our prefix layout train this many batches per epoch",
     )
     p.add_argument("--prefix", action="store_true", help="also run our prefix layout")
+    p.add_argument(
+        "--post-ln", action="store_true", help="also run our SASRec in RecBole's post-LN layout"
+    )
     p.add_argument("--skip-recbole", action="store_true")
     p.add_argument("--max-len", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=256)
@@ -394,15 +404,18 @@ def main() -> None:
             jobs = [("ours", "causal")]
             if args.prefix:
                 jobs.append(("ours", "prefix"))
+            if args.post_ln and backbone == "sasrec":
+                jobs.append(("ours-post-ln", "causal"))
             if not args.skip_recbole:
                 jobs.append(("recbole", None))
             for side, layout in jobs:
                 print(f"-- {name} {backbone} {side} {layout or ''}", flush=True)
                 if side == "ours" and layout == "prefix" and big:
                     res = time_ours_prefix_partial(data, backbone, args)
-                elif side == "ours":
+                elif side in ("ours", "ours-post-ln"):
+                    epochs = args.ml1m_epochs if big else args.epochs
                     res = run_ours(
-                        data, backbone, layout, args, args.ml1m_epochs if big else args.epochs
+                        data, backbone, layout, args, epochs, post_ln=side == "ours-post-ln"
                     )
                 else:
                     epochs = args.ml1m_recbole_epochs if big else args.epochs
