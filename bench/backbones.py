@@ -138,15 +138,20 @@ def run_ours(
     args: argparse.Namespace,
     epochs: int,
     post_ln: bool = False,
+    model_extra: dict[str, Any] | None = None,
+    label: str = "",
 ) -> dict[str, Any]:
     """Train with slimrec's Trainer (early stopping) and collect per-epoch times + test."""
-    out = args.work / "runs" / f"{data.name}-{backbone}-{layout}{'-post-ln' if post_ln else ''}"
+    tag = ("-post-ln" if post_ln else "") + (f"-{label}" if label else "")
+    out = args.work / "runs" / f"{data.name}-{backbone}-{layout}{tag}"
     shutil.rmtree(out, ignore_errors=True)
     cfg = bench_config(
         backbone, layout, args, epochs=epochs, patience=args.patience, test_protocols=("full",)
     )
     if post_ln:  # RecBole's block layout (SASRec only)
         cfg = cfg.model_copy(update={"model": {**cfg.model, "norm_first": False}})
+    if model_extra:
+        cfg = cfg.model_copy(update={"model": {**cfg.model, **model_extra}})
     start = time.perf_counter()
     trainer = Trainer(cfg, out)
     results = trainer.fit(data)
@@ -154,7 +159,7 @@ def run_ours(
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     trainer.model_.load_state_dict(torch.load(out / "best.pt", map_location="cpu"))
     return {
-        "impl": f"slimrec ({layout}{', post-LN' if post_ln else ''})",
+        "impl": f"slimrec ({', '.join([layout] + ['post-LN'] * post_ln + [label] * bool(label))})",
         "epochs": [{k: x[k] for k in ("epoch", "loss", "train_s", "eval_s")} for x in lines],
         "best_epoch": results["best_epoch"],
         "epochs_run": results["epochs_run"],
@@ -376,6 +381,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--post-ln", action="store_true", help="also run our SASRec in RecBole's post-LN layout"
     )
+    p.add_argument(
+        "--single-ffn-dropout",
+        action="store_true",
+        help="also run our SASRec with dropout only after the FFN, as RecBole has it",
+    )
     p.add_argument("--skip-recbole", action="store_true")
     p.add_argument("--max-len", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=256)
@@ -406,16 +416,26 @@ def main() -> None:
                 jobs.append(("ours", "prefix"))
             if args.post_ln and backbone == "sasrec":
                 jobs.append(("ours-post-ln", "causal"))
+            if args.single_ffn_dropout and backbone == "sasrec":
+                jobs.append(("ours-single-ffn-dropout", "causal"))
             if not args.skip_recbole:
                 jobs.append(("recbole", None))
             for side, layout in jobs:
                 print(f"-- {name} {backbone} {side} {layout or ''}", flush=True)
                 if side == "ours" and layout == "prefix" and big:
                     res = time_ours_prefix_partial(data, backbone, args)
-                elif side in ("ours", "ours-post-ln"):
+                elif side.startswith("ours"):
                     epochs = args.ml1m_epochs if big else args.epochs
+                    single = side == "ours-single-ffn-dropout"
                     res = run_ours(
-                        data, backbone, layout, args, epochs, post_ln=side == "ours-post-ln"
+                        data,
+                        backbone,
+                        layout,
+                        args,
+                        epochs,
+                        post_ln=side == "ours-post-ln",
+                        model_extra={"ffn_inner_dropout": False} if single else None,
+                        label="single FFN dropout" if single else "",
                     )
                 else:
                     epochs = args.ml1m_recbole_epochs if big else args.epochs

@@ -104,6 +104,16 @@ def test_sasrec_both_layer_norm_layouts_run(norm_first: bool) -> None:
     assert torch.isfinite(model.full_sort_predict(seqs, lengths)[:, 1:]).all()
 
 
+@pytest.mark.parametrize("inner", [True, False])
+def test_sasrec_ffn_dropout_inside_only_when_asked(inner: bool) -> None:
+    """RecBole drops out only after the FFN's second layer; ours also between by default."""
+    block = make("sasrec", dropout=0.5, ffn_inner_dropout=inner).blocks[0].train()
+    x = torch.randn(4, 7, block.ff1.in_features)
+    plain = block.ff2(block.act(block.ff1(x)))
+    torch.manual_seed(0)
+    assert torch.allclose(block.ffn(x), plain) is not inner
+
+
 def test_srgnn_graph_matches_reference_construction() -> None:
     seqs = torch.tensor([[3, 1, 3, 2, 0, 0], [5, 5, 5, 0, 0, 0], [4, 2, 6, 1, 7, 9]])
     nodes, alias, a_in, a_out = session_graphs(seqs)

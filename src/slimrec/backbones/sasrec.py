@@ -50,6 +50,7 @@ class SASRecConfig(BackboneConfig):
     activation: str = "gelu"
     norm_first: bool = True
     layer_norm_eps: float = 1e-8
+    ffn_inner_dropout: bool = True  # also drop between the FFN's layers (RecBole: only after)
 
 
 class SASRecBlock(nn.Module):
@@ -58,6 +59,7 @@ class SASRecBlock(nn.Module):
     def __init__(self, cfg: SASRecConfig):
         super().__init__()
         self.n_heads, self.norm_first = cfg.n_heads, cfg.norm_first
+        self.ffn_inner_dropout = cfg.ffn_inner_dropout
         self.attn_dropout = cfg.attn_dropout
         self.act = ACTIVATIONS[cfg.activation]
         self.ln1 = nn.LayerNorm(cfg.dim, eps=cfg.layer_norm_eps)
@@ -76,7 +78,8 @@ class SASRecBlock(nn.Module):
         return self.proj(y.transpose(1, 2).reshape(b, n, d))
 
     def ffn(self, x: Tensor) -> Tensor:
-        return self.ff2(self.drop(self.act(self.ff1(x))))
+        h = self.act(self.ff1(x))
+        return self.ff2(self.drop(h) if self.ffn_inner_dropout else h)
 
     def forward(self, x: Tensor) -> Tensor:
         if self.norm_first:
