@@ -35,6 +35,8 @@ def test_a_later_setting_left_off_keeps_earlier_keys():
     assert set(dumped) == {"max_new_tokens", "temperature", "top_p", "seed"}
     assert SamplingConfig(no_repeat_ngram=5).model_dump()["no_repeat_ngram"] == 5
     assert SamplingConfig.model_validate(dumped) == SamplingConfig()
+    with pytest.raises(ValueError, match="use 0 or >= 2"):
+        SamplingConfig(no_repeat_ngram=1)
 
 
 def test_round_trip_first_answer_wins_and_survives_reopen(tmp_path):

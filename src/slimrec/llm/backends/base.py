@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
 
 from slimrec.errors import SlimrecError
 
@@ -33,8 +33,15 @@ class SamplingConfig(BaseModel):
         0,
         ge=0,
         description="Forbid repeating any n-gram of this many tokens within an answer "
-        "(breaks the loops of small greedy models; 0 = off; local hf backend only).",
+        "(breaks the loops of small greedy models; 0 = off, else >= 2; local hf backend only).",
     )
+
+    @field_validator("no_repeat_ngram")
+    @classmethod
+    def _ngram_of_two_or_more(cls, n: int) -> int:
+        if n == 1:
+            raise ValueError("no_repeat_ngram 1 would forbid every token twice: use 0 or >= 2")
+        return n
 
     @model_serializer(mode="wrap")
     def _omit_off_switches(self, handler):
