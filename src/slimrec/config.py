@@ -5,15 +5,34 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, model_serializer
 
 from slimrec.errors import ConfigError
 from slimrec.io import write_text_atomic
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class LaterSettingsOmitted(BaseModel):
+    """A config whose settings added after a release are left out of dumps while off.
+
+    Dumps feed cache keys and stage hashes; omitting a new setting at its "off" value
+    keeps the keys of runs made before it existed valid. ``LATER_OFF`` maps each such
+    setting to its off value.
+    """
+
+    LATER_OFF: ClassVar[dict[str, Any]] = {}
+
+    @model_serializer(mode="wrap")
+    def _omit_later_settings_while_off(self, handler):
+        data = handler(self)
+        for name, off in self.LATER_OFF.items():
+            if getattr(self, name) == off:
+                data.pop(name, None)
+        return data
 
 
 def validation_line(error: ValidationError) -> str:

@@ -6,7 +6,11 @@ for a prompt: only the rationale tokens are supervised (``-log P(rationale | pro
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_serializer
+from typing import Any, ClassVar
+
+from pydantic import ConfigDict, Field
+
+from slimrec.config import LaterSettingsOmitted
 
 DEFAULT_STUDENT = "smollm2-135m"
 # Attention and MLP projections of Llama/Qwen/SmolLM-style decoders.
@@ -16,10 +20,11 @@ DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj
 RESUMABLE = ("epochs", "threads", "device", "eval_batch_size")
 
 
-class StudentConfig(BaseModel):
+class StudentConfig(LaterSettingsOmitted):
     """How to distil the teacher's rationales into a small student LM with LoRA."""
 
     model_config = ConfigDict(extra="forbid")
+    LATER_OFF: ClassVar[dict[str, Any]] = {"max_repeated_lines": None}
 
     base_model: str = Field(
         DEFAULT_STUDENT,
@@ -80,12 +85,3 @@ class StudentConfig(BaseModel):
         description="Weights dtype of the base model: auto = float32 on CPU, bfloat16 on "
         "GPUs that support it.",
     )
-
-    @model_serializer(mode="wrap")
-    def _omit_off_switches(self, handler):
-        # Settings added after the first release are left out while off, so the keys and
-        # stage hashes of earlier runs stay valid.
-        data = handler(self)
-        if self.max_repeated_lines is None:
-            data.pop("max_repeated_lines", None)
-        return data

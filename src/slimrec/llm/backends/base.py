@@ -11,19 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, ClassVar, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
+from pydantic import ConfigDict, Field, field_validator
 
+from slimrec.config import LaterSettingsOmitted
 from slimrec.errors import SlimrecError
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": ...}
 
 
-class SamplingConfig(BaseModel):
+class SamplingConfig(LaterSettingsOmitted):
     """Decoding settings; part of every cache key."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    LATER_OFF: ClassVar[dict[str, Any]] = {"no_repeat_ngram": 0}
 
     max_new_tokens: int = Field(256, ge=1, description="Cap on generated tokens per answer.")
     temperature: float = Field(0.0, ge=0, description="0 = greedy (deterministic).")
@@ -42,15 +44,6 @@ class SamplingConfig(BaseModel):
         if n == 1:
             raise ValueError("no_repeat_ngram 1 would forbid every token twice: use 0 or >= 2")
         return n
-
-    @model_serializer(mode="wrap")
-    def _omit_off_switches(self, handler):
-        # Settings added after the first release are left out while off, so the cache
-        # keys and stage hashes of earlier runs stay valid.
-        data = handler(self)
-        if self.no_repeat_ngram == 0:
-            data.pop("no_repeat_ngram", None)
-        return data
 
 
 @dataclass(frozen=True)
