@@ -17,7 +17,12 @@ Protocol, identical on both sides:
 * leave-one-out: train ``s[:-2]``, valid ``s[-2]``, test ``s[-1]``; training pairs are
   every (prefix -> next item) of ``s[:-2]`` with history cut to 50 (RecBole's prefix
   augmentation); CE loss over the catalog, Adam lr 1e-3, batch 256, 2 torch threads;
-* full ranking with the user's history masked; early stopping on valid NDCG@10.
+* full ranking; early stopping on valid NDCG@10. RecBole 1.2.1 does not mask a user's
+  history items in full ranking for sequential models, slimrec does by default (never
+  the target). ``--protocol`` picks the validation score that selects the best epoch on
+  BOTH sides (``masked``: ours; ``unmasked``: RecBole's), and every run reports its
+  test metrics under both protocols, each side scoring its model itself (the RecBole
+  runner checks its unmasked score against RecBole's own evaluator).
 
 Our trainer's default ("causal") layout computes the same pairs per epoch in windows of
 50 positions, one forward per window: far less work per epoch, but also ~max_len times
@@ -38,6 +43,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -59,7 +65,10 @@ from slimrec.training import TrainConfig, Trainer
 from slimrec.training.examples import Examples, prefix_examples
 
 BENCH = Path(__file__).resolve().parent
-RECBOLE_PYTHON = BENCH / ".venv-recbole" / "bin" / "python"
+# Another interpreter (e.g. a GPU image's python3 with RecBole on PYTHONPATH) via the env.
+RECBOLE_PYTHON = Path(
+    os.environ.get("RECBOLE_PYTHON", BENCH / ".venv-recbole" / "bin" / "python")
+).absolute()  # not resolve(): a venv's python is a symlink that must stay one
 RECBOLE_RUNNER = BENCH / "recbole_runner.py"
 RECBOLE_MODELS = {"sasrec": "SASRec", "gru4rec": "GRU4Rec"}
 # RecBole's SASRec defaults to dropout 0.5; ours (the paper's) is 0.2. Use 0.2 on both
@@ -87,8 +96,8 @@ def prepare(name: str, work: Path) -> PreparedDataset:
 def repeats(data: PreparedDataset) -> dict[str, int]:
     """Users whose valid / test target already occurs in their history.
 
-    RecBole masks every history item in full ranking, the target included, so it can never
-    hit such a target; slimrec never masks the target. Non-zero counts bias the comparison.
+    Reported for context: with the history masked (both sides, ``--protocol masked``) such a
+    target stays rankable, since neither side masks the target itself.
     """
     counts = {}
     for split in ("valid", "test"):
@@ -126,7 +135,7 @@ def bench_config(backbone: str, layout: str, args: argparse.Namespace, **extra: 
         seed=args.seed,
         layout=layout,
         ks=(10,),
-        device="cpu",
+        device=args.device,
         **extra,
     )
 
@@ -146,10 +155,17 @@ def run_ours(
     out = args.work / "runs" / f"{data.name}-{backbone}-{layout}{tag}"
     shutil.rmtree(out, ignore_errors=True)
     cfg = bench_config(
-        backbone, layout, args, epochs=epochs, patience=args.patience, test_protocols=("full",)
+        backbone,
+        layout,
+        args,
+        epochs=epochs,
+        patience=args.patience,
+        test_protocols=("full",),
+        mask_history=args.protocol == "masked",
     )
-    if post_ln:  # RecBole's block layout (SASRec only)
-        cfg = cfg.model_copy(update={"model": {**cfg.model, "norm_first": False}})
+    if post_ln:  # RecBole's block layout (SASRec only), which has no embedding scale
+        post = {"norm_first": False, "scale_embeddings": False}
+        cfg = cfg.model_copy(update={"model": {**cfg.model, **post}})
     if model_extra:
         cfg = cfg.model_copy(update={"model": {**cfg.model, **model_extra}})
     start = time.perf_counter()
@@ -164,29 +180,27 @@ def run_ours(
         "best_epoch": results["best_epoch"],
         "epochs_run": results["epochs_run"],
         "total_s": round(total_s, 2),
+        "select": args.protocol,
         "test": {k: results["test"]["full"][k] for k in ("ndcg@10", "hit@10")},
-        "test_recbole_masking": test_recbole_masking(trainer, data),
+        "test_protocols": test_protocols(trainer, data),
         "extrapolated": False,
+        "model": model_settings(trainer),
     }
 
 
-def test_recbole_masking(trainer: Trainer, data: PreparedDataset) -> dict[str, float]:
-    """Our test metrics as RecBole counts them: a target already in the history is masked.
+def model_settings(trainer: Trainer) -> dict[str, Any]:
+    """Every setting of the trained backbone, defaults included, and its revision."""
+    model = trainer.model_
+    return dataclasses.asdict(model.config) | {"revision": model.revision}  # type: ignore[arg-type]
 
-    RecBole masks every history item, so it scores 0 on users whose test target repeats a
-    history item; we evaluate the other users and count those as misses.
-    """
-    keep = [i for i, s in enumerate(data.sequences) if s[-1] not in set(s[:-1].tolist())]
-    if len(keep) == data.n_users:
-        return {}
-    sub = PreparedDataset(
-        sequences=[data.sequences[i] for i in keep],
-        items=data.items,
-        users=data.users.iloc[keep].reset_index(drop=True),
-        name=data.name,
-    )
-    test = trainer.evaluate(sub, "test", EvalConfig(ks=(10,)))
-    return {k: test[k] * len(keep) / data.n_users for k in ("ndcg@10", "hit@10")}
+
+def test_protocols(trainer: Trainer, data: PreparedDataset) -> dict[str, dict[str, float]]:
+    """Test NDCG@10 / Hit@10 of the trainer's model, history masked and unmasked."""
+    out = {}
+    for name, mask in (("unmasked", False), ("masked", True)):
+        test = trainer.evaluate(data, "test", EvalConfig(ks=(10,), mask_history=mask))
+        out[name] = {k: test[k] for k in ("ndcg@10", "hit@10")}
+    return out
 
 
 def time_ours_prefix_partial(
@@ -199,7 +213,8 @@ def time_ours_prefix_partial(
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     trainer = Trainer(cfg, out)
-    trainer.model_ = trainer.build_model(data)
+    device = torch.device(args.device)
+    trainer.model_ = trainer.build_model(data).to(device)
     optimizer = torch.optim.Adam(trainer.model_.parameters(), lr=args.lr)
     examples = prefix_examples(data.split("train")[0], args.max_len)
     n_batches = -(-len(examples) // args.batch_size)
@@ -210,12 +225,12 @@ def time_ours_prefix_partial(
         examples.seqs[rows], examples.lengths[rows], examples.targets[rows], examples.users[rows]
     )
     start = time.perf_counter()
-    trainer._train_epoch(sub, optimizer, 0, "prefix", torch.device("cpu"))
+    trainer._train_epoch(sub, optimizer, 0, "prefix", device)
     train_s = time.perf_counter() - start
     start = time.perf_counter()
-    trainer.evaluate(data, "valid", EvalConfig(ks=(10,)))
+    trainer.evaluate(data, "valid", EvalConfig(ks=(10,), mask_history=args.protocol == "masked"))
     eval_s = time.perf_counter() - start
-    test = trainer.evaluate(data, "test", EvalConfig(ks=(10,)))
+    protocols = test_protocols(trainer, data)
     scale = n_batches / min(args.max_batches, n_batches)
     return {
         "impl": "slimrec (prefix)",
@@ -223,9 +238,12 @@ def time_ours_prefix_partial(
         "best_epoch": 0,
         "epochs_run": 1,
         "total_s": None,
-        "test": {k: test[k] for k in ("ndcg@10", "hit@10")},
+        "select": args.protocol,
+        "test": protocols[args.protocol],
+        "test_protocols": protocols,
         "extrapolated": scale > 1,
         "batches": f"{min(args.max_batches, n_batches)}/{n_batches}",
+        "model": model_settings(trainer),
     }
 
 
@@ -254,6 +272,9 @@ def run_recbole(
         "threads": args.threads,
         "max_batches": max_batches,
         "model_options": RECBOLE_OPTIONS[backbone],
+        "select": "masked" if args.protocol == "masked" else "native",
+        "device": args.device,
+        "time_budget_s": args.time_budget,
     }
     env = os.environ | {
         "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1",
@@ -280,11 +301,18 @@ def run_recbole(
         e["train_s"] = round(e["train_s"] * scale, 3)
     res |= {
         "impl": "RecBole 1.2.1",
+        "select": args.protocol,
         "total_s": None if scale > 1 else round(total_s, 2),
         "extrapolated": scale > 1,
     }
     if scale > 1:
         res["batches"] = f"{max_batches}/{res['batches_per_epoch']}"
+    if res["own_vs_native_unmasked"] > 1e-3:
+        print(
+            f"WARNING: our scoring of RecBole's model differs from RecBole's evaluator by"
+            f" {res['own_vs_native_unmasked']:.4f} (unmasked test)",
+            flush=True,
+        )
     return res
 
 
@@ -301,7 +329,8 @@ def per_epoch(res: dict[str, Any]) -> tuple[float, float]:
 def markdown(rows: list[dict[str, Any]]) -> str:
     head = (
         "| dataset | model | implementation | epochs run (best) | train s/epoch |"
-        " train+valid s/epoch | total s | test NDCG@10 | test Hit@10 |"
+        " train+valid s/epoch | total s | NDCG@10 / Hit@10, history masked |"
+        " NDCG@10 / Hit@10, unmasked |"
     )
     lines = [head, "|" + "---|" * 9]
     for r in rows:
@@ -309,22 +338,22 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         mark = "~" if r["extrapolated"] else ""
         total = "–" if r["total_s"] is None else f"{r['total_s']:.1f}"
         note = f" [{r['batches']} batches]" if r.get("batches") else ""
-        masked = r.get("test_recbole_masking") or {}
-        ndcg, hit = (
-            f"{r['test'][k]:.4f}" + (f" ({masked[k]:.4f})" if masked else "")
-            for k in ("ndcg@10", "hit@10")
+        if r.get("stopped") == "time budget":
+            note += " [stopped by the time budget]"
+        masked, unmasked = (
+            f"{t['ndcg@10']:.4f} / {t['hit@10']:.4f}"
+            for t in (r["test_protocols"][p] for p in ("masked", "unmasked"))
         )
         lines.append(
             f"| {r['dataset']} | {r['backbone']} | {r['impl']}{note} |"
             f" {r['epochs_run']} ({r['best_epoch']}) | {mark}{train:.2f} | {mark}{both:.2f} |"
-            f" {total} | {ndcg} | {hit} |"
+            f" {total} | {masked} | {unmasked} |"
         )
-    if any(r.get("test_recbole_masking") for r in rows):
-        lines += [
-            "",
-            "In parentheses: ours scored as RecBole scores, users whose test target already"
-            " occurs in their history counted as misses (RecBole masks the whole history).",
-        ]
+    lines += [
+        "",
+        f"Best epoch picked on valid NDCG@10 with the history {rows[0]['select']} on both"
+        " sides; each side scores its own model under both test protocols.",
+    ]
     lines += ["", "| dataset | model | RecBole / slimrec time per epoch (train, train+valid) |"]
     lines.append("|---|---|---|")
     for r in rows:
@@ -375,7 +404,8 @@ def parse_args() -> argparse.Namespace:
         "--max-batches",
         type=int,
         default=100,
-        help="ml-1m: RecBole / our prefix layout train this many batches per epoch",
+        help="ml-1m: RecBole / our prefix layout train this many batches per epoch"
+        " (0: whole epochs)",
     )
     p.add_argument("--prefix", action="store_true", help="also run our prefix layout")
     p.add_argument(
@@ -386,7 +416,23 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="also run our SASRec with dropout only after the FFN, as RecBole has it",
     )
+    p.add_argument(
+        "--protocol",
+        choices=("masked", "unmasked"),
+        default="masked",
+        help="full ranking with the user's history masked (slimrec's default) or not"
+        " (RecBole's for sequential models): picks the best epoch on both sides",
+    )
     p.add_argument("--skip-recbole", action="store_true")
+    p.add_argument("--skip-ours", action="store_true", help="run RecBole's side only")
+    p.add_argument("--device", default="cpu", help="cpu | cuda, on both sides")
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        help="RecBole: stop after the epoch that passes this many seconds (whole-epoch"
+        " runs on big data; the result says why it stopped)",
+    )
     p.add_argument("--max-len", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -411,8 +457,8 @@ def main() -> None:
         print(f"== {name}: {data.stats()} targets in history: {repeats(data)}", flush=True)
         big = name == "ml-1m"
         for backbone in args.backbones:
-            jobs = [("ours", "causal")]
-            if args.prefix:
+            jobs = [] if args.skip_ours else [("ours", "causal")]
+            if args.prefix and not args.skip_ours:
                 jobs.append(("ours", "prefix"))
             if args.post_ln and backbone == "sasrec":
                 jobs.append(("ours-post-ln", "causal"))
@@ -422,7 +468,7 @@ def main() -> None:
                 jobs.append(("recbole", None))
             for side, layout in jobs:
                 print(f"-- {name} {backbone} {side} {layout or ''}", flush=True)
-                if side == "ours" and layout == "prefix" and big:
+                if side == "ours" and layout == "prefix" and big and args.max_batches:
                     res = time_ours_prefix_partial(data, backbone, args)
                 elif side.startswith("ours"):
                     epochs = args.ml1m_epochs if big else args.epochs

@@ -97,6 +97,36 @@ def test_sasrec_is_causal() -> None:
             assert not torch.allclose(after[:, t + 1 :], out[:, t + 1 :])
 
 
+@pytest.mark.parametrize(("norm_first", "n_layers"), [(True, 2), (False, 2), (True, 1), (False, 3)])
+def test_sasrec_encode_computes_only_the_last_position_exactly(norm_first, n_layers) -> None:
+    """encode's shortcut (last block at the last position only) equals the full stack."""
+    model = make("sasrec", norm_first=norm_first, n_layers=n_layers).eval()
+    assert isinstance(model, SASRec)
+    seqs, lengths = batch(b=9, n=15, seed=3)
+    table = model.item_encoder()
+    with torch.no_grad():
+        full = model.sequence_output(seqs, lengths, table)
+        last = full[torch.arange(9), lengths - 1]
+        torch.testing.assert_close(model.encode(seqs, lengths, table), last, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="n_layers"):
+        make("sasrec", n_layers=0)
+
+
+@pytest.mark.parametrize("scale", [True, False])
+def test_sasrec_scales_item_embeddings_by_sqrt_dim_only_when_asked(scale: bool) -> None:
+    """The authors' code multiplies item (not position) embeddings by sqrt(dim)."""
+    model = make("sasrec", scale_embeddings=scale).eval()
+    assert isinstance(model, SASRec)
+    seqs, lengths = batch(b=5, n=8, seed=4)
+    table = model.item_encoder()
+    x, keep = model._embed(seqs, lengths, table)
+    factor = model.config.dim**0.5 if scale else 1.0
+    expected = (table[seqs] * factor + model.pos_embedding.weight[:8]) * keep
+    if not model.config.norm_first:
+        expected = model.emb_ln(table[seqs] * factor + model.pos_embedding.weight[:8]) * keep
+    torch.testing.assert_close(x, expected)
+
+
 @pytest.mark.parametrize("norm_first", [True, False])
 def test_sasrec_both_layer_norm_layouts_run(norm_first: bool) -> None:
     model = make("sasrec", norm_first=norm_first, activation="relu")

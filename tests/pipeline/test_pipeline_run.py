@@ -72,7 +72,8 @@ def test_whole_pipeline_then_cached_then_only_downstream(setup, capsys):
     assert all(0.0 <= r["metrics"]["ndcg@10"] <= 1.0 for r in runs)
     shares = results["popularity"]["sasrec"]
     assert set(shares) == {*METHODS, "test targets"}
-    assert all(abs(sum(v) - 1.0) < 1e-6 for v in shares.values())
+    # each share is rounded to 6 digits, so a sum may be off by n_groups * 5e-7
+    assert all(abs(sum(v) - 1.0) < 1e-5 for v in shares.values()), shares
     assert (run_dir / "popularity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # -- the same config again: everything cached ----------------------------------------

@@ -83,3 +83,18 @@ def test_stages_file_and_table(tmp_path):
     assert "/" not in Path(runner.records[1].folder).name  # one folder, not nested ones
     table = runner.table()
     assert "fit/sasrec/slim/seed0" in table and "ran" in table and "total" in table
+
+
+def test_fit_stage_key_follows_the_backbone_revision(tmp_path, monkeypatch):
+    """A backbone whose defaults changed (revision > 1) gets a new fit-stage key."""
+    from slimrec.backbones import SASRec
+    from slimrec.pipeline.stages import fit_stage
+    from slimrec.training import TrainConfig
+
+    def key(backbone: str) -> str:
+        inputs, _ = fit_stage("backbone", TrainConfig(backbone=backbone), tmp_path, "d", None, None)
+        return stage_key("fit", inputs)
+
+    gru, sas = key("gru4rec"), key("sasrec")
+    monkeypatch.setattr(SASRec, "revision", SASRec.revision + 1)
+    assert key("gru4rec") == gru and key("sasrec") != sas

@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
+from slimrec.backbones import SASRec, backbone_revision
 from slimrec.data import PrepareConfig, PreparedDataset, RawDataset, prepare
 from slimrec.errors import ConfigError
+from slimrec.eval import EvalConfig
 from slimrec.training import TrainConfig, Trainer, load_trained
 from slimrec.training.examples import causal_examples, prefix_examples
 
@@ -93,6 +95,18 @@ def test_finished_run_is_reused_and_other_settings_refused(pattern_data, tmp_pat
         Trainer(small(epochs=2, lr=1e-2), tmp_path).fit(pattern_data)
 
 
+def test_new_backbone_revision_is_not_served_from_an_old_run(pattern_data, tmp_path, monkeypatch):
+    """A changed default (revision) must not be served from a run of the old model."""
+    first = Trainer(small(epochs=1), tmp_path / "a").fit(pattern_data)
+    monkeypatch.setattr(SASRec, "revision", SASRec.revision + 1)
+    again = Trainer(small(epochs=1), tmp_path / "a")
+    with pytest.raises(ConfigError, match="other settings"):  # old checkpoint, new model
+        again.fit(pattern_data)
+    fresh = Trainer(small(epochs=1), tmp_path / "b").fit(pattern_data)
+    assert fresh["test"] == first["test"]  # same weights: only the keys moved
+    assert backbone_revision("SASRec+") == SASRec.revision and backbone_revision("gru4rec") == 1
+
+
 def test_text_fused_backbone_trains(pattern_data, tmp_path):
     text = np.random.default_rng(1).normal(size=(pattern_data.n_items + 1, 16)).astype(np.float32)
     text /= np.linalg.norm(text, axis=1, keepdims=True)  # like sentence embeddings
@@ -103,3 +117,23 @@ def test_text_fused_backbone_trains(pattern_data, tmp_path):
     assert results["test"]["full"]["hit@10"] > 0.9
     reloaded = load_trained(tmp_path)
     assert torch.equal(reloaded.item_encoder.text_emb[1:], torch.from_numpy(text[1:]))
+
+
+def test_mask_history_off_ranks_history_items_in_validation_and_test(pattern_data, tmp_path):
+    """RecBole's protocol for sequential models: history items stay in the full ranking."""
+    assert "mask_history" not in TrainConfig().model_dump()  # earlier run keys stay valid
+    assert TrainConfig(mask_history=False).model_dump()["mask_history"] is False
+    results = {}
+    for mask in (True, False):
+        trainer = Trainer(small(epochs=1, mask_history=mask), tmp_path / str(mask))
+        results[mask] = trainer.fit(pattern_data)
+        line = json.loads((tmp_path / str(mask) / "metrics.jsonl").read_text())
+        for split in ("valid", "test"):
+            expected = trainer.evaluate(
+                pattern_data, split, EvalConfig(ks=(10, 20), mask_history=mask)
+            )
+            got = line if split == "valid" else results[mask]["test"]["full"]
+            key = "valid_ndcg@10" if split == "valid" else "ndcg@10"
+            assert got[key] == pytest.approx(expected["ndcg@10"])
+    # Same seed, same weights: only the protocol differs, and unmasked is harder.
+    assert results[False]["test"]["full"]["ndcg@10"] < results[True]["test"]["full"]["ndcg@10"]

@@ -57,6 +57,12 @@ def make_config(name: str, config: dict[str, Any] | BackboneConfig | None = None
     return cfg
 
 
+def backbone_revision(name: str) -> int:
+    """Revision of backbone ``name`` (with or without "+"); 1 for a name not registered."""
+    entry = BACKBONES.get(name.strip().lower().removesuffix("+"))
+    return entry[0].revision if entry else 1
+
+
 def build_backbone(
     name: str,
     n_items: int,
@@ -116,6 +122,7 @@ __all__ = [
     "SRGNNConfig",
     "SequentialRecommender",
     "TextFusedItemEncoder",
+    "backbone_revision",
     "build_backbone",
     "make_config",
 ]

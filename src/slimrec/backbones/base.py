@@ -22,6 +22,7 @@ and losses pick it up automatically while ``encode`` stays purely sequence-based
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -59,6 +60,10 @@ def gather_last(x: Tensor, lengths: Tensor) -> Tensor:
 
 class SequentialRecommender(nn.Module):
     """Base class: holds the item encoder, the loss setting and the user-fusion hook."""
+
+    # Raised when a default changes what the same config trains; run keys and stage keys
+    # include it once above 1, so no cached run of the old model is reused.
+    revision: ClassVar[int] = 1
 
     def __init__(
         self,

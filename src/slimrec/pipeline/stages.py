@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from slimrec.backbones import backbone_revision
 from slimrec.data.loaders import DataSource
 from slimrec.data.loaders.embedded import EMBEDDED
 from slimrec.pipeline.config import DataSection, RunConfig, TeacherSection
@@ -221,6 +222,8 @@ def fit_stage(
         "method": method,
         "train": train.model_dump(mode="json", exclude=TRAIN_RUNTIME),
     }
+    if (revision := backbone_revision(train.backbone)) > 1:  # see SequentialRecommender
+        inputs["backbone_revision"] = revision
 
     def work(folder: Path) -> dict[str, Any]:
         import numpy as np

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from slimrec.config import LaterSettingsOmitted
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(LaterSettingsOmitted):
     """How to train one backbone. ``model`` holds the backbone's own options."""
 
     model_config = ConfigDict(extra="forbid")
+    LATER_OFF: ClassVar[dict[str, Any]] = {"mask_history": True}
 
     backbone: str = Field(
         "sasrec", description="gru4rec | sasrec | srgnn, '+' for the text-fused variant."
@@ -45,6 +48,11 @@ class TrainConfig(BaseModel):
         description="Training examples: causal windows where the backbone allows, or prefixes.",
     )
     ks: tuple[int, ...] = Field((10, 20), description="Cut-offs of the reported metrics.")
+    mask_history: bool = Field(
+        True,
+        description="Full-ranking validation and test mask the user's history items (never "
+        "the target). False ranks them too, as RecBole 1.2.1 does for sequential models.",
+    )
     test_protocols: tuple[Literal["full", "sampled"], ...] = Field(
         ("full", "sampled"), description="Protocols of the final test evaluation."
     )

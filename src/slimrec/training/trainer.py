@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from slimrec.backbones import SequentialRecommender, build_backbone
+from slimrec.backbones import SequentialRecommender, backbone_revision, build_backbone
 from slimrec.config import config_hash, load_yaml, save_yaml
 from slimrec.data.prepared import PreparedDataset
 from slimrec.errors import ConfigError
@@ -68,6 +68,8 @@ class Trainer:
         inputs += (_fingerprint(self.text_emb),)
         if self.user_text is not None:  # keys of runs without user text stay as they were
             inputs += (_fingerprint(self.user_text),)
+        if (revision := backbone_revision(cfg.backbone)) > 1:
+            inputs += (("backbone_revision", revision),)
         key = config_hash(_dump(cfg, exclude=set(RESUMABLE)), *inputs)
         results_key = config_hash(_dump(cfg), *inputs)
         results_path = self.out / "results.json"
@@ -108,7 +110,9 @@ class Trainer:
             start = time.perf_counter()
             loss, steps = self._train_epoch(examples, optimizer, epoch, mode, device)
             train_s = time.perf_counter() - start
-            valid = self.evaluate(data, "valid", EvalConfig(ks=cfg.ks))
+            valid = self.evaluate(
+                data, "valid", EvalConfig(ks=cfg.ks, mask_history=cfg.mask_history)
+            )
             eval_s = time.perf_counter() - start - train_s
             state["step"] = state.get("step", 0) + steps
             score = valid[cfg.monitor]
@@ -134,7 +138,11 @@ class Trainer:
         self.model_.load_state_dict(torch.load(self.out / "best.pt", map_location=device))
         test = {
             protocol: self.evaluate(
-                data, "test", EvalConfig(protocol=protocol, ks=cfg.ks, seed=cfg.seed)
+                data,
+                "test",
+                EvalConfig(
+                    protocol=protocol, ks=cfg.ks, seed=cfg.seed, mask_history=cfg.mask_history
+                ),
             )
             for protocol in cfg.test_protocols
         }
