@@ -204,12 +204,20 @@ def test_protocols(trainer: Trainer, data: PreparedDataset) -> dict[str, dict[st
 
 
 def time_ours_prefix_partial(
-    data: PreparedDataset, backbone: str, args: argparse.Namespace
+    data: PreparedDataset,
+    backbone: str,
+    args: argparse.Namespace,
+    model_extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Time ``--max-batches`` batches of our prefix layout and extrapolate to one epoch."""
+    """Time ``--max-batches`` batches of our prefix layout and extrapolate to one epoch.
+
+    ``model_extra``: backbone options over the benchmark's (e.g. ``bench/prefix_steps.py``'s
+    SASRec variants)."""
     out = args.work / "runs" / f"{data.name}-{backbone}-prefix-partial"
     shutil.rmtree(out, ignore_errors=True)
     cfg = bench_config(backbone, "prefix", args)
+    if model_extra:
+        cfg = cfg.model_copy(update={"model": {**cfg.model, **model_extra}})
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     trainer = Trainer(cfg, out)
@@ -333,6 +341,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         " NDCG@10 / Hit@10, unmasked |"
     )
     lines = [head, "|" + "---|" * 9]
+    if not rows:
+        return "\n".join(lines) + "\n"
     for r in rows:
         train, both = per_epoch(r)
         mark = "~" if r["extrapolated"] else ""

@@ -10,10 +10,9 @@ unmasked one. The paired gap compares the two implementations seed by seed, whic
 removes the part of the spread that comes from the shared data split and seed-dependent
 luck of both.
 
-Usage:
-    python bench/seeds.py bench/results/amazon-office-seed{0,1,2} \\
-        bench/results/amazon-office-min-steps-seed{0,1,2} \\
-        bench/results/amazon-office-more-seeds-seed*
+Usage (docs/benchmarks.md, "Reproduce", has the rest):
+    python bench/seeds.py bench/results/amazon-office-masked-seed*
+    python bench/seeds.py --protocol unmasked bench/results/amazon-office-unmasked-seed*
 """
 
 from __future__ import annotations
