@@ -230,7 +230,11 @@ def time_ours_prefix_partial(
     order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(args.seed))
     rows = order[:take]
     sub = Examples(
-        examples.seqs[rows], examples.lengths[rows], examples.targets[rows], examples.users[rows]
+        examples.seqs[rows],
+        examples.lengths[rows],
+        examples.targets[rows],
+        examples.users[rows],
+        examples.fuse[rows],
     )
     start = time.perf_counter()
     trainer._train_epoch(sub, optimizer, 0, "prefix", device)

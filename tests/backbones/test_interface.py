@@ -184,7 +184,7 @@ def test_user_fusion_hook_wraps_the_sequence_vector() -> None:
             super().__init__()
             self.bias = nn.Embedding(3, 64)
 
-        def forward(self, s_seq: Tensor, users: Tensor) -> Tensor:
+        def forward(self, s_seq: Tensor, users: Tensor, fuse: Tensor | None = None) -> Tensor:
             return s_seq + self.bias(users)
 
     model = make("gru4rec").eval()

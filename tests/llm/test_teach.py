@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from tests.llm.fault_server import MODEL, FaultServer, Reply, answer, error, user_text
 
 from slimrec.cli import main
@@ -354,3 +355,41 @@ def test_teach_through_our_own_llm_server_end_to_end(data, tmp_path, tiny_lm):
     assert (frame["response"].str.len() > 0).all()
     again = pd.read_parquet(tmp_path / "r2.parquet")
     assert again["cached"].all() and again["response"].tolist() == frame["response"].tolist()
+
+
+@pytest.mark.parametrize("hold_out", [1, 2])
+def test_no_fused_training_target_is_in_the_history_its_rationale_was_written_from(data, hold_out):
+    """The SLIM leak: a target the rationale has read must never get that rationale fused.
+
+    Prompts and training examples are built by the same code the pipeline runs; for every
+    pair the trainer would fuse, the target's position lies past the prompt's history.
+    """
+    from slimrec.llm.prompts import PromptConfig
+    from slimrec.training.examples import causal_examples, prefix_examples
+
+    dataset = PreparedDataset.load(data)
+    histories, _ = dataset.split("train")
+    titles = dataset.items.set_index("item")["title"]
+    cfg = PromptConfig(hold_out_last=hold_out, max_items=50)
+    prompts = user_prompts(dataset, range(dataset.n_users), cfg)
+    shown = [len(history_block(json.dumps(p.messages())).splitlines()) for p in prompts]
+    for build in (prefix_examples, causal_examples):
+        ex = build(histories, 50, hold_out)
+        fused_positions: dict[int, list[int]] = {}
+        if ex.targets.dim() == 1:  # prefix rows: the target index is the history length
+            for row in torch.nonzero(ex.fuse).flatten().tolist():
+                fused_positions.setdefault(int(ex.users[row]), []).append(int(ex.lengths[row]))
+        else:  # one window per user here (sequences are shorter than max_len)
+            for row, col in torch.nonzero(ex.fuse).tolist():
+                fused_positions.setdefault(int(ex.users[row]), []).append(col + 1)
+        assert fused_positions, "no pair is fused at all"
+        for user, positions in fused_positions.items():
+            seq = histories[user]
+            assert min(positions) >= shown[user], (user, positions, shown[user])
+            for t in positions:  # a fresh item at that position never appears in the prompt
+                if seq[t] not in seq[: shown[user]]:
+                    assert f'"{titles[seq[t]]}"' not in prompts[user].user
+    # Without a hold-out the prompt shows the whole training part (the paper's leak).
+    leaky = user_prompts(dataset, range(dataset.n_users), PromptConfig(max_items=50))
+    leaky_shown = [len(history_block(json.dumps(p.messages())).splitlines()) for p in leaky]
+    assert leaky_shown == [len(h) for h in histories]

@@ -104,11 +104,78 @@ def test_causal_loss_with_fusion_equals_the_prefix_loss(backbone):
     causal = causal_examples(histories, max_len=8)
     prefix = prefix_examples(histories, max_len=8)
     users = torch.tensor([5, 1, 3])
-    seqs, lengths, targets, owners = causal.batch(torch.arange(len(causal)))
+    seqs, lengths, targets, owners, _ = causal.batch(torch.arange(len(causal)))
     got = causal_loss(model, seqs, lengths, targets, users[owners])
-    seqs, lengths, targets, owners = prefix.batch(torch.arange(len(prefix)))
+    seqs, lengths, targets, owners, _ = prefix.batch(torch.arange(len(prefix)))
     want = model.loss(seqs, lengths, targets, users=users[owners])
     assert torch.allclose(got, want, atol=1e-5)
     # The user text is really in it: another user's text gives another loss.
     window = causal.batch(torch.arange(len(causal)))[:3]
     assert not torch.allclose(causal_loss(model, *window, users.flip(0)), got)
+
+
+def design_model(design: str, backbone: str = "sasrec"):
+    torch.manual_seed(0)
+    items, users = tables()
+    opts = {"dim": DIM, "n_heads": 2, "max_len": 8} if backbone == "sasrec" else {"dim": DIM}
+    return build_model(
+        backbone, N_ITEMS, opts, item_text=items, user_text=users, fusion=design
+    ).eval()
+
+
+@pytest.mark.parametrize("design", ["residual", "gate"])
+def test_identity_designs_start_as_the_plain_backbone(design):
+    """Residual and gated fusion score exactly like the sequence vector before training."""
+    model = design_model(design)
+    table = model.item_encoder()
+    s_seq = model.encode(BATCH, LENGTHS, table)
+    fused = model.user_vectors(BATCH, LENGTHS, USERS, table)
+    assert torch.equal(fused, s_seq)
+    concat = design_model("concat")
+    table = concat.item_encoder()
+    assert not torch.allclose(
+        concat.user_vectors(BATCH, LENGTHS, USERS, table), concat.encode(BATCH, LENGTHS, table)
+    )
+
+
+@pytest.mark.parametrize("design", ["residual", "gate"])
+def test_text_left_out_where_fuse_is_false(design):
+    """Where the rationale has seen the target, the fused vector is the sequence vector."""
+    fusion = UserTextFusion(torch.randn(N_USERS, D_TEXT), DIM, design=design)
+    with torch.no_grad():  # open the text branch, as training would
+        for p in fusion.parameters():
+            p.add_(0.5)
+    s_seq = torch.randn(3, DIM)
+    active = torch.tensor([True, False, True])
+    out = fusion(s_seq, USERS, active)
+    assert torch.equal(out[1], s_seq[1])
+    assert not torch.allclose(out[[0, 2]], s_seq[[0, 2]])
+    assert torch.equal(out[[0, 2]], fusion(s_seq, USERS)[[0, 2]])
+
+
+def test_unknown_fusion_design_is_refused():
+    with pytest.raises(ValueError, match="fusion design"):
+        UserTextFusion(torch.randn(N_USERS, D_TEXT), DIM, design="sum")
+
+
+@pytest.mark.parametrize("design", ["concat", "residual", "gate"])
+@pytest.mark.parametrize("backbone", ["sasrec", "gru4rec"])
+def test_held_out_causal_loss_equals_the_held_out_prefix_loss(backbone, design):
+    """With a hold-out, windows and prefixes fuse the text at the very same pairs."""
+    model = design_model(design, backbone)
+    with torch.no_grad():
+        for p in model.user_fusion.parameters():
+            p.add_(0.3)  # leave the identity init, so fused and unfused pairs differ
+    histories = [np.array([4, 8, 15, 16, 23]), np.array([2, 3, 5]), np.array([7, 1, 9, 10])]
+    causal = causal_examples(histories, max_len=8, hold_out=2)
+    prefix = prefix_examples(histories, max_len=8, hold_out=2)
+    # The last two targets of each user ([2, 3, 5]: the rationale keeps one item, so both).
+    assert causal.fuse.sum() == prefix.fuse.sum() == 6
+    users = torch.tensor([5, 1, 3])
+    seqs, lengths, targets, owners, fuse = causal.batch(torch.arange(len(causal)))
+    got = causal_loss(model, seqs, lengths, targets, users[owners], fuse)
+    seqs, lengths, targets, owners, fuse = prefix.batch(torch.arange(len(prefix)))
+    want = model.loss(seqs, lengths, targets, users=users[owners], fuse=fuse)
+    assert torch.allclose(got, want, atol=1e-5)
+    everywhere = model.loss(seqs, lengths, targets, users=users[owners])
+    assert not torch.allclose(everywhere, want)

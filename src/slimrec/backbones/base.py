@@ -14,9 +14,10 @@ Batch conventions (binding for the whole package):
   whatever they contain.
 
 Extension point for SLIM's user-side fusion ``s_u = g_f([g_l(s_text_u); s_seq_u])``: set
-``user_fusion`` to a module called as ``user_fusion(s_seq, users)`` (``users``: the user
-indices passed to every scoring method). It is applied in :meth:`user_vectors`, so scoring
-and losses pick it up automatically while ``encode`` stays purely sequence-based.
+``user_fusion`` to a module called as ``user_fusion(s_seq, users, fuse)`` (``users``: the
+user indices passed to every scoring method; ``fuse``: None, or in training a bool per row
+saying whether that row's text may be used). It is applied in :meth:`user_vectors`, so
+scoring and losses pick it up automatically while ``encode`` stays purely sequence-based.
 """
 
 from __future__ import annotations
@@ -94,11 +95,15 @@ class SequentialRecommender(nn.Module):
         lengths: Tensor,
         users: Tensor | None = None,
         item_table: Tensor | None = None,
+        fuse: Tensor | None = None,
     ) -> Tensor:
-        """User vectors ``[B, dim]`` (after ``user_fusion`` when one is set)."""
+        """User vectors ``[B, dim]`` (after ``user_fusion`` when one is set).
+
+        ``fuse`` (bool ``[B]``, training only): rows whose user text may be fused; None: all.
+        """
         table = self.item_encoder() if item_table is None else item_table
         s_seq = self.encode(seqs, lengths, table)
-        return s_seq if self.user_fusion is None else self.user_fusion(s_seq, users)
+        return s_seq if self.user_fusion is None else self.user_fusion(s_seq, users, fuse)
 
     def full_sort_predict(
         self, seqs: Tensor, lengths: Tensor, users: Tensor | None = None
@@ -125,6 +130,7 @@ class SequentialRecommender(nn.Module):
         targets: Tensor,
         negatives: Tensor | None = None,
         users: Tensor | None = None,
+        fuse: Tensor | None = None,
     ) -> Tensor:
         """Mean training loss for next items ``targets`` ``[B]`` (values in ``1..n_items``).
 
@@ -134,9 +140,10 @@ class SequentialRecommender(nn.Module):
         are used as given; if None, ``n_negatives`` are drawn uniformly from ``1..n_items``
         with one vectorised call. Collisions with the target are allowed (no rejection
         step): at catalogue sizes in the thousands they are rare and only add noise.
+        ``fuse``: see :meth:`user_vectors`.
         """
         table = self.item_encoder()
-        u = self.user_vectors(seqs, lengths, users, table)
+        u = self.user_vectors(seqs, lengths, users, table, fuse)
         if self.loss_type == "ce":
             return F.cross_entropy(u @ table[1:].T, targets - 1)
         if negatives is None:

@@ -27,6 +27,20 @@ FILES = {"interactions": "interactions.parquet", "items": "items.parquet", "user
 Split = Literal["train", "valid", "test"]
 
 
+def rationale_cutoff(n_train: int, hold_out: int) -> int:
+    """How many of a user's ``n_train`` training items (oldest first) a rationale reads.
+
+    With ``hold_out = k > 0`` a rationale is written from the training part less its
+    ``k`` most recent items (never fewer than one item), so a recommender can learn from
+    the targets at positions ``>= cutoff``, which the rationale has not seen -- the
+    situation of every validation and test target. ``0``: the whole training part.
+    One function for the prompts and the trainer, so the two cannot disagree.
+    """
+    if hold_out < 0:
+        raise ValueError(f"hold_out must be >= 0, got {hold_out}")
+    return n_train if hold_out == 0 else min(n_train, max(1, n_train - hold_out))
+
+
 @dataclass
 class PreparedDataset:
     """Sequences of dense item ids (``1..n_items``; ``0`` is padding) per dense user id.

@@ -52,11 +52,13 @@ def build_model(
     item_text: np.ndarray | Tensor | None = None,
     user_text: np.ndarray | Tensor | None = None,
     id_agnostic: bool = False,
+    fusion: str = "concat",
 ) -> SequentialRecommender:
     """The model with the given structure (see the module docstring).
 
     ``backbone`` is a base name (sasrec, gru4rec, srgnn; ignored when ``id_agnostic``),
-    ``item_text`` ``[n_items + 1, d]`` (row 0 padding), ``user_text`` ``[n_users, d]``.
+    ``item_text`` ``[n_items + 1, d]`` (row 0 padding), ``user_text`` ``[n_users, d]``,
+    ``fusion`` the user-side design (:data:`slimrec.fusion.user.FUSION_DESIGNS`).
     """
     items, users = as_table(item_text), as_table(user_text)
     if id_agnostic:
@@ -87,5 +89,5 @@ def build_model(
     model = build_backbone(base + ("+" if items is not None else ""), n_items, options, items)
     if users is not None:
         dropout = make_config(base, options).dropout
-        model.user_fusion = UserTextFusion(users, model.dim, dropout=dropout)
+        model.user_fusion = UserTextFusion(users, model.dim, dropout=dropout, design=fusion)
     return model

@@ -6,7 +6,8 @@ cut from a single user's training sequence (:func:`slimrec.training.examples.cau
 so fusing that user's text vector into the output at each of its positions is well
 defined: position ``t`` then predicts item ``t + 1`` from items ``<= t`` and the user's
 rationale, exactly the pair the prefix layout trains on. Only the real positions (those
-with a target) are fused, so padding costs nothing and cannot leak.
+with a target) are fused, so padding costs nothing and cannot leak; of those, ``fuse``
+marks where the rationale has not seen the target (elsewhere the text is left out).
 """
 
 from __future__ import annotations
@@ -19,12 +20,18 @@ from slimrec.backbones.base import SequentialRecommender
 
 
 def causal_loss(
-    model: SequentialRecommender, seqs: Tensor, lengths: Tensor, targets: Tensor, users: Tensor
+    model: SequentialRecommender,
+    seqs: Tensor,
+    lengths: Tensor,
+    targets: Tensor,
+    users: Tensor,
+    fuse: Tensor | None = None,
 ) -> Tensor:
     """Mean loss over every real position of causal windows ``seqs`` ``[B, L]``.
 
-    ``targets`` ``[B, L]`` (0 = no target), ``users`` ``[B]`` the owner of each window.
-    Without a ``user_fusion`` it is exactly the backbone's own ``sequence_loss``.
+    ``targets`` ``[B, L]`` (0 = no target), ``users`` ``[B]`` the owner of each window,
+    ``fuse`` ``[B, L]`` bool (None: every position). Without a ``user_fusion`` it is
+    exactly the backbone's own ``sequence_loss``.
     """
     if model.user_fusion is None:
         return model.sequence_loss(seqs, lengths, targets)
@@ -32,7 +39,8 @@ def causal_loss(
     hidden = model.sequence_output(seqs, lengths, table)  # type: ignore[attr-defined]
     real = targets > 0
     owners = users[:, None].expand_as(targets)[real]
-    u, y = model.user_fusion(hidden[real], owners), targets[real]
+    active = None if fuse is None else fuse[real]
+    u, y = model.user_fusion(hidden[real], owners, active), targets[real]
     # The same two objectives as SequentialRecommender.loss / sequence_loss.
     if model.loss_type == "ce":
         return F.cross_entropy(u @ table[1:].T, y - 1)

@@ -94,8 +94,13 @@ class TextMatching(SequentialRecommender):
         lengths: Tensor,
         users: Tensor | None = None,
         item_table: Tensor | None = None,
+        fuse: Tensor | None = None,
     ) -> Tensor:
-        """``g_t(s_text_u)`` ``[B, dim]``; the history is not used (padding cannot leak)."""
+        """``g_t(s_text_u)`` ``[B, dim]``; the history is not used (padding cannot leak).
+
+        Text is all this model has, so it trains only on rows whose target the rationale
+        has not seen (the trainer drops the others); ``fuse`` is accepted and ignored.
+        """
         if users is None:
             raise ValueError("TextMatching scores users by their text: pass users=...")
         return self.item_encoder.g_t(self.user_text[users])

@@ -19,8 +19,11 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from slimrec.config import LaterSettingsOmitted
 
 TEMPLATE_VERSION = "slim-cot-v1"
 
@@ -42,10 +45,11 @@ Step 3: Under each of those five, suggest {per_category} specific {domain} \
 the user may like next."""
 
 
-class PromptConfig(BaseModel):
+class PromptConfig(LaterSettingsOmitted):
     """Wording and limits of the step-by-step prompt."""
 
     model_config = ConfigDict(extra="forbid")
+    LATER_OFF: ClassVar[dict[str, Any]] = {"hold_out_last": 0}
 
     domain: str = Field("products", description="What the items are: products, movies, games, ...")
     verb: str = Field("purchased", description="What the user did: purchased, watched, played, ...")
@@ -56,6 +60,12 @@ class PromptConfig(BaseModel):
     max_history_chars: int = Field(3000, ge=100, description="Budget of the whole history block.")
     with_details: bool = Field(False, description="Add brand and categories after each title.")
     version: str = Field(TEMPLATE_VERSION, description="Template version; part of cache keys.")
+    hold_out_last: int = Field(
+        0,
+        ge=0,
+        description="Most recent training items left out of the prompt, so a recommender "
+        "learns to use rationales on targets they have not seen (0: the whole training part).",
+    )
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from slimrec.data import PreparedDataset
+from slimrec.data.prepared import rationale_cutoff
 from slimrec.errors import ConfigError
 from slimrec.io import atomic_path
 from slimrec.llm.backends import Backend, ChatRequest, TeacherConfig, build_backend
@@ -127,10 +128,15 @@ def _catalog(items: pd.DataFrame) -> dict[int, dict[str, str]]:
 def user_prompts(
     dataset: PreparedDataset, users: Sequence[int], config: PromptConfig
 ) -> list[Prompt]:
-    """Each user's prompt, from the training part of the history only (no targets)."""
+    """Each user's prompt, from the training part of the history only (no targets), less
+    its ``config.hold_out_last`` most recent items (:func:`rationale_cutoff`)."""
     histories, _ = dataset.split("train")
     catalog = _catalog(dataset.items)
-    return [build_prompt([catalog[int(i)] for i in histories[u]], config) for u in users]
+    prompts = []
+    for u in users:
+        seen = histories[u][: rationale_cutoff(len(histories[u]), config.hold_out_last)]
+        prompts.append(build_prompt([catalog[int(i)] for i in seen], config))
+    return prompts
 
 
 def teach(

@@ -23,6 +23,7 @@ import numpy as np
 from slimrec.data.prepared import PreparedDataset
 from slimrec.errors import ConfigError
 from slimrec.methods.specs import method_spec
+from slimrec.methods.tables import text_control
 from slimrec.training import TrainConfig, Trainer
 
 
@@ -59,7 +60,8 @@ def fit_method(
 
     ``item_text`` ``[n_items + 1, d]`` (row 0 padding) and ``user_text`` ``[n_users, d]``
     are required when the method uses them and ignored otherwise, so a caller may pass
-    the same tables to every method.
+    the same tables to every method. A control method (``slim-zero-text``,
+    ``slim-shuffled-text``) replaces ``user_text`` here, seeded by the training seed.
     """
     spec = method_spec(method)
     cfg = method_config(method, train)
@@ -69,6 +71,8 @@ def fit_method(
     ):
         if needed and given is None:
             raise ConfigError(f"method {method!r} needs {what} text embeddings", fix=f"use {fix}")
+    if spec.control is not None and user_text is not None:
+        user_text = text_control(user_text, spec.control, seed=cfg.seed)
     trainer = Trainer(
         cfg,
         out,

@@ -9,6 +9,13 @@ of a rationale file (:func:`slimrec.methods.tables.user_text_table`) -- which fi
 ``slim`` and ``slim-`` are the same model; only the rationales differ: the student's for
 every user (SLIM) or the teacher's for the few users it answered (the paper's "ChatGPT
 feature" baseline; everybody else gets a zero text vector).
+
+``fusion`` picks the user-side design (:class:`slimrec.fusion.user.UserTextFusion`):
+SLIM's methods use ``residual`` (it starts as the plain backbone; measured against the
+paper's ``concat`` in docs/benchmarks.md, "SLIM fusion"), and ``slim-concat`` keeps the
+paper's form by name. ``control`` replaces the rationale embeddings before training:
+``zero`` (no text at all) or ``shuffled`` (another user's rationale), the controls that say
+whether the text itself helps.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from typing import Literal
 from slimrec.errors import ConfigError
 
 Rationales = Literal["student", "teacher"]
+Control = Literal["zero", "shuffled"]
+DEFAULT_FUSION = "residual"
 TEXT_FIELDS = ("response", "step1", "step2", "step3")
 
 
@@ -32,6 +41,8 @@ class MethodSpec:
     rationales: Rationales | None = None  # which rationale file the user text comes from
     field: str | None = None  # its column: the whole response, or one step (SLIM-Step)
     id_agnostic: bool = False  # True: text matching, no IDs, no sequence model
+    fusion: str = DEFAULT_FUSION  # user-side design (ID-based methods with user text)
+    control: Control | None = None  # replace the rationale embeddings: zero or shuffled
 
     def __post_init__(self) -> None:
         if self.user_text != (self.rationales is not None) or self.user_text != bool(self.field):
@@ -40,6 +51,8 @@ class MethodSpec:
             raise ValueError(f"field must be one of {TEXT_FIELDS}")
         if self.id_agnostic and not (self.item_text and self.user_text):
             raise ValueError("text matching needs item and user text")
+        if self.control is not None and not self.user_text:
+            raise ValueError("a text control needs user text to replace")
 
 
 def _step(n: int, what: str) -> MethodSpec:
@@ -66,6 +79,31 @@ METHODS: dict[str, MethodSpec] = {
         user_text=True,
         rationales="student",
         field="response",
+    ),
+    "slim-concat": MethodSpec(
+        "ID-based SLIM as published: s_u = g_f([g_l(s_text_u); s_seq_u]) from a random "
+        "init (the paper's fusion), the student's rationales",
+        item_text=True,
+        user_text=True,
+        rationales="student",
+        field="response",
+        fusion="concat",
+    ),
+    "slim-zero-text": MethodSpec(
+        "control: SLIM with every rationale embedding set to zero (the fusion without text)",
+        item_text=True,
+        user_text=True,
+        rationales="student",
+        field="response",
+        control="zero",
+    ),
+    "slim-shuffled-text": MethodSpec(
+        "control: SLIM with the rationales shuffled across users (text of someone else)",
+        item_text=True,
+        user_text=True,
+        rationales="student",
+        field="response",
+        control="shuffled",
     ),
     "slim-": MethodSpec(
         "ID-based SLIM with the teacher's rationales (the 'ChatGPT feature' baseline)",

@@ -66,3 +66,20 @@ def user_text_table(
     if present:
         table[present] = vectors
     return table, n_users - len(present)
+
+
+def text_control(table: np.ndarray, control: str, seed: int) -> np.ndarray:
+    """The user text table of a control: ``zero`` (every row zero: the fusion without any
+    text) or ``shuffled`` (the rows of users with text permuted among them, seeded: real
+    rationales, but someone else's). A method that helps only through its text beats both.
+    """
+    if control == "zero":
+        return np.zeros_like(table)
+    if control != "shuffled":
+        raise ConfigError(f"unknown text control {control!r}", fix="use 'zero' or 'shuffled'")
+    out = table.copy()
+    with_text = np.flatnonzero(np.abs(table).sum(axis=1) > 0)
+    rng = np.random.default_rng(seed)
+    # A derangement would be stricter; with hundreds of users a fixed point is rare noise.
+    out[with_text] = table[rng.permutation(with_text)]
+    return out

@@ -172,13 +172,13 @@ class RunConfig(BaseModel):
         defaults = TrainConfig()
         taken = [
             name
-            for name in ("backbone", "method", "seed", "test_protocols", "ks")
+            for name in ("backbone", "method", "seed", "test_protocols", "ks", "rationale_holdout")
             if getattr(self.train, name) != getattr(defaults, name)
         ]
         if taken:
             raise ValueError(
                 f"train.{sorted(taken)[0]} is set by the pipeline: use `backbones`, `seeds`, "
-                "`methods` or `eval` instead"
+                "`methods`, `eval` or `teacher.prompt.hold_out_last` instead"
             )
         return self
 

@@ -102,6 +102,10 @@ def run_pipeline(
                         "seed": seed,
                         "test_protocols": config.eval.protocols,
                         "ks": config.eval.ks,
+                        # Text is fused only where the rationale has not seen the target.
+                        "rationale_holdout": (
+                            config.teacher.prompt.hold_out_last if spec.user_text else 0
+                        ),
                     }
                 )
                 users = user_tables[(spec.rationales, spec.field)] if spec.user_text else None

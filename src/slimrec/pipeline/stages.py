@@ -17,6 +17,7 @@ from typing import Any
 from slimrec.backbones import backbone_revision
 from slimrec.data.loaders import DataSource
 from slimrec.data.loaders.embedded import EMBEDDED
+from slimrec.methods.specs import METHODS
 from slimrec.pipeline.config import DataSection, RunConfig, TeacherSection
 
 Work = Callable[[Path], dict[str, Any]]
@@ -224,6 +225,9 @@ def fit_stage(
     }
     if (revision := backbone_revision(train.backbone)) > 1:  # see SequentialRecommender
         inputs["backbone_revision"] = revision
+    spec = METHODS[method]
+    if users and not spec.id_agnostic and spec.fusion != "concat":
+        inputs["fusion"] = spec.fusion  # fits of the paper's fusion keep their keys
 
     def work(folder: Path) -> dict[str, Any]:
         import numpy as np

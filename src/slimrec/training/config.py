@@ -13,7 +13,7 @@ class TrainConfig(LaterSettingsOmitted):
     """How to train one backbone. ``model`` holds the backbone's own options."""
 
     model_config = ConfigDict(extra="forbid")
-    LATER_OFF: ClassVar[dict[str, Any]] = {"mask_history": True}
+    LATER_OFF: ClassVar[dict[str, Any]] = {"mask_history": True, "rationale_holdout": 0}
 
     backbone: str = Field(
         "sasrec", description="gru4rec | sasrec | srgnn, '+' for the text-fused variant."
@@ -52,6 +52,13 @@ class TrainConfig(LaterSettingsOmitted):
         True,
         description="Full-ranking validation and test mask the user's history items (never "
         "the target). False ranks them too, as RecBole 1.2.1 does for sequential models.",
+    )
+    rationale_holdout: int = Field(
+        0,
+        ge=0,
+        description="Methods with user text: the rationales were written without each "
+        "user's last k training items, and the text is fused only at those k targets "
+        "(0: at every position, though the rationale has seen those targets).",
     )
     test_protocols: tuple[Literal["full", "sampled"], ...] = Field(
         ("full", "sampled"), description="Protocols of the final test evaluation."

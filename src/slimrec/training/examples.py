@@ -11,6 +11,11 @@ augmentation does -- so an "epoch" means the same thing in both:
   computes all of a window's pairs in one forward pass instead of ``max_len`` passes,
   which is where most of our speed over prefix training comes from. Pairs at the start
   of a later window see fewer than ``max_len`` earlier items.
+
+``fuse`` marks the pairs whose target a user's rationale has not seen
+(:func:`slimrec.data.prepared.rationale_cutoff`): with ``hold_out = 0`` every pair (the
+rationale read the whole training part, targets included, as in the SLIM paper); with
+``hold_out = k`` only targets among the last ``k`` training items.
 """
 
 from __future__ import annotations
@@ -21,18 +26,22 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from slimrec.data.prepared import rationale_cutoff
+
 
 @dataclass
 class Examples:
     """Right-padded inputs ``[M, L]``, their lengths ``[M]`` and targets.
 
-    ``targets`` is ``[M]`` for prefix rows and ``[M, L]`` (0 = no target) for causal rows.
+    ``targets`` is ``[M]`` for prefix rows and ``[M, L]`` (0 = no target) for causal rows;
+    ``fuse`` (bool, the shape of ``targets``) marks targets the rationale has not seen.
     """
 
     seqs: Tensor
     lengths: Tensor
     targets: Tensor
     users: Tensor
+    fuse: Tensor
 
     def __len__(self) -> int:
         return self.seqs.shape[0]
@@ -41,49 +50,66 @@ class Examples:
     def n_pairs(self) -> int:
         return int((self.targets > 0).sum())
 
-    def batch(self, index: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Rows ``index``, trimmed to the longest row so padding costs nothing."""
+    def batch(self, index: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """Rows ``index`` (seqs, lengths, targets, users, fuse), trimmed to the longest
+        row so padding costs nothing."""
         lengths = self.lengths[index]
         width = int(lengths.max())
-        targets = self.targets[index]
+        targets, fuse = self.targets[index], self.fuse[index]
         if targets.dim() == 2:
-            targets = targets[:, :width]
-        return self.seqs[index, :width], lengths, targets, self.users[index]
+            targets, fuse = targets[:, :width], fuse[:, :width]
+        return self.seqs[index, :width], lengths, targets, self.users[index], fuse
+
+    def only_fused(self) -> Examples:
+        """The rows whose target the rationale has not seen (prefix rows only)."""
+        if self.targets.dim() != 1:
+            raise ValueError("only prefix examples can be filtered by row")
+        keep = self.fuse
+        return Examples(
+            self.seqs[keep], self.lengths[keep], self.targets[keep], self.users[keep], keep[keep]
+        )
 
 
-def prefix_examples(histories: list[np.ndarray], max_len: int) -> Examples:
+def prefix_examples(histories: list[np.ndarray], max_len: int, hold_out: int = 0) -> Examples:
     """One row per (history, next item) pair inside each training sequence."""
-    rows, lengths, targets, users = [], [], [], []
+    rows, lengths, targets, users, fuse = [], [], [], [], []
     for user, seq in enumerate(histories):
+        cutoff = rationale_cutoff(len(seq), hold_out)
         for t in range(1, len(seq)):
             hist = seq[max(0, t - max_len) : t]
             rows.append(hist)
             lengths.append(len(hist))
             targets.append(seq[t])
             users.append(user)
+            fuse.append(hold_out == 0 or t >= cutoff)
     return Examples(
         seqs=_pad(rows, max_len),
         lengths=torch.tensor(lengths, dtype=torch.long),
         targets=torch.tensor(targets, dtype=torch.long),
         users=torch.tensor(users, dtype=torch.long),
+        fuse=torch.tensor(fuse, dtype=torch.bool),
     )
 
 
-def causal_examples(histories: list[np.ndarray], max_len: int) -> Examples:
+def causal_examples(histories: list[np.ndarray], max_len: int, hold_out: int = 0) -> Examples:
     """Windows of inputs ``s[:-1]`` with targets ``s[1:]``, cut from the newest end."""
-    inputs, outputs, users = [], [], []
+    inputs, outputs, users, fuse = [], [], [], []
     for user, seq in enumerate(histories):
         x, y = seq[:-1], seq[1:]
+        cutoff = rationale_cutoff(len(seq), hold_out)
         for end in range(len(x), 0, -max_len):
             start = max(0, end - max_len)
             inputs.append(x[start:end])
             outputs.append(y[start:end])
             users.append(user)
+            # y[j] is the training item at index j + 1.
+            fuse.append(np.arange(start + 1, end + 1) >= (cutoff if hold_out else 0))
     return Examples(
         seqs=_pad(inputs, max_len),
         lengths=torch.tensor([len(r) for r in inputs], dtype=torch.long),
         targets=_pad(outputs, max_len),
         users=torch.tensor(users, dtype=torch.long),
+        fuse=_pad(fuse, max_len).bool(),
     )
 
 

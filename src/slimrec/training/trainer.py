@@ -11,7 +11,10 @@ ends exactly where an uninterrupted run would. Every epoch appends one line to
 With ``config.method`` set (a key of :data:`slimrec.methods.METHODS`) the model is one of
 SLIM's variants (:func:`slimrec.fusion.build_model`): user text embeddings (``user_text``,
 one row per user index) are fused into the user vectors, and the trainer passes the user
-of every example and every evaluated history to the model.
+of every example and every evaluated history to the model. With
+``config.rationale_holdout = k`` the text is fused only into training pairs whose target
+the rationale has not seen (see :mod:`slimrec.training.examples`); the model's structure
+(method, fusion design) is saved beside ``best.pt`` in ``structure.json``.
 """
 
 from __future__ import annotations
@@ -31,12 +34,13 @@ from slimrec.config import config_hash, load_yaml, save_yaml
 from slimrec.data.prepared import PreparedDataset
 from slimrec.errors import ConfigError
 from slimrec.eval import EvalConfig, evaluate
-from slimrec.fusion import build_model, causal_loss
+from slimrec.fusion import TextMatching, build_model, causal_loss
 from slimrec.fusion.build import as_table
 from slimrec.io import atomic_path, write_json_atomic
 from slimrec.training.config import TrainConfig
 from slimrec.training.examples import Examples, causal_examples, prefix_examples
 
+STRUCTURE = "structure.json"
 # Settings a resumed run may change without invalidating its checkpoint.
 RESUMABLE = ("epochs", "patience", "min_patience_steps", "threads", "device", "test_protocols")
 
@@ -70,6 +74,8 @@ class Trainer:
             inputs += (_fingerprint(self.user_text),)
         if (revision := backbone_revision(cfg.backbone)) > 1:
             inputs += (("backbone_revision", revision),)
+        if (fusion := self.fusion_design()) not in (None, "concat"):
+            inputs += (("fusion", fusion),)  # runs of the paper's fusion keep their keys
         key = config_hash(_dump(cfg, exclude=set(RESUMABLE)), *inputs)
         results_key = config_hash(_dump(cfg), *inputs)
         results_path = self.out / "results.json"
@@ -85,6 +91,9 @@ class Trainer:
         device = _device(cfg.device)
 
         self.model_ = self.build_model(data).to(device)
+        write_json_atomic(
+            self.out / STRUCTURE, {"method": cfg.method, "fusion": self.fusion_design()}
+        )
         optimizer = torch.optim.Adam(
             self.model_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
@@ -97,7 +106,10 @@ class Trainer:
         mode = self.layout()
         histories, _ = data.split("train")
         build = causal_examples if mode == "causal" else prefix_examples
-        examples = build(histories, cfg.max_len)
+        hold_out = cfg.rationale_holdout if self.user_text is not None else 0
+        examples = build(histories, cfg.max_len, hold_out)
+        if hold_out and isinstance(self.model_, TextMatching):
+            examples = examples.only_fused()  # text is all it has: no leaky targets at all
         if examples.n_pairs == 0:
             raise ConfigError(
                 "no training pairs: every training sequence has a single item",
@@ -161,6 +173,15 @@ class Trainer:
         write_json_atomic(results_path, results)
         return results
 
+    def fusion_design(self) -> str | None:
+        """The user-side fusion design of the model trained here (None: no user fusion)."""
+        if self.config.method is None or self.user_text is None:
+            return None
+        from slimrec.methods.specs import method_spec
+
+        spec = method_spec(self.config.method)
+        return None if spec.id_agnostic else spec.fusion
+
     def build_model(self, data: PreparedDataset) -> SequentialRecommender:
         cfg = self.config
         if cfg.method is None:
@@ -206,6 +227,7 @@ class Trainer:
             item_text=self.text_emb,
             user_text=self.user_text,
             id_agnostic=spec.id_agnostic,
+            fusion=spec.fusion,
         )
 
     def layout(self) -> str:
@@ -278,13 +300,13 @@ class Trainer:
             range(0, len(order), cfg.batch_size), desc=f"epoch {epoch}", leave=False, disable=None
         )
         for start in bar:
-            seqs, lengths, targets, users = (
+            seqs, lengths, targets, users, fuse = (
                 t.to(device) for t in examples.batch(order[start : start + cfg.batch_size])
             )
             if mode == "causal":
-                loss = causal_loss(model, seqs, lengths, targets, users)
+                loss = causal_loss(model, seqs, lengths, targets, users, fuse)
             else:
-                loss = model.loss(seqs, lengths, targets, users=users)
+                loss = model.loss(seqs, lengths, targets, users=users, fuse=fuse)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.clip_grad_norm:
@@ -342,6 +364,9 @@ def load_trained(run: str | Path, *, device: str = "cpu") -> SequentialRecommend
         from slimrec.methods.specs import method_spec
 
         spec = method_spec(cfg.method)
+        # Runs from before structure.json existed all used the paper's concat fusion.
+        structure = run / STRUCTURE
+        saved = json.loads(structure.read_text()) if structure.is_file() else {}
         ids = state.get("item_encoder.id_embedding.weight")
         n_items = (ids if ids is not None else item_text).shape[0] - 1
         model = build_model(
@@ -351,6 +376,7 @@ def load_trained(run: str | Path, *, device: str = "cpu") -> SequentialRecommend
             item_text=item_text if spec.item_text else None,
             user_text=state.get("user_text", state.get("user_fusion.user_text")),
             id_agnostic=spec.id_agnostic,
+            fusion=saved.get("fusion") or "concat",
         )
     model.load_state_dict(state)
     return model.to(device).eval()
