@@ -158,3 +158,47 @@ def test_plot_is_a_png(tmp_path):
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     assert [p.name for p in tmp_path.iterdir()] == ["p.png"]  # no temporary left
+
+
+def test_small_runs_carry_a_caveat_and_big_ones_do_not():
+    from slimrec.pipeline.report import caveat
+
+    assert "150 test users and 1 seed " in caveat(150, 1)
+    assert "3 seeds" in caveat(999, 3)
+    assert caveat(1000, 3) is None
+
+
+def test_text_controls_table_shows_each_comparison_with_its_interval():
+    from slimrec.eval.bootstrap import Interval
+    from slimrec.pipeline.report import CONTROL_COLUMNS, CONTROL_PAIRS
+
+    t = table()
+    for seed in range(3):
+        for method, v in (("slim-zero-text", 0.14), ("slim-shuffled-text", 0.145)):
+            t.add(method=f"sasrec/{method}", seed=seed, metrics=dict.fromkeys(METRICS, v),
+                  dataset="d")  # fmt: skip
+    asked = []
+
+    def intervals(a, b, key):
+        asked.append((a, b, key))
+        return Interval(5.0, -1.0, 11.0, 0.95, 150) if b.endswith("zero-text") else None
+
+    md = comparison_table(
+        t,
+        ["sasrec"],
+        CONTROL_COLUMNS,
+        protocol="full",
+        metrics=METRICS[:1],
+        digits=4,
+        improvements=CONTROL_PAIRS,
+        intervals=intervals,
+    )
+    header, _, row = md.splitlines()
+    assert header.endswith(
+        "| Improv. (SLIM vs zero text) | Improv. (SLIM vs shuffled text) "
+        "| Improv. (SLIM vs Backbone+) |"
+    )
+    cells = row.split(" | ")
+    assert cells[-3] == "+5.00% [-1.0, +11.0]"  # the interval where there is one
+    assert cells[-2] == f"{100 * (0.16 - 0.145) / 0.145:+.2f}%"  # else the ratio of means
+    assert ("sasrec/slim", "sasrec/slim-shuffled-text", "full/ndcg@10") in asked

@@ -137,3 +137,13 @@ def test_mask_history_off_ranks_history_items_in_validation_and_test(pattern_dat
             assert got[key] == pytest.approx(expected["ndcg@10"])
     # Same seed, same weights: only the protocol differs, and unmasked is harder.
     assert results[False]["test"]["full"]["ndcg@10"] < results[True]["test"]["full"]["ndcg@10"]
+
+
+def test_per_user_test_metrics_are_saved_and_average_to_the_results(pattern_data, tmp_path):
+    """Paired comparisons between runs read every user's test metric from the run folder."""
+    results = Trainer(small(epochs=1), tmp_path).fit(pattern_data)
+    per_user = np.load(tmp_path / "test_per_user.npz")
+    for protocol in ("full", "sampled"):
+        values = per_user[f"{protocol}/ndcg@10"]
+        assert values.shape == (pattern_data.n_users,)
+        assert float(torch.from_numpy(values).mean()) == results["test"][protocol]["ndcg@10"]

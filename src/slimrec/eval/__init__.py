@@ -4,6 +4,7 @@ Full ranking is the default protocol (Krichene & Rendle, KDD 2020); the SLIM pap
 1 + 100 sampled protocol is ``EvalConfig(protocol="sampled")``.
 """
 
+from slimrec.eval.bootstrap import paired_bootstrap
 from slimrec.eval.metrics import (
     TIE_POLICIES,
     TiePolicy,
@@ -11,7 +12,15 @@ from slimrec.eval.metrics import (
     rank_counts,
     ranking_metrics,
 )
-from slimrec.eval.protocol import EvalConfig, ScoreFn, UserScoreFn, evaluate, pad_right
+from slimrec.eval.protocol import (
+    EvalConfig,
+    ScoreFn,
+    UserScoreFn,
+    evaluate,
+    pad_right,
+    per_user_metrics,
+    summarize,
+)
 from slimrec.eval.results import ResultTable, RunResult, Summary
 from slimrec.eval.sampling import sample_negatives
 
@@ -27,7 +36,10 @@ __all__ = [
     "evaluate",
     "metrics_from_counts",
     "pad_right",
+    "paired_bootstrap",
+    "per_user_metrics",
     "rank_counts",
     "ranking_metrics",
     "sample_negatives",
+    "summarize",
 ]

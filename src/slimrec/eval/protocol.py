@@ -99,9 +99,43 @@ def evaluate(
 ) -> dict[str, float]:
     """Mean metrics over users (plus ``n_users``) under ``config``'s protocol.
 
-    ``histories`` are what the model sees (cut to the ``max_history_len`` most recent
-    items for it); masking in full ranking and the exclusion of negatives use the whole
-    history. ``item_popularity[i]`` is item ``i``'s training count (popularity sampling).
+    The arguments are those of :func:`per_user_metrics`; one mean over all users at the
+    end, so the result is identical for every batch size.
+    """
+    per_user = per_user_metrics(
+        score_fn, histories, targets, n_items, config, item_popularity, max_history_len, users
+    )
+    return summarize(per_user, (config or EvalConfig()).ks, len(histories))
+
+
+def summarize(per_user: dict[str, np.ndarray], ks: Sequence[int], n_users: int) -> dict[str, float]:
+    """Means of :func:`per_user_metrics` (NaN without users), plus ``n_users``."""
+    if n_users:
+        # torch's mean, as before per-user values were kept: the same digits as ever.
+        result = {name: float(torch.from_numpy(v).mean()) for name, v in per_user.items()}
+    else:
+        result = {f"{m}@{k}": float("nan") for m in ("ndcg", "hit", "mrr") for k in ks}
+    result["n_users"] = float(n_users)
+    return result
+
+
+def per_user_metrics(
+    score_fn: ScoreFn,
+    histories: Sequence[np.ndarray],
+    targets: np.ndarray,
+    n_items: int,
+    config: EvalConfig | None = None,
+    item_popularity: np.ndarray | None = None,
+    max_history_len: int | None = None,
+    users: Sequence[int] | np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Every metric for every user (``{"ndcg@10": [n_users], ...}``, in history order).
+
+    Kept per user so that two models scored on the same users can be compared pairwise
+    (:func:`slimrec.eval.bootstrap.paired_bootstrap`). ``histories`` are what the model
+    sees (cut to the ``max_history_len`` most recent items for it); masking in full
+    ranking and the exclusion of negatives use the whole history.
+    ``item_popularity[i]`` is item ``i``'s training count (popularity sampling).
     ``users`` (the user index of each history): when given, ``score_fn`` is a
     :data:`UserScoreFn` and also receives the batch's users as a LongTensor ``[B]``.
     """
@@ -162,10 +196,4 @@ def evaluate(
                 index = torch.zeros(n, dtype=torch.long, device=scores.device)
             for name, values in ranking_metrics(scores, index, config.ks, config.ties).items():
                 per_user.setdefault(name, []).append(values.cpu())
-    # One mean over all users at the end: identical for every batch size.
-    result = {name: float(torch.cat(v).mean()) for name, v in per_user.items()}
-    n_users = len(histories)
-    if not n_users:
-        result = {f"{m}@{k}": float("nan") for m in ("ndcg", "hit", "mrr") for k in config.ks}
-    result["n_users"] = float(n_users)
-    return result
+    return {name: torch.cat(v).numpy() for name, v in per_user.items()}

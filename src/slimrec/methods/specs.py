@@ -12,10 +12,10 @@ feature" baseline; everybody else gets a zero text vector).
 
 ``fusion`` picks the user-side design (:class:`slimrec.fusion.user.UserTextFusion`):
 SLIM's methods use ``residual`` (it starts as the plain backbone; measured against the
-paper's ``concat`` in docs/benchmarks.md, "SLIM fusion"), and ``slim-concat`` keeps the
-paper's form by name. ``control`` replaces the rationale embeddings before training:
-``zero`` (no text at all) or ``shuffled`` (another user's rationale), the controls that say
-whether the text itself helps.
+paper's ``concat`` in docs/benchmarks.md, "SLIM fusion"), ``slim-concat`` keeps the
+paper's form by name and ``slim-gate`` is the gated design. ``control`` replaces the
+rationale embeddings before training: ``zero`` (no text at all) or ``shuffled`` (another
+user's rationale), the controls that say whether the text itself helps.
 """
 
 from __future__ import annotations
@@ -88,6 +88,15 @@ METHODS: dict[str, MethodSpec] = {
         rationales="student",
         field="response",
         fusion="concat",
+    ),
+    "slim-gate": MethodSpec(
+        "ID-based SLIM with a gated fusion s_u = s_seq_u + tanh(a) g_l(s_text_u), a = 0 at "
+        "init, the student's rationales",
+        item_text=True,
+        user_text=True,
+        rationales="student",
+        field="response",
+        fusion="gate",
     ),
     "slim-zero-text": MethodSpec(
         "control: SLIM with every rationale embedding set to zero (the fusion without text)",

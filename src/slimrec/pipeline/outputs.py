@@ -15,13 +15,15 @@ from typing import Any
 
 import numpy as np
 
+from slimrec.eval.bootstrap import Interval, paired_bootstrap
 from slimrec.eval.results import ResultTable
 from slimrec.io import write_json_atomic, write_text_atomic
 from slimrec.methods.specs import METHODS
 from slimrec.pipeline.config import RunConfig
 from slimrec.pipeline.plots import group_shares, plot_popularity, popularity_groups
-from slimrec.pipeline.report import hardware, render_report, run_label
+from slimrec.pipeline.report import IntervalFn, hardware, render_report, run_label
 from slimrec.pipeline.stage import StageRecord
+from slimrec.training.trainer import PER_USER
 
 REPORT_FILES = ("report.md", "results.json", "popularity.png")
 
@@ -48,6 +50,75 @@ def result_table(fits: Sequence[Fit], dataset: str) -> ResultTable:
                 method=fit.label, seed=fit.seed, metrics=metrics, protocol=protocol, dataset=dataset
             )
     return table
+
+
+def interval_finder(fits: Sequence[Fit], run_dir: Path) -> IntervalFn:
+    """Paired bootstrap intervals between two fitted methods, from their runs' per-user
+    test metrics (seeds both have, in order; None where a run predates those files)."""
+    files: dict[str, dict[int, Path]] = {}
+    for fit in fits:
+        run = run_dir / fit.record.folder / fit.record.outputs["run"]
+        files.setdefault(fit.label, {})[fit.seed] = run / PER_USER
+    loaded: dict[Path, Any] = {}
+
+    def values(path: Path, key: str) -> np.ndarray | None:
+        if path not in loaded:
+            loaded[path] = dict(np.load(path)) if path.is_file() else {}
+        return loaded[path].get(key)
+
+    def find(a: str, b: str, key: str) -> Interval | None:
+        seeds = sorted(set(files.get(a, {})) & set(files.get(b, {})))
+        rows_a = [values(files[a][s], key) for s in seeds]
+        rows_b = [values(files[b][s], key) for s in seeds]
+        if not seeds or any(r is None for r in rows_a + rows_b):
+            return None
+        return paired_bootstrap(np.stack(rows_a), np.stack(rows_b))
+
+    return find
+
+
+def rationale_quality(
+    config: RunConfig, records: Sequence[StageRecord], run_dir: Path
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Teacher and student rationales: parse, cap-hit and repeated-line rates per source,
+    and one user's rationale from each (the first user both wrote for)."""
+    import pandas as pd
+
+    from slimrec.student.sft_data import repeated_lines
+
+    caps = {
+        "teach": ("teacher", config.teacher.sampling.max_new_tokens),
+        "reason": ("student", config.reason.sampling.max_new_tokens),
+    }
+    rows, frames = [], {}
+    for record in records:
+        if record.name not in caps or "rationales" not in record.outputs:
+            continue
+        source, cap = caps[record.name]
+        frame = pd.read_parquet(run_dir / record.folder / record.outputs["rationales"])
+        if not len(frame):
+            continue
+        frames[source] = frame
+        tokens = frame["completion_tokens"].fillna(0).astype(int)
+        rows.append(
+            {
+                "source": f"{source} ({frame['model'].iloc[0]})",
+                "answers": len(frame),
+                "parse_rate": float(frame["parsed"].mean()),
+                "cap_rate": float((tokens >= cap).mean()) if cap else 0.0,
+                "repeat_rate": float(frame["response"].map(repeated_lines).gt(0).mean()),
+                "mean_tokens": float(tokens.mean()),
+            }
+        )
+    samples: dict[str, str] = {}
+    if frames:
+        common = set.intersection(*(set(f["user"]) for f in frames.values()))
+        if common:
+            user = min(common)
+            for source, frame in frames.items():
+                text = frame.loc[frame["user"] == user, "response"].iloc[0]
+                samples[f"The {source}'s rationale for user index {user}"] = str(text)
+    return rows, samples
 
 
 def popularity_shares(
@@ -109,6 +180,7 @@ def write_outputs(
             title=f"{config.name}: {data.name}",
         )
         plot_file = "popularity.png"
+    quality, samples = rationale_quality(config, records, run_dir)
     hw = hardware()
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     markdown = render_report(
@@ -129,6 +201,10 @@ def write_outputs(
         hw=hw,
         date=date,
         legend={m: METHODS[m].description for m in config.methods},
+        intervals=interval_finder(fits, run_dir),
+        n_test_users=data.n_users,
+        quality=quality,
+        samples=samples,
     )
     write_text_atomic(folder / "report.md", markdown)
     results = {
@@ -152,6 +228,7 @@ def write_outputs(
             for f in fits
         ],
         "popularity": popularity,
+        "rationales": quality,
         "stages": [
             {k: v for k, v in asdict(r).items() if k not in ("status", "seconds", "outputs")}
             for r in records

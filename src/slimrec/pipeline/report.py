@@ -1,10 +1,14 @@
 """report.md and results.json of a pipeline run, in the SLIM paper's table layout.
 
 Main table (Wang et al., WWW 2024, Table 2): one row per backbone and metric, columns
-Backbone, Backbone+, SLIM-, SLIM and the improvement of SLIM over Backbone+ in percent,
-cells mean ± std over seeds; once per test protocol (full ranking, sampled 1 + 100).
-Then the ID-agnostic row (text matching), the step ablation (SLIM-Step1/2/3 vs SLIM),
-the long-tail plot, what each stage cost, and where and when it ran.
+Backbone, Backbone+, SLIM-, SLIM and the improvement of SLIM over Backbone+ in percent
+with its paired bootstrap 95% interval over test users, cells mean ± std over seeds; once
+per test protocol (full ranking, sampled 1 + 100). A caveat heads the results when they
+rest on fewer than 1,000 test users or 3 seeds. Then the text controls ("does the text
+help at all?": SLIM against the same model with zero or shuffled rationales, and the
+paper's concat fusion), the ID-agnostic row (text matching), the step ablation
+(SLIM-Step1/2/3 vs SLIM), the quality of the rationales, the long-tail plot, what each
+stage cost, and where and when it ran.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ import math
 import os
 import platform
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from slimrec.eval.bootstrap import Interval
 from slimrec.eval.results import ResultTable, Summary
 from slimrec.pipeline.plots import group_labels
 from slimrec.pipeline.stage import StageRecord
@@ -28,6 +33,20 @@ ABLATION_COLUMNS = {
     "slim-step3": "SLIM-Step3",
     "slim": "SLIM",
 }
+CONTROL_COLUMNS = {
+    "backbone+": "Backbone+",
+    "slim-zero-text": "zero text",
+    "slim-shuffled-text": "shuffled text",
+    "slim-concat": "SLIM (paper's concat)",
+    "slim-gate": "SLIM (gate)",
+    "slim": "SLIM",
+}
+CONTROL_PAIRS = (
+    ("slim", "slim-zero-text"),
+    ("slim", "slim-shuffled-text"),
+    ("slim", "backbone+"),
+)
+MIN_USERS, MIN_SEEDS = 1000, 3
 ID_AGNOSTIC_LABEL = "text-matching"
 PROTOCOL_TITLES = {
     "full": "full ranking over all items",
@@ -88,6 +107,10 @@ def _improvement(a: Summary | None, b: Summary | None) -> str:
     return "–" if math.isnan(value) else f"{value:+.2f}%"
 
 
+# (label a, label b, "protocol/metric") -> paired interval of a vs b, or None.
+IntervalFn = Callable[[str, str, str], Interval | None]
+
+
 def comparison_table(
     table: ResultTable,
     backbones: Sequence[str],
@@ -97,31 +120,74 @@ def comparison_table(
     metrics: Sequence[str],
     digits: int,
     improvement: tuple[str, str] | None = None,
+    improvements: Sequence[tuple[str, str]] = (),
+    intervals: IntervalFn | None = None,
 ) -> str | None:
-    """Rows = backbone x metric, columns = methods; ``None`` when no column has runs."""
+    """Rows = backbone x metric, columns = methods; ``None`` when no column has runs.
+
+    ``improvements`` (or the one ``improvement``): pairs ``(a, b)`` of method keys shown as
+    ``Improv. (a vs b)`` in percent, with ``intervals``' paired bootstrap interval where
+    it has one (else the plain ratio of the means).
+    """
     present = [m for m in columns if any(_has(table, run_label(b, m), protocol) for b in backbones)]
     if not present:
         return None
+    pairs = [
+        p for p in ([improvement] if improvement else list(improvements)) if set(p) <= set(present)
+    ]
     header = ["model", "metric", *(columns[m] for m in present)]
-    show_improvement = improvement is not None and set(improvement) <= set(present)
-    if show_improvement:
-        a, b = improvement  # type: ignore[misc]
-        header.append(f"Improv. ({columns[a]} vs {columns[b]})")
+    header += [f"Improv. ({columns[a]} vs {columns[b]})" for a, b in pairs]
     lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
     for backbone in backbones:
         for metric in metrics:
             cells = [_cell(table, run_label(backbone, m), metric, protocol) for m in present]
             row = [backbone, metric, *_row(cells, digits)]
-            if show_improvement:
-                a, b = improvement  # type: ignore[misc]
+            for a, b in pairs:
+                la, lb = run_label(backbone, a), run_label(backbone, b)
+                found = intervals(la, lb, f"{protocol}/{metric}") if intervals else None
                 row.append(
-                    _improvement(
-                        _cell(table, run_label(backbone, a), metric, protocol),
-                        _cell(table, run_label(backbone, b), metric, protocol),
+                    found.format()
+                    if found is not None
+                    else _improvement(
+                        _cell(table, la, metric, protocol), _cell(table, lb, metric, protocol)
                     )
                 )
             lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
+
+
+def caveat(n_test_users: int, n_seeds: int) -> str | None:
+    """One line when the tables rest on too few users or seeds to read small differences."""
+    if n_test_users >= MIN_USERS and n_seeds >= MIN_SEEDS:
+        return None
+    return (
+        f"> **Caveat: a small run.** These tables rest on {n_test_users:,} test users and "
+        f"{n_seeds} seed{'s' if n_seeds != 1 else ''} (fewer than {MIN_USERS:,} users or "
+        f"{MIN_SEEDS} seeds): a difference inside its bracketed interval is noise. Read it "
+        "as a check that the pipeline runs, not as a measurement of the methods.\n"
+    )
+
+
+def rationale_quality_table(rows: Sequence[dict[str, Any]]) -> str:
+    """One row per rationale source: answers, parse, cap-hit and repeated-line rates."""
+    lines = [
+        "| rationales | users | parsed into 3 steps | at the token cap | repeating a line "
+        "| mean tokens |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['source']} | {r['answers']:,} | {100 * r['parse_rate']:.1f}% | "
+            f"{100 * r['cap_rate']:.1f}% | {100 * r['repeat_rate']:.1f}% | "
+            f"{r['mean_tokens']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def quote(text: str, limit: int = 1200) -> str:
+    """Untrusted model output as an indented code block: no markdown or HTML of it renders."""
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return "\n".join("    " + line for line in (text.replace("\r", "").splitlines() or [""]))
 
 
 def id_agnostic_table(
@@ -219,8 +285,17 @@ def render_report(
     hw: dict[str, Any],
     date: str | None = None,
     legend: dict[str, str] | None = None,
+    intervals: IntervalFn | None = None,
+    n_test_users: int | None = None,
+    quality: Sequence[dict[str, Any]] = (),
+    samples: dict[str, str] | None = None,
 ) -> str:
-    """The whole report.md."""
+    """The whole report.md.
+
+    ``intervals``: paired bootstrap intervals between fits (None: ratios of means only);
+    ``n_test_users`` for the caveat; ``quality`` rows of :func:`rationale_quality_table`
+    and ``samples`` (source -> one user's rationale, the same user for each source).
+    """
     date = date or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     stats = ", ".join(
         f"{k.replace('_', ' ')} {v:,}"
@@ -234,6 +309,14 @@ def render_report(
     ]
     if legend:
         out.append("\n".join(f"- **{name}**: {text}" for name, text in legend.items()) + "\n")
+    if n_test_users is not None and (warning := caveat(n_test_users, len(seeds))):
+        out.append(warning)
+    if intervals is not None:
+        out.append(
+            "Improvements are relative differences of the means, with a paired bootstrap "
+            "95% interval over test users (each user's metric averaged over the seeds; "
+            "2,000 resamples) in brackets.\n"
+        )
     for protocol in protocols:
         out.append(f"## Results: {PROTOCOL_TITLES.get(protocol, protocol)}\n")
         main = comparison_table(
@@ -244,8 +327,40 @@ def render_report(
             metrics=metrics,
             digits=digits,
             improvement=("slim", "backbone+"),
+            intervals=intervals,
         )
         out.append(main or "No ID-based runs.\n")
+    control_parts = []
+    for protocol in protocols:
+        has_control = any(
+            _has(table, run_label(b, m), protocol)
+            for b in backbones
+            for m in ("slim-zero-text", "slim-shuffled-text", "slim-concat", "slim-gate")
+        )
+        part = (
+            comparison_table(
+                table,
+                backbones,
+                CONTROL_COLUMNS,
+                protocol=protocol,
+                metrics=metrics[:1],
+                digits=digits,
+                improvements=CONTROL_PAIRS,
+                intervals=intervals,
+            )
+            if has_control
+            else None
+        )
+        if part:
+            control_parts.append(f"### {protocol}\n\n{part}")
+    if control_parts:
+        out.append("## Does the text help? SLIM against its text controls\n")
+        out.append(
+            "The same model and training with every rationale embedding set to zero, or "
+            "with the rationales shuffled across users: SLIM gains from what its text says "
+            "only where it beats both, with an interval that excludes zero.\n"
+        )
+        out.extend(control_parts)
     agnostic = id_agnostic_table(table, protocols, metrics, digits)
     if agnostic:
         out.append("## ID-agnostic SLIM (text matching, no item IDs)\n")
@@ -275,6 +390,11 @@ def render_report(
     if ablation_parts:
         out.append("## Step ablation: one step of the rationale vs all three\n")
         out.extend(ablation_parts)
+    if quality:
+        out.append("## Rationales\n")
+        out.append(rationale_quality_table(quality))
+        for source, text in (samples or {}).items():
+            out.append(f"{source}:\n\n{quote(text)}\n")
     if popularity:
         out.append("## Long tail: recommendations by item popularity\n")
         if plot_file:

@@ -6,7 +6,8 @@ ranking. The best model by validation NDCG@10 is kept in ``best.pt``; ``last.pt`
 everything needed to resume (model, optimizer, RNG states, counters), written
 atomically after every epoch, so a killed run continues from its last finished epoch and
 ends exactly where an uninterrupted run would. Every epoch appends one line to
-``metrics.jsonl``; the end writes ``results.json`` with the test metrics.
+``metrics.jsonl``; the end writes ``results.json`` with the test metrics and
+``test_per_user.npz`` with every user's (``{protocol}/{metric}``).
 
 With ``config.method`` set (a key of :data:`slimrec.methods.METHODS`) the model is one of
 SLIM's variants (:func:`slimrec.fusion.build_model`): user text embeddings (``user_text``,
@@ -33,7 +34,7 @@ from slimrec.backbones import SequentialRecommender, backbone_revision, build_ba
 from slimrec.config import config_hash, load_yaml, save_yaml
 from slimrec.data.prepared import PreparedDataset
 from slimrec.errors import ConfigError
-from slimrec.eval import EvalConfig, evaluate
+from slimrec.eval import EvalConfig, per_user_metrics, summarize
 from slimrec.fusion import TextMatching, build_model, causal_loss
 from slimrec.fusion.build import as_table
 from slimrec.io import atomic_path, write_json_atomic
@@ -41,6 +42,7 @@ from slimrec.training.config import TrainConfig
 from slimrec.training.examples import Examples, causal_examples, prefix_examples
 
 STRUCTURE = "structure.json"
+PER_USER = "test_per_user.npz"
 # Settings a resumed run may change without invalidating its checkpoint.
 RESUMABLE = ("epochs", "patience", "min_patience_steps", "threads", "device", "test_protocols")
 
@@ -148,16 +150,17 @@ class Trainer:
             )
 
         self.model_.load_state_dict(torch.load(self.out / "best.pt", map_location=device))
-        test = {
-            protocol: self.evaluate(
-                data,
-                "test",
-                EvalConfig(
-                    protocol=protocol, ks=cfg.ks, seed=cfg.seed, mask_history=cfg.mask_history
-                ),
+        test, per_user = {}, {}
+        for protocol in cfg.test_protocols:
+            eval_cfg = EvalConfig(
+                protocol=protocol, ks=cfg.ks, seed=cfg.seed, mask_history=cfg.mask_history
             )
-            for protocol in cfg.test_protocols
-        }
+            values = self.per_user(data, "test", eval_cfg)
+            test[protocol] = summarize(values, cfg.ks, data.n_users)
+            per_user |= {f"{protocol}/{name}": v for name, v in values.items()}
+        # Per-user test metrics, for paired comparisons between runs (report intervals).
+        with atomic_path(self.out / PER_USER) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, **per_user)
         results = {
             "key": results_key,
             "backbone": cfg.backbone,
@@ -244,9 +247,15 @@ class Trainer:
             return "causal" if causal_ok else "prefix"
         return cfg.layout
 
-    @torch.inference_mode()
     def evaluate(self, data: PreparedDataset, split: str, config: EvalConfig) -> dict[str, float]:
         """Metrics of the current model on ``valid`` or ``test``."""
+        return summarize(self.per_user(data, split, config), config.ks, data.n_users)
+
+    @torch.inference_mode()
+    def per_user(
+        self, data: PreparedDataset, split: str, config: EvalConfig
+    ) -> dict[str, np.ndarray]:
+        """Every metric of the current model for every user of ``valid`` or ``test``."""
         model = self.model_
         model.eval()
         device = next(model.parameters()).device
@@ -261,7 +270,7 @@ class Trainer:
                 return model.full_sort_predict(seqs, lengths, users).float().cpu()
             return model.predict(seqs, lengths, candidates.to(device), users).float().cpu()
 
-        return evaluate(
+        return per_user_metrics(
             score,
             histories,
             targets,
