@@ -147,3 +147,13 @@ def test_per_user_test_metrics_are_saved_and_average_to_the_results(pattern_data
         values = per_user[f"{protocol}/ndcg@10"]
         assert values.shape == (pattern_data.n_users,)
         assert float(torch.from_numpy(values).mean()) == results["test"][protocol]["ndcg@10"]
+
+
+def test_a_finished_run_without_per_user_metrics_gets_them_without_training(pattern_data, tmp_path):
+    first = Trainer(small(epochs=1), tmp_path).fit(pattern_data)
+    kept = np.load(tmp_path / "test_per_user.npz")["full/ndcg@10"]
+    (tmp_path / "test_per_user.npz").unlink()
+    lines = (tmp_path / "metrics.jsonl").read_text()
+    again = Trainer(small(epochs=1), tmp_path).fit(pattern_data)
+    assert again == first and (tmp_path / "metrics.jsonl").read_text() == lines
+    assert np.array_equal(np.load(tmp_path / "test_per_user.npz")["full/ndcg@10"], kept)

@@ -84,6 +84,12 @@ class Trainer:
         if results_path.is_file():
             done = json.loads(results_path.read_text())
             if done.get("key") == results_key:
+                if not (self.out / PER_USER).is_file():  # a run from before they were kept
+                    self.model_ = self.build_model(data).to(_device(cfg.device))
+                    self.model_.load_state_dict(
+                        torch.load(self.out / "best.pt", map_location=_device(cfg.device))
+                    )
+                    self.test(data)
                 return done
         self.out.mkdir(parents=True, exist_ok=True)
         save_yaml(cfg, self.out / "config.yaml")
@@ -150,17 +156,7 @@ class Trainer:
             )
 
         self.model_.load_state_dict(torch.load(self.out / "best.pt", map_location=device))
-        test, per_user = {}, {}
-        for protocol in cfg.test_protocols:
-            eval_cfg = EvalConfig(
-                protocol=protocol, ks=cfg.ks, seed=cfg.seed, mask_history=cfg.mask_history
-            )
-            values = self.per_user(data, "test", eval_cfg)
-            test[protocol] = summarize(values, cfg.ks, data.n_users)
-            per_user |= {f"{protocol}/{name}": v for name, v in values.items()}
-        # Per-user test metrics, for paired comparisons between runs (report intervals).
-        with atomic_path(self.out / PER_USER) as tmp, open(tmp, "wb") as f:
-            np.savez_compressed(f, **per_user)
+        test = self.test(data)
         results = {
             "key": results_key,
             "backbone": cfg.backbone,
@@ -246,6 +242,22 @@ class Trainer:
         if cfg.layout == "auto":
             return "causal" if causal_ok else "prefix"
         return cfg.layout
+
+    def test(self, data: PreparedDataset) -> dict[str, dict[str, float]]:
+        """Test metrics of the current model per protocol; every user's go to ``PER_USER``
+        (for paired comparisons between runs: the report's intervals)."""
+        cfg = self.config
+        test, per_user = {}, {}
+        for protocol in cfg.test_protocols:
+            eval_cfg = EvalConfig(
+                protocol=protocol, ks=cfg.ks, seed=cfg.seed, mask_history=cfg.mask_history
+            )
+            values = self.per_user(data, "test", eval_cfg)
+            test[protocol] = summarize(values, cfg.ks, data.n_users)
+            per_user |= {f"{protocol}/{name}": v for name, v in values.items()}
+        with atomic_path(self.out / PER_USER) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, **per_user)
+        return test
 
     def evaluate(self, data: PreparedDataset, split: str, config: EvalConfig) -> dict[str, float]:
         """Metrics of the current model on ``valid`` or ``test``."""
