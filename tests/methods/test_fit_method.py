@@ -154,3 +154,55 @@ def test_evaluate_passes_each_batchs_users():
     got = evaluate(score, hist, np.array([1, 2, 3]), 5, EvalConfig(ks=(1,), batch_size=2),
                    users=np.arange(3))  # fmt: skip
     assert got["hit@1"] == 1.0 and seen == [[0, 1], [2]]
+
+
+def test_text_controls_zero_or_shuffle_the_rationales():
+    from slimrec.methods.tables import text_control
+
+    table = np.arange(12, dtype=np.float32).reshape(6, 2) + 1
+    table[4] = 0  # a user without text keeps none
+    assert not text_control(table, "zero", seed=0).any()
+    shuffled = text_control(table, "shuffled", seed=0)
+    assert not shuffled[4].any()
+    assert sorted(map(tuple, shuffled)) == sorted(map(tuple, table))  # the same rationales
+    assert not np.array_equal(shuffled, table)  # ... given to other users
+    assert np.array_equal(shuffled, text_control(table, "shuffled", seed=0))
+    assert not np.array_equal(shuffled, text_control(table, "shuffled", seed=1))
+    with pytest.raises(ConfigError, match="unknown text control"):
+        text_control(table, "reversed", seed=0)
+
+
+@pytest.mark.parametrize("method", ["slim", "slim-concat", "slim-gate"])
+def test_a_run_folder_rebuilds_its_fusion_design(method, tiny, tmp_path):
+    data, item_text, user_text = tiny
+    fit_method(method, data, small(), tmp_path, item_text=item_text, user_text=user_text)
+    model = load_trained(tmp_path)
+    assert model.user_fusion.design == METHODS[method].fusion
+    saved = json.loads((tmp_path / "structure.json").read_text())
+    assert saved["fusion"] == model.user_fusion.design
+
+
+def test_runs_from_before_structure_files_load_as_the_papers_fusion(tiny, tmp_path):
+    data, item_text, user_text = tiny
+    fit_method("slim-concat", data, small(), tmp_path, item_text=item_text, user_text=user_text)
+    trained = load_trained(tmp_path)
+    (tmp_path / "structure.json").unlink()
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("method: slim-concat", "method: slim"))
+    old = load_trained(tmp_path)  # "slim" meant the concat fusion then
+    assert old.user_fusion.design == "concat"
+    seqs, lengths = torch.tensor([[1, 2, 3]]), torch.tensor([3])
+    users = torch.tensor([0])
+    assert torch.equal(
+        old.full_sort_predict(seqs, lengths, users), trained.full_sort_predict(seqs, lengths, users)
+    )
+
+
+@pytest.mark.parametrize("method", ["slim", "text-matching"])
+def test_a_rationale_holdout_is_its_own_run(method, tiny, tmp_path):
+    data, item_text, user_text = tiny
+    kw = dict(item_text=item_text, user_text=user_text)
+    leaky = fit_method(method, data, small(), tmp_path / "0", **kw)
+    held = fit_method(method, data, small(rationale_holdout=1), tmp_path / "1", **kw)
+    assert leaky["key"] != held["key"]
+    assert "rationale_holdout" not in TrainConfig().model_dump()  # older run keys stay valid

@@ -54,6 +54,7 @@ def write(tmp_path: Path, data: dict) -> Path:
         ({"backbones": ["bert4rec"]}, "backbones.0"),
         ({"train": {"backbone": "gru4rec"}}, "train.backbone is set by the pipeline"),
         ({"train": {"seed": 3}}, "train.seed is set by the pipeline"),
+        ({"train": {"rationale_holdout": 1}}, "teacher.prompt.hold_out_last"),
         ({"eval": {"protocols": ["loo"]}}, "eval.protocols.0"),
         ({"student": {"epochs": 0}}, "student.epochs"),
     ],

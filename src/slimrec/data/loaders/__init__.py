@@ -29,7 +29,7 @@ Format = Literal[
 ]
 
 # Benchmarks that live in the shared data folder beside the repository, by name.
-SHARED_BENCHMARKS = ("amazon-office",)
+SHARED_BENCHMARKS = ("amazon-office", "amazon-games")
 
 
 class DataSource(BaseModel):
@@ -39,8 +39,8 @@ class DataSource(BaseModel):
 
     dataset: str = Field(
         "ml-100k",
-        description="An embedded name (ml-100k, ml-1m), a shared benchmark (amazon-office), "
-        "or a path to a folder, zip or file.",
+        description="An embedded name (ml-100k, ml-1m), a shared benchmark (amazon-office, "
+        "amazon-games), or a path to a folder, zip or file.",
     )
     format: Format = Field("auto", description="How to read `dataset`; auto detects it.")
     items: str | None = Field(
