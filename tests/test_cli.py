@@ -139,3 +139,32 @@ def test_train_from_the_command_line(tmp_path, capsys):
     config.write_text("backbone: gru4rec\nepochz: 3\n")
     code, _, err = run(argv, capsys)
     assert code == 2 and "train.yaml" in err and "epochz" in err
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["train"], "slimrec train: Missing option '--data'"),
+        (["serve", "--port", "abc"], "slimrec serve: Invalid value for '--port'"),
+        (["frobnicate"], "No such command 'frobnicate'"),
+        (["serve-llm"], "slimrec serve-llm: Missing option '--model'"),
+        (["--frobnicate"], "No such option: --frobnicate"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(args, needle):
+    """A missing option, a bad value, an unknown command: one line on stderr, status 2."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "slimrec.cli", *args], capture_output=True, text=True
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ")
+    assert needle in proc.stderr and "--help" in proc.stderr
+
+
+def test_version():
+    proc = subprocess.run(
+        [sys.executable, "-m", "slimrec.cli", "--version"], capture_output=True, text=True
+    )
+    from slimrec import __version__
+
+    assert proc.returncode == 0 and proc.stdout == f"slimrec {__version__}\n"

@@ -26,6 +26,25 @@ app = typer.Typer(
     add_completion=False,
 )
 M = TypeVar("M", bound=BaseModel)
+
+
+def _version(show: bool) -> None:
+    if show:
+        from slimrec import __version__
+
+        typer.echo(f"slimrec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """slimrec: sequential recommendation with rationales distilled from LLMs (SLIM)."""
+
+
 data_app = typer.Typer(help="Load, prepare and inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
@@ -422,23 +441,35 @@ def recommend_cmd(
         typer.echo(text)
 
 
+def _is_click(error: BaseException, name: str) -> bool:
+    """Whether ``error`` is click's ``name`` exception: typer raises its own bundled copy
+    of click's classes (``typer._click``), so match by class name, not identity."""
+    return any(cls.__name__ == name for cls in type(error).__mro__)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning user errors into one line and exit status 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="slimrec", standalone_mode=False)
     except SlimrecError as e:
         print(f"error: {e.one_line()}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as e:  # click's own usage errors
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            return e.exit_code
-        raise
+    except Exception as e:  # click's (typer's) usage errors: a missing option, a bad value
+        if _is_click(e, "Abort"):
+            print("interrupted", file=sys.stderr)
+            return 130
+        if not _is_click(e, "ClickException"):
+            raise
+        if _is_click(e, "NoArgsIsHelpError"):
+            return 0  # `slimrec` alone: the help was printed, as asked
+        ctx = getattr(e, "ctx", None)
+        command = ctx.command_path if ctx is not None else "slimrec"
+        message = " ".join(e.format_message().split())  # type: ignore[attr-defined]
+        print(f"error: {command}: {message} (see {command} --help)", file=sys.stderr)
+        return 2
     return 0
 
 

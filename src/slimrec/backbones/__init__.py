@@ -72,7 +72,7 @@ def build_backbone(
     """Build backbone ``name`` ("gru4rec", "sasrec", "srgnn", each optionally with "+").
 
     A trailing "+" selects SLIM's text-fused item encoder and requires ``text_emb``
-    ``[n_items + 1, d_text]`` (row ``i`` = embedding of item ``i``'s rationale text).
+    ``[n_items + 1, d_text]`` (row ``i`` = embedding of item ``i``'s own text).
     """
     key = name.strip().lower()
     fused = key.endswith("+")

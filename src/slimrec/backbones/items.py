@@ -6,8 +6,8 @@ indirection is what lets SLIM's "+" variants (e.g. ``SASRec+``) swap in text-enh
 representations without touching the backbone code:
 
 * :class:`IdItemEncoder` -- the classic learned ID embedding.
-* :class:`TextFusedItemEncoder` -- SLIM's fusion of frozen text embeddings of the LLM
-  rationales with the ID embedding (Wang et al., "Can Small Language Models be Good
+* :class:`TextFusedItemEncoder` -- SLIM's fusion of frozen embeddings of each item's own
+  text (title, brand, categories, description) with the ID embedding (Wang et al., "Can Small Language Models be Good
   Reasoners for Sequential Recommendation?", WWW 2024, Sec. 3.3):
   ``z_i = g_f([g_l(z_text_i); z_id_i])`` with ``g_l: d_text -> dim`` and ``g_f: 2 dim -> dim``.
 
