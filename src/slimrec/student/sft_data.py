@@ -159,6 +159,17 @@ def prompt_ids(tokenizer, messages: list[dict[str, str]]) -> list[int]:
 _PROBE = "slimrec-probe-answer"
 
 
+def text_ids(tokenizer, text: str) -> list[int]:
+    """Token ids of untrusted text (a teacher's answer) as plain text: a ``<|im_end|>`` in
+    it is spelled out in ordinary tokens, never the special token, so an endpoint cannot
+    forge a chat turn in the student's training labels."""
+    special = set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder)
+    ids = list(tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
+    if special & set(ids):  # a tokenizer that ignores split_special_tokens: refuse, loudly
+        raise DataError("the tokenizer turned text into special tokens", fix="update transformers")
+    return ids
+
+
 def end_token_id(tokenizer) -> int:
     """The token that closes an assistant turn in the chat template, else the EOS token.
 
@@ -190,7 +201,7 @@ def encode(
     ``end_id`` closes the rationale (default: :func:`end_token_id`, worth computing once).
     """
     prompt = prompt_ids(tokenizer, messages)
-    answer = list(tokenizer(rationale, add_special_tokens=False)["input_ids"])
+    answer = text_ids(tokenizer, rationale)
     answer.append(end_token_id(tokenizer) if end_id is None else end_id)
     if len(prompt) + len(answer) > max_length:
         floor = min(len(prompt), max_length // 4)
