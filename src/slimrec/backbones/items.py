@@ -7,8 +7,9 @@ representations without touching the backbone code:
 
 * :class:`IdItemEncoder` -- the classic learned ID embedding.
 * :class:`TextFusedItemEncoder` -- SLIM's fusion of frozen embeddings of each item's own
-  text (title, brand, categories, description) with the ID embedding (Wang et al., "Can Small Language Models be Good
-  Reasoners for Sequential Recommendation?", WWW 2024, Sec. 3.3):
+  text (title, brand, categories, description) with the ID embedding (Wang et al., "Can
+  Small Language Models be Good Reasoners for Sequential Recommendation?", WWW 2024,
+  Sec. 3.3):
   ``z_i = g_f([g_l(z_text_i); z_id_i])`` with ``g_l: d_text -> dim`` and ``g_f: 2 dim -> dim``.
 
 Row 0 of every table is padding and is kept at exactly zero, so a stray padding id
