@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from slimrec.llm.backends.base import (
     Backend,
@@ -20,6 +20,7 @@ from slimrec.llm.backends.base import (
     Completion,
     LLMError,
     SamplingConfig,
+    redact_url,
 )
 from slimrec.llm.prompts import PromptConfig
 
@@ -49,6 +50,12 @@ class TeacherConfig(BaseModel):
         description="Endpoint of the openai backend, e.g. http://127.0.0.1:8000/v1; "
         "default https://api.openai.com/v1.",
     )
+
+    @field_serializer("base_url")
+    def _without_credentials(self, url: str | None) -> str | None:
+        # Dumps feed config.yaml, stage manifests and cache keys: no password or key in them.
+        return redact_url(url)
+
     api_key_env: str = Field(
         "OPENAI_API_KEY",
         description="Name of the environment variable holding the API key (never the key "

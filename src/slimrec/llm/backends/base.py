@@ -9,9 +9,11 @@ request's ``key`` (e.g. the user id) and the cause.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import ConfigDict, Field, field_validator
 
@@ -19,6 +21,27 @@ from slimrec.config import LaterSettingsOmitted
 from slimrec.errors import SlimrecError
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": ...}
+# Query parameters that carry credentials (Azure's api-key, signed URLs, tokens).
+SECRET_PARAMS = re.compile(r"(key|token|secret|password|passwd|sig|signature|auth)", re.I)
+
+
+def redact_url(url: str | None) -> str | None:
+    """``url`` safe to print and store: a password in ``user:pass@`` and the values of
+    credential-like query parameters become ``***``. Credentials never reach a log line,
+    a config file or a stage manifest; the requests themselves use the real URL."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"***@{host}"
+    query = urlencode(
+        [(k, "***" if SECRET_PARAMS.search(k) else v) for k, v in parse_qsl(parts.query, True)],
+        safe="*",
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 class SamplingConfig(LaterSettingsOmitted):

@@ -27,7 +27,13 @@ from urllib.parse import urlparse
 import openai
 
 from slimrec.errors import ConfigError
-from slimrec.llm.backends.base import ChatRequest, Completion, LLMError, SamplingConfig
+from slimrec.llm.backends.base import (
+    ChatRequest,
+    Completion,
+    LLMError,
+    SamplingConfig,
+    redact_url,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +68,8 @@ class OpenAIBackend:
         max_tokens_field: str = "max_tokens",
     ):
         self.model = model
-        self.base_url = (base_url or OPENAI_URL).rstrip("/")
+        self._real_url = (base_url or OPENAI_URL).rstrip("/")
+        self.base_url = redact_url(self._real_url)  # what logs and errors show
         self.api_key_env = api_key_env
         self.concurrency = concurrency
         self.timeout_s = timeout_s
@@ -100,7 +107,7 @@ class OpenAIBackend:
     def _client_args(self) -> dict:
         return {
             "api_key": self._api_key(),
-            "base_url": self.base_url,
+            "base_url": self._real_url,
             "max_retries": 0,  # retries are ours
             "timeout": self.timeout_s,
         }
