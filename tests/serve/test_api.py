@@ -148,3 +148,38 @@ def test_live_server_concurrent_known_users(live_url, service):
         )
     assert [a.status_code for a in answers] == [200] * len(users)
     assert [a.json()["user"] for a in answers] == users
+
+
+def test_oversized_bodies_are_refused_with_413(api, live_url):
+    big = b'{"history": [' + b'"' + b"x" * (2 << 20) + b'"]}'
+    r = api.post("/recommend", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "larger than 1,048,576 bytes" in r.json()["detail"]
+
+    def chunks():  # no Content-Length: the limit is enforced on the streamed bytes
+        for _ in range(40):
+            yield b" " * 65536
+
+    r = httpx.post(f"{live_url}/recommend", content=chunks(), timeout=30)
+    assert r.status_code == 413
+    assert api.post("/recommend", json={"user": service_user(api), "k": 2}).status_code == 200
+
+
+def service_user(api) -> str:
+    return api.get("/users", params={"limit": 1}).json()["users"][0]["id"]
+
+
+@pytest.mark.parametrize(
+    "body", [{"history": [True]}, {"user": "x", "k": True}, {"history": [1.0]}]
+)
+def test_json_booleans_and_floats_are_not_ids_or_counts(api, body):
+    r = api.post("/recommend", json=body)
+    assert r.status_code == 422, r.text
+
+
+def test_page_and_api_send_security_headers(api):
+    page = api.get("/")
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    for r in (page, api.get("/health"), api.get("/items")):
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["x-frame-options"] == "DENY"

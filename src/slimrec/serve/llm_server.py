@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import os
 import time
 import uuid
@@ -26,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from slimrec.llm.backends.base import Backend, ChatRequest, LLMError, SamplingConfig
 from slimrec.serve.batching import MicroBatcher
+from slimrec.serve.guard import RequestGuard
 
 API_KEY_ENV = "SLIMREC_API_KEY"
 DEFAULT_MAX_TOKENS = 256
@@ -114,18 +114,25 @@ def create_app(
     app = FastAPI(title="slimrec serve-llm", lifespan=lifespan)
     created = int(time.time())
 
-    @app.middleware("http")
-    async def auth(request: Request, call_next):
-        if api_key and request.url.path.startswith("/v1/"):
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
-                return error(
-                    401,
-                    "invalid or missing API key",
-                    type_="invalid_request_error",
-                    code="invalid_api_key",
-                )
-        return await call_next(request)
+    def error_body(status: int, message: str) -> dict[str, Any]:
+        code = "invalid_api_key" if status == 401 else "request_too_large"
+        return {
+            "error": {
+                "message": message,
+                "type": "invalid_request_error",
+                "param": None,
+                "code": code,
+            }
+        }
+
+    # The key (Bearer only, as OpenAI's) and the body size, before any body is read.
+    app.add_middleware(
+        RequestGuard,
+        key=api_key,
+        needs_key=lambda path: path.startswith("/v1/"),
+        error_body=error_body,
+        accept_x_api_key=False,
+    )
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, exc: RequestValidationError):

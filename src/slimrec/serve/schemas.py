@@ -16,8 +16,9 @@ MAX_HISTORY = 200
 MAX_K = 100
 MAX_TEXT = 300
 
+# strict: JSON true/false or 1.0 is not an item id or a count (lax mode reads true as 1).
 ItemRef = (
-    Annotated[int, Field(ge=1, le=2**31 - 1)]
+    Annotated[int, Field(strict=True, ge=1, le=2**31 - 1)]
     | Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
 )
 
@@ -46,7 +47,7 @@ class RecommendRequest(BaseModel):
         max_length=MAX_HISTORY,
         description="Items in order, oldest first: dense ids, original ids or exact titles.",
     )
-    k: int = Field(10, ge=1, le=MAX_K, description="How many items to return.")
+    k: int = Field(10, strict=True, ge=1, le=MAX_K, description="How many items to return.")
 
     @model_validator(mode="after")
     def _one_of(self) -> RecommendRequest:
