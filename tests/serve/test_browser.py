@@ -88,10 +88,12 @@ def test_page_shows_recommendations_and_rationale_safely(browser, live_url, serv
         assert browser.find_element(By.ID, f"rationale-step{step}").text
 
     # -- a typed history with a hostile title ------------------------------------------------
-    hostile = next(it for it in service.catalog.items.values() if HOSTILE in it.title)
+    # Two hostile items (by title and by original id): items of like text rank high, so
+    # hostile titles reach the results table whichever fusion the model uses.
+    hostile, other = [it for it in service.catalog.items.values() if HOSTILE in it.title][:2]
     box = browser.find_element(By.ID, "history")
     box.clear()
-    box.send_keys(f"{hostile.title}\n{service.catalog.items[2].raw_id}\n")
+    box.send_keys(f"{hostile.title}\n{other.raw_id}\n")
     k = browser.find_element(By.ID, "k")
     k.clear()
     k.send_keys("60")
@@ -102,10 +104,10 @@ def test_page_shows_recommendations_and_rationale_safely(browser, live_url, serv
     assert read[0] == f"{hostile.title} ({hostile.raw_id})"  # the markup, shown as text
     assert "(student)" in browser.find_element(By.ID, "rationale-source").text
     answer = httpx.post(
-        f"{live_url}/recommend", json={"history": [hostile.id, 2], "k": 60}, timeout=60
+        f"{live_url}/recommend", json={"history": [hostile.id, other.id], "k": 60}, timeout=60
     ).json()
     assert table_titles(browser) == [it["title"] for it in answer["items"]]
-    assert any(HOSTILE in t for t in table_titles(browser))  # 1 in 7 titles are hostile
+    assert any(HOSTILE in t for t in table_titles(browser))  # hostile markup is shown
     assert browser.find_elements(By.CSS_SELECTOR, "img") == []
     assert no_alert(browser)
 
