@@ -161,3 +161,15 @@ def test_prompt_beyond_the_context_names_the_request(lm):
     long = [ChatRequest("user 9", [{"role": "user", "content": "Pens " * 2000}])]
     with pytest.raises(LLMError, match=r"user 9.*exceeds the model's context"):
         list(backend.generate(long, GREEDY))
+
+
+def test_the_cache_deprecation_does_not_reach_the_users_log(lm, capfd):
+    """transformers' `past_key_values` notice (a FutureWarning and a log line) is dropped."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        run(HFBackend(str(lm), batch_size=2, progress=False), requests())
+    _, err = capfd.readouterr()
+    assert "past_key_values" not in err
+    assert not [w for w in caught if "past_key_values" in str(w.message)]

@@ -118,6 +118,7 @@ def _build_hf(config: TeacherConfig) -> Backend:
         dtype=config.dtype,
         batch_size=config.batch_size,
         threads=config.threads,
+        progress=False,  # `slimrec teach` shows one bar of answers; a second would repeat it
     )
 
 

@@ -18,6 +18,9 @@ finish. A LoRA adapter folder (peft) is merged into the weights for inference.
 from __future__ import annotations
 
 import hashlib
+import logging
+import re
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,25 @@ from slimrec.errors import ConfigError, SlimrecError
 from slimrec.llm.backends.base import ChatRequest, Completion, LLMError, SamplingConfig
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+# transformers 5.x announces, once per process and as a warning at every forward, that the
+# `past_key_values` argument our decoder passes goes away in 5.40 (pinned below that in
+# pyproject.toml). The user can do nothing about it: keep it out of their log.
+DEPRECATION = re.compile(r"past_key_values|cache_params")
+
+
+class _DropDeprecation(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not DEPRECATION.search(record.getMessage())
+
+
+def quiet_cache_deprecation() -> None:
+    """Silence the `past_key_values` deprecation (warning and log line), nothing else."""
+    warnings.filterwarnings("ignore", message=r".*past_key_values.*", category=FutureWarning)
+    for handler in logging.getLogger("transformers").handlers:
+        if not any(isinstance(f, _DropDeprecation) for f in handler.filters):
+            handler.addFilter(_DropDeprecation())
+
+
 # Chat turn terminators: generation stops at any of these that the vocabulary has, as
 # well as at the model's own EOS ids (some GGUF tokenizers name <|endoftext|> as EOS).
 TURN_END = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|endoftext|>")
@@ -91,6 +113,8 @@ class HFBackend:
             return
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        quiet_cache_deprecation()  # transformers' logger exists (and has its handler) now
 
         from slimrec.llm.models import resolve_model
 
