@@ -157,3 +157,14 @@ def test_a_finished_run_without_per_user_metrics_gets_them_without_training(patt
     again = Trainer(small(epochs=1), tmp_path).fit(pattern_data)
     assert again == first and (tmp_path / "metrics.jsonl").read_text() == lines
     assert np.array_equal(np.load(tmp_path / "test_per_user.npz")["full/ndcg@10"], kept)
+
+
+def test_epochs_logged_after_the_last_checkpoint_are_dropped_on_resume(pattern_data, tmp_path):
+    """A run killed between its metrics line and its checkpoint logs that epoch once."""
+    Trainer(small(epochs=2, patience=100), tmp_path).fit(pattern_data)
+    log = tmp_path / "metrics.jsonl"
+    lines = log.read_text().splitlines()
+    log.write_text("\n".join([*lines, lines[-1].replace('"epoch": 1', '"epoch": 2')]) + "\n")
+    Trainer(small(epochs=4, patience=100), tmp_path).fit(pattern_data)
+    epochs = [json.loads(line)["epoch"] for line in log.read_text().splitlines()]
+    assert epochs == [0, 1, 2, 3]

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from slimrec.config import config_hash, save_yaml
 from slimrec.errors import ConfigError
-from slimrec.io import atomic_dir, sha256_file, write_json_atomic, write_text_atomic
+from slimrec.io import atomic_dir, sha256_file, write_json_atomic
 from slimrec.student.config import RESUMABLE, StudentConfig
 from slimrec.student.lora import load_student, pick_device, token_nll
 from slimrec.student.sft_data import (
@@ -40,6 +40,7 @@ from slimrec.student.sft_data import (
     repeated_lines,
     split_users,
 )
+from slimrec.training.resume import restore_rng, rng_state, trim_metrics
 
 
 def distill(rationales_path: str | Path, config: StudentConfig, out: str | Path) -> dict[str, Any]:
@@ -101,7 +102,7 @@ def _distill(rationales_path: str | Path, cfg: StudentConfig, out: Path) -> dict
     else:
         state["valid_loss_base"] = _validate(model, valid, cfg.eval_batch_size, pad_id, device)
         tqdm.write(f"validation loss of the base model: {state['valid_loss_base']:.4f}")
-    _trim_metrics(out / "metrics.jsonl", state["epoch"])
+    trim_metrics(out / "metrics.jsonl", state["epoch"])
 
     while state["epoch"] < cfg.epochs:
         epoch = state["epoch"]
@@ -199,10 +200,12 @@ def _validate(model, examples: list[Encoded], batch_size: int, pad_id: int, devi
 def _checkpoint(model, optimizer, last: Path, key: str, state: dict[str, Any]) -> None:
     with atomic_dir(last, overwrite=True) as tmp:
         model.save_pretrained(tmp)
-        rng = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
-        ckpt = {"key": key, "state": state, "optimizer": optimizer.state_dict(), "rng": rng}
+        ckpt = {
+            "key": key,
+            "state": state,
+            "optimizer": optimizer.state_dict(),
+            "rng": rng_state(),
+        }
         torch.save(ckpt, tmp / "state.pt")
 
 
@@ -220,18 +223,6 @@ def _resume(model, optimizer, last: Path, key: str, device) -> dict[str, Any]:
     weights = load_file(last / "adapter_model.safetensors", device=str(device))
     set_peft_model_state_dict(model, weights)
     optimizer.load_state_dict(ckpt["optimizer"])
-    torch.set_rng_state(ckpt["rng"]["torch"])
-    if "cuda" in ckpt["rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+    restore_rng(ckpt["rng"])
     tqdm.write(f"resuming {last.parent} after epoch {ckpt['state']['epoch'] - 1}")
     return ckpt["state"]
-
-
-def _trim_metrics(path: Path, epochs_done: int) -> None:
-    """Drop lines of epochs that a killed run logged but did not checkpoint."""
-    if not path.is_file():
-        return
-    lines = path.read_text(encoding="utf-8").splitlines()
-    kept = [line for line in lines if line.strip() and json.loads(line)["epoch"] < epochs_done]
-    if len(kept) != len(lines):
-        write_text_atomic(path, "".join(line + "\n" for line in kept))

@@ -40,6 +40,7 @@ from slimrec.fusion.build import as_table
 from slimrec.io import atomic_path, write_json_atomic
 from slimrec.training.config import TrainConfig
 from slimrec.training.examples import Examples, causal_examples, prefix_examples
+from slimrec.training.resume import restore_rng, rng_state, trim_metrics
 
 STRUCTURE = "structure.json"
 PER_USER = "test_per_user.npz"
@@ -110,6 +111,7 @@ class Trainer:
         last = self.out / "last.pt"
         if last.is_file():
             state = self._resume(last, key, optimizer)
+        trim_metrics(self.out / "metrics.jsonl", state["epoch"])
 
         mode = self.layout()
         histories, _ = data.split("train")
@@ -349,7 +351,7 @@ class Trainer:
                     "state": state,
                     "model": self.model_.state_dict(),
                     "optimizer": optimizer.state_dict(),
-                    "torch_rng": torch.get_rng_state(),
+                    "rng": rng_state(),
                 },
                 tmp,
             )
@@ -364,7 +366,8 @@ class Trainer:
             )
         self.model_.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        torch.set_rng_state(ckpt["torch_rng"])
+        # Checkpoints from before the shared helper kept the CPU state alone.
+        restore_rng(ckpt["rng"] if "rng" in ckpt else {"torch": ckpt["torch_rng"]})
         tqdm.write(f"resuming {self.out} after epoch {ckpt['state']['epoch'] - 1}")
         return ckpt["state"]
 
