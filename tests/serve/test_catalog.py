@@ -52,3 +52,30 @@ def test_search_and_users(catalog):
     assert len(catalog.search("", limit=2)) == 2
     assert catalog.user_index("196") == 0 and catalog.user_index("nope") is None
     assert catalog.search_users("9") == [(0, "196")]
+
+
+def test_typed_text_reads_the_original_id_shown_and_titles_may_hold_commas():
+    """The id trap: "62" typed where the page shows "(62)" is item 62 of the source data."""
+    from slimrec.serve.recommend_cli import split_history
+
+    items = pd.DataFrame(
+        {
+            "item": [1, 2, 3],
+            "raw_id": ["3", "62", "x9"],
+            "title": ["Stargate", "Cold Comfort Farm", "Crumb, Robert (1994)"],
+        }
+    )
+    users = pd.DataFrame({"user": [0], "raw_id": ["u"]})
+    cat = Catalog(PreparedDataset([np.array([1, 2, 3])], items, users, name="t"))
+    assert cat.resolve("62") == 2 and cat.resolve("3") == 1  # original ids win over dense
+    assert cat.resolve(3) == 3  # a JSON integer stays a dense id (the API's documented kind)
+    assert split_history(["Crumb, Robert (1994)", "62,3"], cat) == [
+        "Crumb, Robert (1994)",
+        "62",
+        "3",
+    ]
+    assert [cat.resolve(r) for r in split_history(["Crumb, Robert (1994)", "62,3"], cat)] == [
+        3,
+        2,
+        1,
+    ]

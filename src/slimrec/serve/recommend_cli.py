@@ -12,21 +12,27 @@ import json
 from pathlib import Path
 
 from slimrec.errors import ConfigError
-from slimrec.serve.catalog import UnknownItem
+from slimrec.serve.catalog import Catalog, UnknownItem
 from slimrec.serve.schemas import MAX_HISTORY, MAX_K
 
 
-def split_history(values: list[str] | None) -> list[int | str]:
-    """``--history`` values: each may hold several items separated by commas.
+def split_history(values: list[str] | None, catalog: Catalog) -> list[str]:
+    """``--history`` values as item references (original ids or titles, as shown).
 
-    A value that is all digits is a dense id; anything else an original id or a title.
+    Each value is one item when the catalog knows it whole (a title may hold commas),
+    else a comma-separated list of items. Digits are read as the original id the page and
+    tables show, and as a dense id only when no item has that original id.
     """
-    refs: list[int | str] = []
+    refs: list[str] = []
     for value in values or []:
-        for part in value.split(","):
-            part = part.strip()
-            if part:
-                refs.append(int(part) if part.isdigit() else part)
+        value = value.strip()
+        if not value:
+            continue
+        try:
+            catalog.resolve(value)
+            refs.append(value)
+        except UnknownItem:
+            refs += [part.strip() for part in value.split(",") if part.strip()]
     return refs
 
 
@@ -46,17 +52,17 @@ def recommend_once(
     from slimrec.serve.service import RecommendService
     from slimrec.serve.table import show
 
-    refs = split_history(history)
-    if (user is None) == (not refs):
+    if (user is None) == (not history):
         raise ConfigError("give exactly one of --user or --history", fix="e.g. --user 196")
     if not 1 <= k <= MAX_K:
         raise ConfigError(f"--k must lie in 1..{MAX_K}, got {k}")
-    if len(refs) > MAX_HISTORY:
-        raise ConfigError(f"--history has {len(refs)} items; at most {MAX_HISTORY}")
     service = RecommendService(
         run, method=method, backbone=backbone, seed=seed, student=user is None
     )
     try:
+        refs = split_history(history, service.catalog)
+        if len(refs) > MAX_HISTORY:
+            raise ConfigError(f"--history has {len(refs)} items; at most {MAX_HISTORY}")
         if user is not None:
             index = service.catalog.user_index(user)
             if index is None:

@@ -83,8 +83,8 @@ $("user-form").addEventListener("submit", (event) => {
 
 $("history-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  const history = $("history").value.split("\n").map((s) => s.trim()).filter(Boolean)
-    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+  // Sent as text: the server reads an original id (what the page shows) or a title.
+  const history = $("history").value.split("\n").map((s) => s.trim()).filter(Boolean);
   if (!history.length) { showError("type at least one item"); return; }
   run(() => call("/recommend", { method: "POST", body: JSON.stringify({ history, k: k() }) }));
 });
@@ -100,10 +100,10 @@ $("item-search").addEventListener("input", () => {
       list.replaceChildren();
       for (const item of found.items) {
         const li = el("li", `${item.title} (${item.raw_id})`);
-        li.dataset.id = String(item.id);
+        li.dataset.id = item.raw_id;
         li.addEventListener("click", () => {
           const text = $("history").value.replace(/\s*$/, "");
-          $("history").value = (text ? text + "\n" : "") + item.id;
+          $("history").value = (text ? text + "\n" : "") + item.raw_id;
         });
         list.append(li);
       }
