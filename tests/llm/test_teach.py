@@ -391,3 +391,18 @@ def test_no_fused_training_target_is_in_the_history_its_rationale_was_written_fr
     leaky = user_prompts(dataset, range(dataset.n_users), PromptConfig(max_items=50))
     leaky_shown = [len(history_block(json.dumps(p.messages())).splitlines()) for p in leaky]
     assert leaky_shown == [len(h) for h in histories]
+
+
+def test_serving_prompts_show_items_as_training_prompts_do(tmp_path):
+    """with_details: the explainer's prompt for a history equals the training prompt."""
+    from slimrec.llm.prompts import PromptConfig, build_prompt
+    from slimrec.llm.teach import prompt_items
+
+    dataset = PreparedDataset.load(make_dataset(tmp_path))
+    dataset.items["brand"] = [f"Brand {i % 3}" for i in range(len(dataset.items))]
+    cfg = PromptConfig(with_details=True)
+    trained = user_prompts(dataset, [0], cfg)[0]
+    history, _ = dataset.split("train")
+    items = prompt_items(dataset.items)
+    served = build_prompt([items[int(i)] for i in history[0]], cfg)  # as the service does
+    assert served == trained and "Brand" in served.user

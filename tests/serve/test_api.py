@@ -183,3 +183,8 @@ def test_page_and_api_send_security_headers(api):
     for r in (page, api.get("/health"), api.get("/items")):
         assert r.headers["x-content-type-options"] == "nosniff"
         assert r.headers["x-frame-options"] == "DENY"
+
+
+def test_health_names_the_run_without_its_path(api, tiny_run):
+    model = api.get("/health").json()["model"]
+    assert model["run"] == tiny_run.name and "/" not in model["run"]

@@ -113,7 +113,7 @@ def select_users(n_total: int, n_users: int, seed: int) -> np.ndarray:
     return np.sort(chosen)
 
 
-def _catalog(items: pd.DataFrame) -> dict[int, dict[str, str]]:
+def prompt_items(items: pd.DataFrame) -> dict[int, dict[str, str]]:
     """Item id -> the text fields the prompt may show (title falls back to the raw id)."""
     fields = [c for c in ("title", "brand", "categories") if c in items.columns]
     table = items.set_index("item")[[*fields, "raw_id"]].fillna("").astype(str)
@@ -131,7 +131,7 @@ def user_prompts(
     """Each user's prompt, from the training part of the history only (no targets), less
     its ``config.hold_out_last`` most recent items (:func:`rationale_cutoff`)."""
     histories, _ = dataset.split("train")
-    catalog = _catalog(dataset.items)
+    catalog = prompt_items(dataset.items)
     prompts = []
     for u in users:
         seen = histories[u][: rationale_cutoff(len(histories[u]), config.hold_out_last)]

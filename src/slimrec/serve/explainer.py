@@ -93,7 +93,7 @@ class Explainer:
         self.seconds_per_answer = seconds_per_answer
         self._batcher = MicroBatcher(backend, max_batch=max_batch, wait_s=0.02)
         self._pending = 0
-        self._cache: OrderedDict[tuple[str, ...], Explanation] = OrderedDict()
+        self._cache: OrderedDict[tuple, Explanation] = OrderedDict()
         self._cache_size = cache_size
         self._encode_lock = threading.Lock()  # one caller at a time per encoder model
 
@@ -101,13 +101,15 @@ class Explainer:
     def pending(self) -> int:
         return self._pending
 
-    async def explain(self, titles: Sequence[str]) -> Explanation:
-        """The student's rationale for a history of item titles.
+    async def explain(self, items: Sequence[dict[str, str]]) -> Explanation:
+        """The student's rationale for a history of items (their prompt text fields:
+        title, and brand and categories where the run's prompt shows them, exactly as in
+        training; :func:`slimrec.llm.teach.prompt_items`).
 
         Must be awaited on one event loop (the pending count is not locked); raises
         :class:`Busy` when ``max_pending`` generations are already under way.
         """
-        key = tuple(titles)
+        key = tuple(tuple(sorted(item.items())) for item in items)
         hit = self._cache.get(key)
         if hit is not None:
             self._cache.move_to_end(key)
@@ -115,7 +117,7 @@ class Explainer:
         if self._pending >= self.max_pending:
             rounds = -(-self._pending // max(1, self._batcher.max_batch))
             raise Busy(max(1, math.ceil(rounds * self.seconds_per_answer)))
-        prompt = build_prompt(list(titles), self.prompt)
+        prompt = build_prompt(list(items), self.prompt)
         request = ChatRequest(key="new history", messages=prompt.messages())
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
@@ -143,7 +145,7 @@ class Explainer:
                 return np.zeros(self.encoder.dim, dtype=np.float32)
             return self.encoder.encode([text])[0]
 
-    def _remember(self, key: tuple[str, ...], explanation: Explanation) -> Explanation:
+    def _remember(self, key: tuple, explanation: Explanation) -> Explanation:
         self._cache[key] = explanation
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from slimrec.data.prepared import PreparedDataset
 from slimrec.errors import ConfigError
+from slimrec.llm.teach import prompt_items
 from slimrec.methods.specs import method_spec
 from slimrec.pipeline.artifacts import RunArtifacts
 from slimrec.serve.catalog import Catalog, Item
@@ -73,6 +74,8 @@ class RecommendService:
         self.fit = self.artifacts.fit(method, backbone, seed)
         self.dataset = PreparedDataset.load(self.artifacts.data_dir)
         self.catalog = Catalog(self.dataset)
+        # What the student's prompt shows of each item, built as for training prompts.
+        self.prompt_items = prompt_items(self.dataset.items)
         self.scorer = Scorer(self.fit.folder, device=device)
         if self.scorer.n_items != self.catalog.n_items:
             raise ConfigError(
@@ -94,7 +97,7 @@ class RecommendService:
             "method": method,
             "backbone": self.fit.backbone,
             "seed": self.fit.seed,
-            "run": str(self.artifacts.run_dir),
+            "run": self.artifacts.run_dir.name,  # the folder name: no server path leaks
         }
 
     def _explainer(
@@ -145,8 +148,7 @@ class RecommendService:
         explanation = None
         vector = None
         if self.explainer is not None:
-            titles = [self.catalog.title(i) for i in history]
-            explanation = await self.explainer.explain(titles)
+            explanation = await self.explainer.explain([self.prompt_items[i] for i in history])
             if self.scorer.reads_text:
                 text = explanation.field(self.spec.field or "response")
                 vector = await asyncio.to_thread(self.explainer.embed, text)
