@@ -14,15 +14,19 @@ from slimrec.pipeline import RunConfig
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
-@pytest.mark.parametrize("name", ["quickstart", "amazon-office"])
+SHIPPED = sorted(p.stem for p in CONFIGS.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_configs_load(name):
     cfg = load_yaml(RunConfig, CONFIGS / f"{name}.yaml")
-    assert cfg.name == name
+    assert cfg.name == name and len(SHIPPED) >= 3
     assert cfg.rationales_needed() == {"teacher", "student"}
+    assert cfg.teacher.prompt.hold_out_last == 1  # no shipped run fuses leaked rationales
     assert ("student", "response") in cfg.text_fields()
 
 
-@pytest.mark.parametrize("name", ["quickstart", "amazon-office"])
+@pytest.mark.parametrize("name", SHIPPED)
 def test_saved_config_loads_back_identically(name, tmp_path):
     from slimrec.config import save_yaml
 
