@@ -21,7 +21,7 @@ user's rationale), the controls that say whether the text itself helps.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from slimrec.errors import ConfigError
 
@@ -55,14 +55,16 @@ class MethodSpec:
             raise ValueError("a text control needs user text to replace")
 
 
-def _step(n: int, what: str) -> MethodSpec:
+def _slim(description: str, field: str = "response", **variant: Any) -> MethodSpec:
+    """An ID-based SLIM variant over the student's rationales (``field``: which text)."""
     return MethodSpec(
-        f"SLIM-Step{n}: ID-based SLIM with only step {n} of the rationale ({what})",
-        item_text=True,
-        user_text=True,
-        rationales="student",
-        field=f"step{n}",
+        description, item_text=True, user_text=True, rationales="student", field=field, **variant
     )
+
+
+def _step(n: int, what: str) -> MethodSpec:
+    return _slim(f"SLIM-Step{n}: ID-based SLIM with only step {n} of the rationale ({what})",
+                 field=f"step{n}")  # fmt: skip
 
 
 METHODS: dict[str, MethodSpec] = {
@@ -72,46 +74,26 @@ METHODS: dict[str, MethodSpec] = {
         item_text=True,
         user_text=False,
     ),
-    "slim": MethodSpec(
-        "ID-based SLIM: text-fused items and users s_u = g_f([g_l(s_text_u); s_seq_u]), "
-        "the student's rationales",
-        item_text=True,
-        user_text=True,
-        rationales="student",
-        field="response",
+    "slim": _slim(
+        "ID-based SLIM: text-fused items and users s_u = s_seq_u + g_f([g_l(s_text_u); "
+        "s_seq_u]) (residual, g_f zero at init), the student's rationales"
     ),
-    "slim-concat": MethodSpec(
+    "slim-concat": _slim(
         "ID-based SLIM as published: s_u = g_f([g_l(s_text_u); s_seq_u]) from a random "
         "init (the paper's fusion), the student's rationales",
-        item_text=True,
-        user_text=True,
-        rationales="student",
-        field="response",
         fusion="concat",
     ),
-    "slim-gate": MethodSpec(
+    "slim-gate": _slim(
         "ID-based SLIM with a gated fusion s_u = s_seq_u + tanh(a) g_l(s_text_u), a = 0 at "
         "init, the student's rationales",
-        item_text=True,
-        user_text=True,
-        rationales="student",
-        field="response",
         fusion="gate",
     ),
-    "slim-zero-text": MethodSpec(
+    "slim-zero-text": _slim(
         "control: SLIM with every rationale embedding set to zero (the fusion without text)",
-        item_text=True,
-        user_text=True,
-        rationales="student",
-        field="response",
         control="zero",
     ),
-    "slim-shuffled-text": MethodSpec(
+    "slim-shuffled-text": _slim(
         "control: SLIM with the rationales shuffled across users (text of someone else)",
-        item_text=True,
-        user_text=True,
-        rationales="student",
-        field="response",
         control="shuffled",
     ),
     "slim-": MethodSpec(

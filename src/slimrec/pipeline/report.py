@@ -156,6 +156,27 @@ def comparison_table(
     return "\n".join(lines) + "\n"
 
 
+def per_protocol_tables(
+    table: ResultTable,
+    backbones: Sequence[str],
+    protocols: Sequence[str],
+    columns: dict[str, str],
+    *,
+    needs: Sequence[str],
+    **options: Any,
+) -> list[str]:
+    """``### protocol`` + :func:`comparison_table` for each protocol with a run of any
+    method in ``needs`` (a section that only has SLIM itself is left out)."""
+    parts = []
+    for protocol in protocols:
+        if not any(_has(table, run_label(b, m), protocol) for b in backbones for m in needs):
+            continue
+        part = comparison_table(table, backbones, columns, protocol=protocol, **options)
+        if part:
+            parts.append(f"### {protocol}\n\n{part}")
+    return parts
+
+
 def caveat(n_test_users: int, n_seeds: int) -> str | None:
     """One line when the tables rest on too few users or seeds to read small differences."""
     if n_test_users >= MIN_USERS and n_seeds >= MIN_SEEDS:
@@ -330,66 +351,41 @@ def render_report(
             intervals=intervals,
         )
         out.append(main or "No ID-based runs.\n")
-    control_parts = []
-    for protocol in protocols:
-        has_control = any(
-            _has(table, run_label(b, m), protocol)
-            for b in backbones
-            for m in ("slim-zero-text", "slim-shuffled-text", "slim-concat", "slim-gate")
-        )
-        part = (
-            comparison_table(
-                table,
-                backbones,
-                CONTROL_COLUMNS,
-                protocol=protocol,
-                metrics=metrics[:1],
-                digits=digits,
-                improvements=CONTROL_PAIRS,
-                intervals=intervals,
-            )
-            if has_control
-            else None
-        )
-        if part:
-            control_parts.append(f"### {protocol}\n\n{part}")
-    if control_parts:
+    controls = per_protocol_tables(
+        table,
+        backbones,
+        protocols,
+        CONTROL_COLUMNS,
+        needs=("slim-zero-text", "slim-shuffled-text", "slim-concat", "slim-gate"),
+        metrics=metrics[:1],
+        digits=digits,
+        improvements=CONTROL_PAIRS,
+        intervals=intervals,
+    )
+    if controls:
         out.append("## Does the text help? SLIM against its text controls\n")
         out.append(
             "The same model and training with every rationale embedding set to zero, or "
             "with the rationales shuffled across users: SLIM gains from what its text says "
             "only where it beats both, with an interval that excludes zero.\n"
         )
-        out.extend(control_parts)
+        out.extend(controls)
     agnostic = id_agnostic_table(table, protocols, metrics, digits)
     if agnostic:
         out.append("## ID-agnostic SLIM (text matching, no item IDs)\n")
         out.append(agnostic)
-    ablation_parts = []
-    for protocol in protocols:
-        has_steps = any(
-            _has(table, run_label(b, m), protocol)
-            for b in backbones
-            for m in ABLATION_COLUMNS
-            if m != "slim"
-        )
-        part = (
-            comparison_table(
-                table,
-                backbones,
-                ABLATION_COLUMNS,
-                protocol=protocol,
-                metrics=metrics,
-                digits=digits,
-            )
-            if has_steps
-            else None
-        )
-        if part:
-            ablation_parts.append(f"### {protocol}\n\n{part}")
-    if ablation_parts:
+    steps = per_protocol_tables(
+        table,
+        backbones,
+        protocols,
+        ABLATION_COLUMNS,
+        needs=tuple(m for m in ABLATION_COLUMNS if m != "slim"),
+        metrics=metrics,
+        digits=digits,
+    )
+    if steps:
         out.append("## Step ablation: one step of the rationale vs all three\n")
-        out.extend(ablation_parts)
+        out.extend(steps)
     if quality:
         out.append("## Rationales\n")
         out.append(rationale_quality_table(quality))
