@@ -86,10 +86,7 @@ class Trainer:
             done = json.loads(results_path.read_text())
             if done.get("key") == results_key:
                 if not (self.out / PER_USER).is_file():  # a run from before they were kept
-                    self.model_ = self.build_model(data).to(_device(cfg.device))
-                    self.model_.load_state_dict(
-                        torch.load(self.out / "best.pt", map_location=_device(cfg.device))
-                    )
+                    self.model_ = load_trained(self.out, device=str(_device(cfg.device)))
                     self.test(data)
                 return done
         self.out.mkdir(parents=True, exist_ok=True)
