@@ -195,3 +195,11 @@ def test_no_repeat_ngram_is_refused_before_any_request():
     request = ChatRequest("user 1", [{"role": "user", "content": "hi"}])
     with pytest.raises(SlimrecError, match="no_repeat_ngram"):
         list(llm.generate([request], SamplingConfig(no_repeat_ngram=8)))
+
+
+def test_an_unset_base_url_comes_from_openai_base_url(monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1/")
+    assert OpenAIBackend("m").base_url == "http://127.0.0.1:9/v1"
+    assert OpenAIBackend("m", base_url="http://127.0.0.1:8/v1").base_url.endswith(":8/v1")
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    assert OpenAIBackend("m").base_url == "https://api.openai.com/v1"

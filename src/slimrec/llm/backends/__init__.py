@@ -48,7 +48,7 @@ class TeacherConfig(BaseModel):
     base_url: str | None = Field(
         None,
         description="Endpoint of the openai backend, e.g. http://127.0.0.1:8000/v1; "
-        "default https://api.openai.com/v1.",
+        "default $OPENAI_BASE_URL, else https://api.openai.com/v1.",
     )
 
     @field_serializer("base_url")

@@ -68,7 +68,8 @@ class OpenAIBackend:
         max_tokens_field: str = "max_tokens",
     ):
         self.model = model
-        self._real_url = (base_url or OPENAI_URL).rstrip("/")
+        # As the OpenAI SDK does: an unset base URL comes from $OPENAI_BASE_URL.
+        self._real_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
         self.base_url = redact_url(self._real_url)  # what logs and errors show
         self.api_key_env = api_key_env
         self.concurrency = concurrency
