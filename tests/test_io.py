@@ -23,3 +23,36 @@ def test_failed_write_leaves_nothing(tmp_path):
         tmp.write_text("half")
         raise RuntimeError("interrupted")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_written_folder_gets_the_umask_mode_not_mkdtemps_0700(tmp_path):
+    from slimrec.io import atomic_dir
+
+    with atomic_dir(tmp_path / "prepared") as tmp:
+        (tmp / "a.txt").write_text("x")
+    mode = stat.S_IMODE((tmp_path / "prepared").stat().st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o777 & ~umask
+
+
+def test_a_killed_writers_temporaries_are_swept_by_the_next_write(tmp_path):
+    """SIGKILL leaves `.OUT.<pid>.*.tmp` behind; the next write of OUT removes it, but
+    never the temporaries of a process that is still running."""
+    import subprocess
+    import sys
+
+    from slimrec.io import atomic_dir
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    orphan = tmp_path / f".out.{dead}.abc123.tmp"
+    (orphan / "half").mkdir(parents=True)
+    orphan_file = tmp_path / f".out.{dead}.def456.tmp.x"
+    orphan_file.write_text("half")
+    live = tmp_path / f".out.{os.getpid()}.zzz.tmp"
+    live.mkdir()
+    with atomic_dir(tmp_path / "out") as tmp:
+        (tmp / "done").write_text("ok")
+    assert not orphan.exists() and not orphan_file.exists()
+    assert live.exists() and (tmp_path / "out" / "done").is_file()

@@ -2,12 +2,15 @@
 
 Files are written to a temporary sibling and renamed into place (``os.replace`` is
 atomic on POSIX within one filesystem). Folders are built in a temporary sibling and
-swapped in; on any exception the temporary is removed, so a failed run leaves nothing.
+swapped in; on any exception the temporary is removed, so a failed run leaves nothing,
+and the temporaries of a killed process (named with its pid) are removed by the next
+write of the same artifact.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -24,8 +27,39 @@ def _default_file_mode() -> int:
     return 0o666 & ~umask
 
 
-# mkstemp creates 0600 files; artifacts get the mode a plain open() would give them.
+# mkstemp creates 0600 files and mkdtemp 0700 folders; artifacts get the modes a plain
+# open() / mkdir() would give them.
 FILE_MODE = _default_file_mode()
+DIR_MODE = FILE_MODE | ((FILE_MODE & 0o444) >> 2)  # x wherever r: 0644 -> 0755
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # somebody else's process: alive
+        return True
+    return True
+
+
+def _sweep_orphans(path: Path) -> None:
+    """Remove temporaries of ``path`` left by killed processes (their pid is in the name).
+
+    Temporaries of a process that is still running are left alone, so two writers never
+    delete each other's work.
+    """
+    for sibling in path.parent.glob(f".{glob.escape(path.name)}.*.*"):
+        pid = sibling.name[len(path.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            if sibling.is_dir():
+                shutil.rmtree(sibling, ignore_errors=True)
+            else:
+                sibling.unlink(missing_ok=True)
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}.{os.getpid()}."
 
 
 @contextlib.contextmanager
@@ -33,7 +67,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary file path next to ``path``; rename it over ``path`` on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _sweep_orphans(path)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -66,11 +101,13 @@ def atomic_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     if path.exists() and not overwrite:
         raise FileExistsError(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    _sweep_orphans(path)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        os.chmod(tmp, DIR_MODE)
         if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            old = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".old", dir=path.parent))
             os.replace(path, old / "x")
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
