@@ -42,10 +42,10 @@ from slimrec.data import PrepareConfig, PreparedDataset, prepare
 from slimrec.data.loaders import DataSource, load_dataset
 from slimrec.llm.backends.base import ChatRequest, SamplingConfig
 from slimrec.llm.backends.hf import HFBackend
+from slimrec.llm.decode import _new_cache, common_prefix_length
 from slimrec.llm.parse import parse_rationale
 from slimrec.llm.prompts import PromptConfig
 from slimrec.llm.teach import user_prompts
-from slimrec.student.fastgen import _new_cache, common_prefix_length
 
 MOVIES = PromptConfig(domain="movies", verb="watched", category_noun="genres")
 

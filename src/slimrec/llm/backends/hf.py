@@ -6,7 +6,7 @@ the last position's logits only (a 16 x 300 prompt batch would otherwise materia
 GBs of vocabulary logits), and samples each row with its own seeded generator, so a
 sampled answer depends on its prompt and seed, not on which requests share its batch.
 
-Decoding itself is :func:`slimrec.student.fastgen.decode`: requests are taken longest
+Decoding itself is :func:`slimrec.llm.decode.decode`: requests are taken longest
 prompt first (memory trouble shows at once, groups need little padding), left-padded
 with position ids counted from each row's first real token, a finished row leaves the
 batch at once and waiting prompts take its place (continuous batching; ``refill=False``
@@ -220,7 +220,7 @@ class HFBackend:
         self, prompts: Sequence[Sequence[int]], sampling: SamplingConfig
     ) -> Iterator[tuple[int, list[int], bool]]:
         """``(index, new tokens with the stop token, ended by a stop)`` as rows finish."""
-        from slimrec.student.fastgen import decode
+        from slimrec.llm.decode import decode
 
         sampled = sampling.temperature > 0
         return decode(
