@@ -168,3 +168,14 @@ def test_version():
     from slimrec import __version__
 
     assert proc.returncode == 0 and proc.stdout == f"slimrec {__version__}\n"
+
+
+def test_methods_lists_every_registered_method_with_its_settings(capsys):
+    from slimrec.methods import METHODS
+
+    code, out, _ = run(["methods"], capsys)
+    assert code == 0
+    names = [line.split()[0] for line in out.splitlines() if line and not line[0].isspace()]
+    assert names[: len(METHODS)] == list(METHODS)
+    assert "slim-gate           Slim(fusion=gate): " in out
+    assert "fusion: Literal['concat', 'residual', 'gate'] = 'residual'" in out

@@ -329,6 +329,25 @@ def serve_llm(
     )
 
 
+@app.command("methods")
+def methods_cmd() -> None:
+    """Every registered method: its family, preset settings, description and config fields."""
+    from slimrec.methods import METHODS
+
+    width = max(map(len, METHODS))
+    for entry in METHODS.values():
+        preset = ", ".join(f"{k}={v}" for k, v in entry.preset.items())
+        family = entry.method_cls.__name__ + (f"({preset})" if preset else "")
+        typer.echo(f"{entry.name:<{width}}  {family}: {entry.description}")
+    typer.echo("\nConfig fields (a run sets them per method: `methods: [backbone, slim: {...}]`):")
+    for cls in dict.fromkeys(e.config_cls for e in METHODS.values()):
+        typer.echo(f"  {cls.__name__}")
+        for name, field in cls.model_fields.items():
+            kind = field.annotation
+            kind = kind.__name__ if isinstance(kind, type) else str(kind).replace("typing.", "")
+            typer.echo(f"    {name}: {kind} = {field.default!r}  {field.description or ''}")
+
+
 @app.command("run")
 def run(
     config: Path = typer.Option(..., help="A RunConfig YAML (see configs/quickstart.yaml)."),

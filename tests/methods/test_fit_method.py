@@ -12,9 +12,9 @@ from tests.methods.synthetic import hint_data
 
 from slimrec.errors import ConfigError
 from slimrec.eval import EvalConfig, evaluate
-from slimrec.methods import METHODS, fit_method, method_config, recommend, user_text_table
+from slimrec.methods import METHODS, fit_method, get_method, load_model, recommend, user_text_table
 from slimrec.text import TextEncoder
-from slimrec.training import TrainConfig, Trainer, load_trained
+from slimrec.training import TrainConfig, Trainer
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +33,12 @@ def test_every_method_trains_evaluates_and_recommends(method, tiny, tmp_path):
     results = fit_method(method, data, small(), tmp_path, item_text=item_text, user_text=user_text)
     assert results["method"] == method and set(results["test"]) == {"full", "sampled"}
     assert results["test"]["full"]["n_users"] == data.n_users
-    assert results["layout"] == ("prefix" if METHODS[method].id_agnostic else "causal")
+    needs = get_method(method).needs()
+    assert results["layout"] == ("causal" if needs.per_backbone else "prefix")
     # The run folder alone rebuilds the model, text tables included.
-    model = load_trained(tmp_path)
+    model = load_model(tmp_path)
     has_user_text = any("user_text" in name for name in model.state_dict())
-    assert has_user_text == METHODS[method].user_text
+    assert has_user_text == bool(needs.user_text)
     users = [0, 5, 59]
     items, scores = recommend(tmp_path, data, users, k=7, history="test")
     assert items.shape == scores.shape == (3, 7) and (np.diff(scores, axis=1) <= 0).all()
@@ -49,17 +50,20 @@ def test_every_method_trains_evaluates_and_recommends(method, tiny, tmp_path):
 
 def test_recommend_matches_the_evaluated_model_and_refuses_bad_users(tiny, tmp_path):
     data, item_text, user_text = tiny
-    cfg = method_config("slim", small(epochs=1))
-    trainer = Trainer(cfg, tmp_path, text_emb=item_text, user_text=user_text)
-    trainer.fit(data)
-    histories, _ = data.split("test")
-    seqs = torch.tensor(np.stack([h[-3:] for h in histories[:4]]))
-    users, lengths = torch.arange(4), torch.full((4,), 3)
-    want = trainer.model_.eval().full_sort_predict(seqs, lengths, users)
-    assert torch.equal(load_trained(tmp_path).full_sort_predict(seqs, lengths, users), want)
+    results = fit_method(
+        "slim", data, small(epochs=1), tmp_path, item_text=item_text, user_text=user_text
+    )
+    # Re-scoring the run folder gives exactly the metrics its training reported.
+    model = load_model(tmp_path)
+    scorer = Trainer(small(), tmp_path)
+    scorer.model_ = model
+    for protocol in ("full", "sampled"):
+        cfg = EvalConfig(protocol=protocol, ks=(10, 20), seed=0)
+        assert scorer.evaluate(data, "test", cfg) == results["test"][protocol]
+    users = torch.arange(4)
     # Serving reads the whole sequence (cut to max_len) of the asked users.
     full = torch.tensor(np.stack(data.sequences[:4]))  # 4 items each, under max_len
-    top = trainer.model_.full_sort_predict(full, torch.full((4,), 4), users).topk(5)
+    top = model.full_sort_predict(full, torch.full((4,), 4), users).topk(5)
     items, scores = recommend(tmp_path, data, [0, 1, 2, 3], k=5, mask_history=False)
     assert np.array_equal(items, top.indices.numpy())
     assert np.allclose(scores, top.values.detach().numpy())
@@ -104,8 +108,6 @@ def test_inputs_are_checked(tiny, tmp_path):
                    user_text=user_text)  # fmt: skip
     with pytest.raises(ConfigError, match="rows"):
         fit_method("slim", data, small(), tmp_path, item_text=item_text, user_text=user_text[:5])
-    with pytest.raises(ConfigError, match="no method"):
-        Trainer(small(), tmp_path, user_text=user_text).fit(data)
     # Inputs a method does not use are ignored, so one pair of tables serves every method.
     plain = fit_method("backbone", data, small(epochs=1), tmp_path / "p", item_text=item_text,
                        user_text=user_text)  # fmt: skip
@@ -157,7 +159,7 @@ def test_evaluate_passes_each_batchs_users():
 
 
 def test_text_controls_zero_or_shuffle_the_rationales():
-    from slimrec.methods.tables import text_control
+    from slimrec.methods.slim import text_control
 
     table = np.arange(12, dtype=np.float32).reshape(6, 2) + 1
     table[4] = 0  # a user without text keeps none
@@ -176,8 +178,8 @@ def test_text_controls_zero_or_shuffle_the_rationales():
 def test_a_run_folder_rebuilds_its_fusion_design(method, tiny, tmp_path):
     data, item_text, user_text = tiny
     fit_method(method, data, small(), tmp_path, item_text=item_text, user_text=user_text)
-    model = load_trained(tmp_path)
-    assert model.user_fusion.design == METHODS[method].fusion
+    model = load_model(tmp_path)
+    assert model.user_fusion.design == get_method(method).config.fusion
     saved = json.loads((tmp_path / "structure.json").read_text())
     assert saved["fusion"] == model.user_fusion.design
 
@@ -185,11 +187,11 @@ def test_a_run_folder_rebuilds_its_fusion_design(method, tiny, tmp_path):
 def test_runs_from_before_structure_files_load_as_the_papers_fusion(tiny, tmp_path):
     data, item_text, user_text = tiny
     fit_method("slim-concat", data, small(), tmp_path, item_text=item_text, user_text=user_text)
-    trained = load_trained(tmp_path)
+    trained = load_model(tmp_path)
     (tmp_path / "structure.json").unlink()
     cfg = tmp_path / "config.yaml"
     cfg.write_text(cfg.read_text().replace("method: slim-concat", "method: slim"))
-    old = load_trained(tmp_path)  # "slim" meant the concat fusion then
+    old = load_model(tmp_path)  # "slim" meant the concat fusion then
     assert old.user_fusion.design == "concat"
     seqs, lengths = torch.tensor([[1, 2, 3]]), torch.tensor([3])
     users = torch.tensor([0])

@@ -6,8 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from slimrec.fusion import TextMatching, TextMatchingConfig, UserTextFusion, build_model
-from slimrec.fusion.causal import causal_loss
+from slimrec.methods.slim.fusion import (
+    TextMatching,
+    TextMatchingConfig,
+    UserTextFusion,
+    build_model,
+)
 from slimrec.training.examples import causal_examples, prefix_examples
 
 N_ITEMS, N_USERS, D_TEXT, DIM = 30, 6, 12, 16
@@ -105,13 +109,13 @@ def test_causal_loss_with_fusion_equals_the_prefix_loss(backbone):
     prefix = prefix_examples(histories, max_len=8)
     users = torch.tensor([5, 1, 3])
     seqs, lengths, targets, owners, _ = causal.batch(torch.arange(len(causal)))
-    got = causal_loss(model, seqs, lengths, targets, users[owners])
+    got = model.sequence_loss(seqs, lengths, targets, users[owners])
     seqs, lengths, targets, owners, _ = prefix.batch(torch.arange(len(prefix)))
     want = model.loss(seqs, lengths, targets, users=users[owners])
     assert torch.allclose(got, want, atol=1e-5)
     # The user text is really in it: another user's text gives another loss.
     window = causal.batch(torch.arange(len(causal)))[:3]
-    assert not torch.allclose(causal_loss(model, *window, users.flip(0)), got)
+    assert not torch.allclose(model.sequence_loss(*window, users.flip(0)), got)
 
 
 def design_model(design: str, backbone: str = "sasrec"):
@@ -173,7 +177,7 @@ def test_held_out_causal_loss_equals_the_held_out_prefix_loss(backbone, design):
     assert causal.fuse.sum() == prefix.fuse.sum() == 6
     users = torch.tensor([5, 1, 3])
     seqs, lengths, targets, owners, fuse = causal.batch(torch.arange(len(causal)))
-    got = causal_loss(model, seqs, lengths, targets, users[owners], fuse)
+    got = model.sequence_loss(seqs, lengths, targets, users[owners], fuse)
     seqs, lengths, targets, owners, fuse = prefix.batch(torch.arange(len(prefix)))
     want = model.loss(seqs, lengths, targets, users=users[owners], fuse=fuse)
     assert torch.allclose(got, want, atol=1e-5)

@@ -11,8 +11,8 @@ import torch
 from tests.methods.synthetic import N_CLUSTERS, hint_data
 
 from slimrec.eval import EvalConfig, evaluate
-from slimrec.methods import fit_method
-from slimrec.training import TrainConfig, load_trained
+from slimrec.methods import fit_method, load_model
+from slimrec.training import TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def fit(method: str, backbone: str, hint, out) -> float:
 
 def hit10_with_hints(run, data, shift: int) -> float:
     """Test hit@10 of a trained run with every user's hint moved ``shift`` clusters on."""
-    model = load_trained(run)
+    model = load_model(run)
     table = model.user_text if hasattr(model, "user_text") else model.user_fusion.user_text
     table[:, :N_CLUSTERS] = table[:, :N_CLUSTERS].roll(shift, dims=1)
     histories, targets = data.split("test")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from slimrec.config import load_yaml
+from slimrec.config import load_yaml, save_yaml
 from slimrec.errors import ConfigError
 from slimrec.pipeline import RunConfig
 
@@ -61,6 +61,12 @@ def write(tmp_path: Path, data: dict) -> Path:
         ({"train": {"rationale_holdout": 1}}, "teacher.prompt.hold_out_last"),
         ({"eval": {"protocols": ["loo"]}}, "eval.protocols.0"),
         ({"student": {"epochs": 0}}, "student.epochs"),
+        # Typos in model or method options fail when the config loads, before any stage.
+        ({"train": {"model": {"n_layer": 2}}}, "unknown option(s) ['n_layer'] for backbone"),
+        ({"methods": ["backbone", {"slim": {"fusoin": "gate"}}]}, "method 'slim': fusoin"),
+        ({"methods": [{"slim": {"fusion": "sum"}}]}, "method 'slim': fusion"),
+        ({"methods": ["slim"], "method_options": {"slim-gate": {}}}, "does not list"),
+        ({"methods": [{"slim": "gate"}]}, "must be a mapping"),
     ],
 )
 def test_bad_configs_fail_with_one_line(tmp_path, data, message):
@@ -79,6 +85,21 @@ def test_rationales_and_tables_follow_the_methods():
     steps = RunConfig(methods=["slim", "slim-step2", "text-matching"])
     assert steps.text_fields() == [("student", "response"), ("student", "step2")]
     assert steps.rationales_needed() == {"teacher", "student"}  # the student learns from it
+
+
+def test_a_method_entry_carries_its_own_settings(tmp_path):
+    path = write(tmp_path, {"methods": ["backbone", {"slim": {"fusion": "gate"}}]})
+    cfg = load_yaml(RunConfig, path)
+    assert cfg.methods == ["backbone", "slim"]
+    assert cfg.method_options == {"slim": {"fusion": "gate"}}
+    assert cfg.method("slim").config.fusion == "gate"
+    assert cfg.method("backbone").config.item_text is False
+    save_yaml(cfg, tmp_path / "saved.yaml")  # the run folder's copy loads back the same
+    assert load_yaml(RunConfig, tmp_path / "saved.yaml") == cfg
+    # text matching takes its options from `train.model` too; SASRec does not know them
+    RunConfig(methods=["text-matching"], train={"model": {"layers": 1, "n_layers": 1}})
+    with pytest.raises(ValueError, match=r"'layers'.* for backbone 'sasrec'"):
+        RunConfig(methods=["text-matching", "slim"], train={"model": {"layers": 1}})
 
 
 def test_teacher_section_is_a_teacher_config():

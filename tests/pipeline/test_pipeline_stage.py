@@ -88,13 +88,17 @@ def test_stages_file_and_table(tmp_path):
 def test_fit_stage_key_follows_the_backbone_revision(tmp_path, monkeypatch):
     """A backbone whose defaults changed (revision > 1) gets a new fit-stage key."""
     from slimrec.backbones import SASRec
+    from slimrec.methods import get_method
     from slimrec.pipeline.stages import fit_stage
     from slimrec.training import TrainConfig
 
-    def key(backbone: str) -> str:
-        inputs, _ = fit_stage("backbone", TrainConfig(backbone=backbone), tmp_path, "d", None, None)
+    def key(backbone: str, options: dict | None = None) -> str:
+        method = get_method("backbone", **(options or {}))
+        train = TrainConfig(backbone=backbone)
+        inputs, _ = fit_stage(method, options or {}, train, tmp_path, "d", None, None)
         return stage_key("fit", inputs)
 
     gru, sas = key("gru4rec"), key("sasrec")
+    assert key("sasrec", {"item_text": False}) != sas  # a run's own settings are its own fit
     monkeypatch.setattr(SASRec, "revision", SASRec.revision + 1)
     assert key("gru4rec") == gru and key("sasrec") != sas

@@ -8,9 +8,9 @@ import torch
 
 from slimrec.errors import ConfigError
 from slimrec.eval import pad_right
-from slimrec.fusion import full_sort_with_text, uses_user_text
+from slimrec.methods import load_model
+from slimrec.methods.slim.fusion import full_sort_with_text, uses_user_text
 from slimrec.pipeline.artifacts import RunArtifacts
-from slimrec.training import load_trained
 
 
 def test_artifacts_find_every_piece(tiny_run):
@@ -39,7 +39,7 @@ def test_artifacts_say_what_is_missing(tiny_run, tmp_path):
 def test_text_scoring_equals_the_users_own_row(tiny_run, method):
     """Given a user's own rationale embedding, scores equal the model's scores for them."""
     run = RunArtifacts(tiny_run)
-    model = load_trained(run.fit(method).folder)
+    model = load_model(run.fit(method).folder)
     users = torch.tensor([0, 5, 9])
     from slimrec.data import PreparedDataset
 

@@ -168,3 +168,26 @@ def test_epochs_logged_after_the_last_checkpoint_are_dropped_on_resume(pattern_d
     Trainer(small(epochs=4, patience=100), tmp_path).fit(pattern_data)
     epochs = [json.loads(line)["epoch"] for line in log.read_text().splitlines()]
     assert epochs == [0, 1, 2, 3]
+
+
+def test_trains_the_model_its_recipe_builds_and_saves_its_structure(pattern_data, tmp_path):
+    from slimrec.backbones import build_backbone
+    from slimrec.training import ModelRecipe
+
+    built = []
+
+    def build(data):
+        built.append(data.n_items)
+        return build_backbone("gru4rec", data.n_items, {"dim": 16})
+
+    recipe = ModelRecipe(build, key=("my-gru",), structure={"method": None, "kind": "gru"})
+    trainer = Trainer(small(epochs=1), tmp_path / "a", recipe)  # the config says sasrec
+    first = trainer.fit(pattern_data)
+    assert type(trainer.model_).__name__ == "GRU4Rec" and built == [pattern_data.n_items]
+    saved = json.loads((tmp_path / "a" / "structure.json").read_text())
+    assert saved == {"method": None, "kind": "gru"}
+    # The recipe's key is part of the run's identity.
+    other = Trainer(small(epochs=1), tmp_path / "b", ModelRecipe(build, key=("other",)))
+    assert other.fit(pattern_data)["key"] != first["key"]
+    with pytest.raises(ValueError, match="recipe"):
+        Trainer(small(), tmp_path, recipe, text_emb=np.zeros((3, 2)))

@@ -65,6 +65,9 @@ class SequentialRecommender(nn.Module):
     # Raised when a default changes what the same config trains; run keys and stage keys
     # include it once above 1, so no cached run of the old model is reused.
     revision: ClassVar[int] = 1
+    # False for a model whose user vector ignores the history (text matching): it can
+    # learn only from pairs whose target its user text has not seen.
+    reads_history: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -82,6 +85,11 @@ class SequentialRecommender(nn.Module):
         self.loss_type = loss
         self.n_negatives = n_negatives
         self.user_fusion = user_fusion
+
+    @property
+    def reads_user_text(self) -> bool:
+        """Whether the user vectors depend on a per-user text table (see ``user_fusion``)."""
+        return self.user_fusion is not None
 
     # -- what a subclass defines -------------------------------------------------------------
     def encode(self, seqs: Tensor, lengths: Tensor, item_table: Tensor) -> Tensor:
@@ -152,18 +160,36 @@ class SequentialRecommender(nn.Module):
             )
         return self._pointwise_loss(u, table, targets, negatives)
 
-    def sequence_loss(self, seqs: Tensor, lengths: Tensor, targets: Tensor) -> Tensor:
+    def sequence_loss(
+        self,
+        seqs: Tensor,
+        lengths: Tensor,
+        targets: Tensor,
+        users: Tensor | None = None,
+        fuse: Tensor | None = None,
+    ) -> Tensor:
         """Loss at every position at once, for causal backbones (SASRec's own objective).
 
         ``targets`` ``[B, L]`` holds the next item after each position (0 = none). Only
         backbones defining ``sequence_output`` (causal ones) support it; with a causal
         encoder the output at ``t`` sees items ``<= t`` only, so this equals :meth:`loss`
         over every prefix, computed in one pass.
+
+        With a ``user_fusion``, ``users`` ``[B]`` names the owner of each window (every
+        causal window is cut from one user's sequence), whose text is fused into the
+        output at each real position -- exactly the pair the prefix layout trains on;
+        ``fuse`` ``[B, L]`` bool marks the positions whose target that text has not seen
+        (elsewhere it is left out; None: every position). Padding is never fused.
         """
         table = self.item_encoder()
         hidden = self.sequence_output(seqs, lengths, table)  # type: ignore[attr-defined]
         real = targets > 0
         u, y = hidden[real], targets[real]
+        if self.user_fusion is not None:
+            if users is None:
+                raise ValueError("a model with user_fusion needs the owner of each window")
+            owners = users[:, None].expand_as(targets)[real]
+            u = self.user_fusion(u, owners, None if fuse is None else fuse[real])
         if self.loss_type == "ce":
             return F.cross_entropy(u @ table[1:].T, y - 1)
         negatives = torch.randint(

@@ -1,25 +1,43 @@
-"""SLIM's recommender methods: registry, text inputs, training and recommendation.
+"""Recommender methods behind one interface: a registry of named, configured methods.
 
-``METHODS`` names every compared variant (plain backbone, "+" items, ID-based SLIM with
-student or teacher rationales or one rationale step, ID-agnostic text matching);
-:func:`user_text_table` embeds a rationale file into one row per user;
-:func:`fit_method` trains a method with the shared trainer; :func:`recommend` ranks items
-for users from a trained run.
+:mod:`slimrec.methods.base` defines the interface (:class:`Method`, its typed
+:class:`MethodConfig`, :class:`Needs`) and :func:`register_method`; each family lives in
+its own module or folder and registers its names on import: the baselines
+(:mod:`slimrec.methods.backbone`: ``backbone``, ``backbone+``) and SLIM
+(:mod:`slimrec.methods.slim`: ``slim``, ``slim-``, its fusion designs, step ablations,
+text controls and ``text-matching``). :func:`fit_method` trains any of them,
+:func:`load_model` loads any run folder, :func:`recommend` ranks items from one.
 """
 
-from slimrec.methods.fit import fit_method, method_config
+from slimrec.methods import backbone, slim  # noqa: F401  (each registers its names)
+from slimrec.methods.base import (
+    METHODS,
+    FitContext,
+    Method,
+    MethodConfig,
+    Needs,
+    Registered,
+    get_method,
+    register_method,
+)
+from slimrec.methods.fit import fit_method
+from slimrec.methods.load import load_model
 from slimrec.methods.recommend import recommend
-from slimrec.methods.specs import METHODS, TEXT_FIELDS, MethodSpec, method_spec
-from slimrec.methods.tables import user_text_table, user_texts
+from slimrec.methods.slim import TEXT_FIELDS, user_text_table, user_texts
 
 __all__ = [
     "METHODS",
     "TEXT_FIELDS",
-    "MethodSpec",
+    "FitContext",
+    "Method",
+    "MethodConfig",
+    "Needs",
+    "Registered",
     "fit_method",
-    "method_config",
-    "method_spec",
+    "get_method",
+    "load_model",
     "recommend",
+    "register_method",
     "user_text_table",
     "user_texts",
 ]

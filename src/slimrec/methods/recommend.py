@@ -19,7 +19,8 @@ from slimrec.config import load_yaml
 from slimrec.data.prepared import PreparedDataset
 from slimrec.errors import ConfigError
 from slimrec.eval import pad_right
-from slimrec.training import TrainConfig, load_trained
+from slimrec.methods.load import load_model
+from slimrec.training import TrainConfig
 
 History = Literal["all", "test", "valid"]
 _CUT = {"all": 0, "test": 1, "valid": 2}
@@ -45,7 +46,7 @@ def recommend(
     ``k`` items remain, the rest of the row is item 0 with score ``-inf``.
     """
     run = Path(run)
-    model = load_trained(run, device=device)
+    model = load_model(run, device=device)
     max_len = load_yaml(TrainConfig, run / "config.yaml").max_len
     if model.n_items != data.n_items:
         raise ConfigError(

@@ -8,15 +8,16 @@ and only the stages downstream of it run again. Settings that cannot change a re
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from slimrec.data import PrepareConfig
 from slimrec.data.loaders import DataSource
+from slimrec.errors import SlimrecError
 from slimrec.eval.results import DEFAULT_TABLE_METRICS
 from slimrec.llm.backends import SamplingConfig, TeacherConfig
-from slimrec.methods.specs import METHODS
+from slimrec.methods import METHODS, Method, Needs, get_method
 from slimrec.student import StudentConfig
 from slimrec.text import DEFAULT_ENCODER
 from slimrec.training import TrainConfig
@@ -137,7 +138,14 @@ class RunConfig(BaseModel):
     methods: list[str] = Field(
         ["backbone", "backbone+", "slim-", "slim"],
         min_length=1,
-        description="Methods to fit: " + ", ".join(METHODS) + ".",
+        description="Methods to fit (`slimrec methods` lists them): "
+        + ", ".join(METHODS)
+        + ". An entry may carry its own settings, e.g. `- slim: {fusion: gate}`.",
+    )
+    method_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Settings of a method's own config, by method name (what a `- name: "
+        "{...}` entry of `methods` gives); checked when the config loads.",
     )
     seeds: list[int] = Field([0], min_length=1, description="Each model is fitted once per seed.")
     train: TrainConfig = Field(
@@ -147,6 +155,25 @@ class RunConfig(BaseModel):
     )
     eval: EvalSection = Field(default_factory=EvalSection, description="Test protocols.")
     report: ReportSection = Field(default_factory=ReportSection, description="The report.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _method_sections(cls, data: Any) -> Any:
+        """``methods: [backbone, {slim: {fusion: gate}}]`` -> names + ``method_options``."""
+        if not isinstance(data, dict) or not isinstance(data.get("methods"), list):
+            return data
+        names, options = [], dict(data.get("method_options") or {})
+        for entry in data["methods"]:
+            if isinstance(entry, dict):
+                if len(entry) != 1:
+                    raise ValueError(f"a method entry names one method, got {list(entry)}")
+                ((name, section),) = entry.items()
+                if not isinstance(section, dict):
+                    raise ValueError(f"the settings of method {name!r} must be a mapping")
+                options[name] = section
+                entry = name
+            names.append(entry)
+        return {**data, "methods": names, "method_options": options}
 
     @field_validator("methods")
     @classmethod
@@ -182,19 +209,43 @@ class RunConfig(BaseModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _methods_accept_their_settings(self) -> RunConfig:
+        # Every method with its settings, on every backbone: a typo in a model option
+        # fails here, not after the teacher ran.
+        unknown = sorted(set(self.method_options) - set(self.methods))
+        if unknown:
+            raise ValueError(f"method_options for {unknown}, which `methods` does not list")
+        try:
+            for method in self.chosen_methods():
+                for backbone in self.backbones:
+                    method.check(self.train.model_copy(update={"backbone": backbone}))
+        except SlimrecError as e:
+            raise ValueError(e.one_line()) from e
+        return self
+
+    def method(self, name: str) -> Method:
+        """Method ``name`` of this run, with its settings."""
+        return get_method(name, **self.method_options.get(name, {}))
+
+    def chosen_methods(self) -> list[Method]:
+        return [self.method(m) for m in self.methods]
+
+    def needs(self) -> list[Needs]:
+        return [m.needs() for m in self.chosen_methods()]
+
     def rationales_needed(self) -> set[str]:
         """``{"teacher", "student"}`` or a part of it: which rationales the methods read.
 
         Student rationales need the teacher's too (the student learns from them); with
         neither, the LLM stages are skipped altogether.
         """
-        needed = {METHODS[m].rationales for m in self.methods} - {None}
-        return needed | ({"teacher"} if needed else set())  # type: ignore[return-value]
+        needed = {n.user_text[0] for n in self.needs() if n.user_text}
+        return needed | ({"teacher"} if needed else set())
 
     def text_fields(self) -> list[tuple[str, str]]:
         """The distinct (rationales, field) user-text tables the methods read, in order."""
-        pairs = [(METHODS[m].rationales, METHODS[m].field) for m in self.methods]
-        return list(dict.fromkeys((r, f) for r, f in pairs if r and f))
+        return list(dict.fromkeys(n.user_text for n in self.needs() if n.user_text))
 
     def needs_item_text(self) -> bool:
-        return any(METHODS[m].item_text for m in self.methods)
+        return any(n.item_text for n in self.needs())

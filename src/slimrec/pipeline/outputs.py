@@ -18,7 +18,7 @@ import numpy as np
 from slimrec.eval.bootstrap import Interval, paired_bootstrap
 from slimrec.eval.results import ResultTable
 from slimrec.io import write_json_atomic, write_text_atomic
-from slimrec.methods.specs import METHODS
+from slimrec.methods import METHODS
 from slimrec.pipeline.config import RunConfig
 from slimrec.pipeline.plots import group_shares, plot_popularity, popularity_groups
 from slimrec.pipeline.report import IntervalFn, hardware, render_report, run_label

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from slimrec.config import config_hash, save_yaml
 from slimrec.io import atomic_path
-from slimrec.methods.specs import METHODS
 from slimrec.pipeline import stages
 from slimrec.pipeline.config import RunConfig
 from slimrec.pipeline.outputs import Fit, write_outputs
@@ -91,9 +90,9 @@ def run_pipeline(
 
     fits = []
     for backbone in config.backbones:
-        for method in config.methods:
-            spec = METHODS[method]
-            if spec.id_agnostic and backbone != config.backbones[0]:
+        for method in config.chosen_methods():
+            needs = method.needs()
+            if not needs.per_backbone and backbone != config.backbones[0]:
                 continue  # no backbone in it: fitted once, not once per backbone
             for seed in config.seeds:
                 train = config.train.model_copy(
@@ -104,26 +103,28 @@ def run_pipeline(
                         "ks": config.eval.ks,
                         # Text is fused only where the rationale has not seen the target.
                         "rationale_holdout": (
-                            config.teacher.prompt.hold_out_last if spec.user_text else 0
+                            config.teacher.prompt.hold_out_last if needs.user_text else 0
                         ),
                     }
                 )
-                users = user_tables[(spec.rationales, spec.field)] if spec.user_text else None
-                name = f"fit/{method}/seed{seed}"
-                if not spec.id_agnostic:
-                    name = f"fit/{backbone}/{method}/seed{seed}"
+                users = user_tables[needs.user_text] if needs.user_text else None
+                name = f"fit/{method.name}/seed{seed}"
+                if needs.per_backbone:
+                    name = f"fit/{backbone}/{method.name}/seed{seed}"
                 rec = runner.run(
                     name,
                     *stages.fit_stage(
                         method,
+                        config.method_options.get(method.name, {}),
                         train,
                         data_dir,
                         prep.key,
-                        items if spec.item_text else None,
+                        items if needs.item_text else None,
                         users,
                     ),
                 )
-                fits.append(Fit(None if spec.id_agnostic else backbone, method, seed, rec))
+                on = backbone if needs.per_backbone else None
+                fits.append(Fit(on, method.name, seed, rec))
 
     upstream = list(runner.records)
     whole = config_hash(config)

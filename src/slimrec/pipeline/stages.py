@@ -17,7 +17,7 @@ from typing import Any
 from slimrec.backbones import backbone_revision
 from slimrec.data.loaders import DataSource
 from slimrec.data.loaders.embedded import EMBEDDED
-from slimrec.methods.specs import METHODS
+from slimrec.methods import Method
 from slimrec.pipeline.config import DataSection, RunConfig, TeacherSection
 
 Work = Callable[[Path], dict[str, Any]]
@@ -191,7 +191,7 @@ def user_embed_stage(
         import numpy as np
         import pandas as pd
 
-        from slimrec.methods import user_text_table
+        from slimrec.methods.slim import user_text_table
         from slimrec.text import TextEncoder
         from slimrec.text.encoder import default_cache
 
@@ -204,15 +204,17 @@ def user_embed_stage(
 
 
 def fit_stage(
-    method: str,
+    method: Method,
+    options: dict[str, Any],
     train: Any,
     data_dir: Path,
     data_key: str,
     items: tuple[Path, str] | None,
     users: tuple[Path, str] | None,
 ):
-    """One method, backbone and seed trained by the shared trainer into the stage folder.
+    """One method, backbone and seed trained into the stage folder.
 
+    ``options``: the run's settings of the method (none: its registered defaults);
     ``items`` / ``users``: (table file, stage key) of the text embeddings the method
     reads, or ``None`` when it reads none.
     """
@@ -220,29 +222,28 @@ def fit_stage(
         "data": data_key,
         "items": items[1] if items else None,
         "users": users[1] if users else None,
-        "method": method,
+        "method": method.name,
         "train": train.model_dump(mode="json", exclude=TRAIN_RUNTIME),
     }
     if (revision := backbone_revision(train.backbone)) > 1:  # see SequentialRecommender
         inputs["backbone_revision"] = revision
-    spec = METHODS[method]
-    if users and not spec.id_agnostic and spec.fusion != "concat":
-        inputs["fusion"] = spec.fusion  # fits of the paper's fusion keep their keys
+    inputs |= method.stage_inputs()
+    if options:  # fits with a method's defaults keep their keys
+        inputs["options"] = options
 
     def work(folder: Path) -> dict[str, Any]:
         import numpy as np
 
         from slimrec.data import PreparedDataset
-        from slimrec.methods import fit_method
+        from slimrec.methods import FitContext
 
-        results = fit_method(
-            method,
+        context = FitContext(
             PreparedDataset.load(data_dir),
             train,
-            folder,
             item_text=np.load(items[0]) if items else None,
             user_text=np.load(users[0]) if users else None,
         )
+        results = method.fit(context, folder)
         keep = ("best_epoch", "epochs_run", "valid", "test")
         return {"run": "."} | {k: results.get(k) for k in keep}
 

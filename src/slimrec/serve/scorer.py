@@ -1,9 +1,9 @@
 """Top-k items from a trained model: for a known user, or for any history and rationale.
 
-Loads a run's ``best.pt`` once (:func:`slimrec.training.load_trained`) and ranks the
+Loads a run's ``best.pt`` once (:func:`slimrec.methods.load_model`) and ranks the
 catalog with it. A known user is scored exactly as :func:`slimrec.methods.recommend`
 does (whole history, the user's own rationale row); a new history with the embedding of
-the rationale the student wrote for it (:func:`slimrec.fusion.full_sort_with_text`).
+the rationale the student wrote for it (:func:`slimrec.methods.slim.fusion.full_sort_with_text`).
 Items of the history (and padding) are never recommended. The item table is computed
 once at load. Requests are scored one at a time under a lock: one forward pass of a
 small model takes milliseconds, and torch modules are not meant to be shared by
@@ -22,8 +22,9 @@ import torch
 
 from slimrec.config import load_yaml
 from slimrec.eval import pad_right
-from slimrec.fusion.scoring import full_sort_with_text, user_text_dim, uses_user_text
-from slimrec.training import TrainConfig, load_trained
+from slimrec.methods.load import load_model
+from slimrec.methods.slim.fusion.scoring import full_sort_with_text, user_text_dim, uses_user_text
+from slimrec.training import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class Scorer:
     def __init__(self, fit_dir: str | Path, *, device: str = "cpu"):
         self.fit_dir = Path(fit_dir)
         self.device = device
-        self.model = load_trained(self.fit_dir, device=device)
+        self.model = load_model(self.fit_dir, device=device)
         self.max_len = load_yaml(TrainConfig, self.fit_dir / "config.yaml").max_len
         self.n_items = int(self.model.n_items)
         self.reads_text = uses_user_text(self.model)

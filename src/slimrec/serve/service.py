@@ -23,7 +23,6 @@ from pathlib import Path
 from slimrec.data.prepared import PreparedDataset
 from slimrec.errors import ConfigError
 from slimrec.llm.teach import prompt_items
-from slimrec.methods.specs import method_spec
 from slimrec.pipeline.artifacts import RunArtifacts
 from slimrec.serve.catalog import Catalog, Item
 from slimrec.serve.explainer import Explainer, Explanation, known_rationales
@@ -70,7 +69,8 @@ class RecommendService:
 
             torch.set_num_threads(threads)
         self.artifacts = RunArtifacts(run_dir)
-        self.spec = method_spec(method)
+        # Which rationales the model reads, as the run configured it.
+        self.reads = self.artifacts.config.method(method).needs().user_text
         self.fit = self.artifacts.fit(method, backbone, seed)
         self.dataset = PreparedDataset.load(self.artifacts.data_dir)
         self.catalog = Catalog(self.dataset)
@@ -83,7 +83,7 @@ class RecommendService:
                 where=self.fit.folder,
             )
         # Known users' rationales: the ones the model was trained with, else the student's.
-        source = self.spec.rationales or "student"
+        source = self.reads[0] if self.reads else "student"
         file = self.artifacts.rationales(source)
         if file is None and source == "student":
             source, file = "teacher", self.artifacts.rationales("teacher")
@@ -150,7 +150,7 @@ class RecommendService:
         if self.explainer is not None:
             explanation = await self.explainer.explain([self.prompt_items[i] for i in history])
             if self.scorer.reads_text:
-                text = explanation.field(self.spec.field or "response")
+                text = explanation.field(self.reads[1] if self.reads else "response")
                 vector = await asyncio.to_thread(self.explainer.embed, text)
         ranked = self.scorer.for_history(list(history), k, vector)
         return self._result(list(history), ranked, explanation, None)

@@ -20,8 +20,8 @@ class TrainConfig(LaterSettingsOmitted):
     )
     method: str | None = Field(
         None,
-        description="A SLIM method (slimrec.methods.METHODS: backbone+, slim, text-matching, "
-        "...) that decides the model around the base `backbone`; None trains `backbone` as is.",
+        description="The method that trained this run (slimrec.methods.METHODS: backbone+, "
+        "slim, text-matching, ...; set by it); None: `backbone` trained as is.",
     )
     model: dict[str, Any] = Field(
         default_factory=dict, description="Backbone options, e.g. {dim: 64, n_layers: 2, loss: ce}."

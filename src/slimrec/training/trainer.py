@@ -9,18 +9,17 @@ ends exactly where an uninterrupted run would. Every epoch appends one line to
 ``metrics.jsonl``; the end writes ``results.json`` with the test metrics and
 ``test_per_user.npz`` with every user's (``{protocol}/{metric}``).
 
-With ``config.method`` set (a key of :data:`slimrec.methods.METHODS`) the model is one of
-SLIM's variants (:func:`slimrec.fusion.build_model`): user text embeddings (``user_text``,
-one row per user index) are fused into the user vectors, and the trainer passes the user
-of every example and every evaluated history to the model. With
-``config.rationale_holdout = k`` the text is fused only into training pairs whose target
-the rationale has not seen (see :mod:`slimrec.training.examples`); the model's structure
-(method, fusion design) is saved beside ``best.pt`` in ``structure.json``.
+The trainer trains the model its :class:`~slimrec.training.recipe.ModelRecipe` builds (a
+method's, or by default the plain ``config.backbone``) and knows no method. It passes the
+user of every example and every evaluated history to the model, so a model that reads
+user text (``reads_user_text``) gets it; with ``config.rationale_holdout = k`` that text
+is used only in training pairs whose target it has not seen (see
+:mod:`slimrec.training.examples`). The recipe's ``structure`` is saved beside ``best.pt``
+in ``structure.json``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -30,16 +29,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from slimrec.backbones import SequentialRecommender, backbone_revision, build_backbone
+from slimrec.backbones import SequentialRecommender, build_backbone
 from slimrec.config import config_hash, load_yaml, save_yaml
 from slimrec.data.prepared import PreparedDataset
 from slimrec.errors import ConfigError
 from slimrec.eval import EvalConfig, per_user_metrics, summarize
-from slimrec.fusion import TextMatching, build_model, causal_loss
-from slimrec.fusion.build import as_table
 from slimrec.io import atomic_path, write_json_atomic
 from slimrec.training.config import TrainConfig
 from slimrec.training.examples import Examples, causal_examples, prefix_examples
+from slimrec.training.recipe import ModelRecipe, backbone_options, backbone_recipe
 from slimrec.training.resume import restore_rng, rng_state, trim_metrics
 
 STRUCTURE = "structure.json"
@@ -49,20 +47,25 @@ RESUMABLE = ("epochs", "patience", "min_patience_steps", "threads", "device", "t
 
 
 class Trainer:
-    """``Trainer(config, out).fit(data)`` trains, evaluates, and leaves artifacts in ``out``."""
+    """``Trainer(config, out).fit(data)`` trains, evaluates, and leaves artifacts in ``out``.
+
+    ``recipe``: the model to train (default: ``config.backbone``, over ``text_emb``
+    ``[n_items + 1, d]`` when it ends with "+").
+    """
 
     def __init__(
         self,
         config: TrainConfig,
         out: str | Path,
+        recipe: ModelRecipe | None = None,
         *,
         text_emb: np.ndarray | None = None,
-        user_text: np.ndarray | None = None,
     ):
+        if recipe is not None and text_emb is not None:
+            raise ValueError("text_emb belongs in the recipe when one is given")
         self.config = config
         self.out = Path(out)
-        self.text_emb = text_emb  # item text [n_items + 1, d]
-        self.user_text = user_text  # user (rationale) text [n_users, d]; methods only
+        self.recipe = recipe or backbone_recipe(config, text_emb)
 
     # -- public ----------------------------------------------------------------------------
 
@@ -71,14 +74,7 @@ class Trainer:
         cfg = self.config
         # The checkpoint key leaves out what may change between a run and its resumption
         # (more epochs, other threads); the results key covers everything.
-        inputs: tuple[Any, ...] = (data.manifest()["stats"], data.options)
-        inputs += (_fingerprint(self.text_emb),)
-        if self.user_text is not None:  # keys of runs without user text stay as they were
-            inputs += (_fingerprint(self.user_text),)
-        if (revision := backbone_revision(cfg.backbone)) > 1:
-            inputs += (("backbone_revision", revision),)
-        if (fusion := self.fusion_design()) not in (None, "concat"):
-            inputs += (("fusion", fusion),)  # runs of the paper's fusion keep their keys
+        inputs: tuple[Any, ...] = (data.manifest()["stats"], data.options, *self.recipe.key)
         key = config_hash(_dump(cfg, exclude=set(RESUMABLE)), *inputs)
         results_key = config_hash(_dump(cfg), *inputs)
         results_path = self.out / "results.json"
@@ -86,7 +82,11 @@ class Trainer:
             done = json.loads(results_path.read_text())
             if done.get("key") == results_key:
                 if not (self.out / PER_USER).is_file():  # a run from before they were kept
-                    self.model_ = load_trained(self.out, device=str(_device(cfg.device)))
+                    device = _device(cfg.device)
+                    self.model_ = self.build_model(data).to(device)
+                    best = torch.load(self.out / "best.pt", map_location=device)
+                    self.model_.load_state_dict(best)
+                    self.model_.eval()
                     self.test(data)
                 return done
         self.out.mkdir(parents=True, exist_ok=True)
@@ -97,9 +97,7 @@ class Trainer:
         device = _device(cfg.device)
 
         self.model_ = self.build_model(data).to(device)
-        write_json_atomic(
-            self.out / STRUCTURE, {"method": cfg.method, "fusion": self.fusion_design()}
-        )
+        write_json_atomic(self.out / STRUCTURE, dict(self.recipe.structure))
         optimizer = torch.optim.Adam(
             self.model_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
@@ -113,9 +111,9 @@ class Trainer:
         mode = self.layout()
         histories, _ = data.split("train")
         build = causal_examples if mode == "causal" else prefix_examples
-        hold_out = cfg.rationale_holdout if self.user_text is not None else 0
+        hold_out = cfg.rationale_holdout if self.model_.reads_user_text else 0
         examples = build(histories, cfg.max_len, hold_out)
-        if hold_out and isinstance(self.model_, TextMatching):
+        if hold_out and not self.model_.reads_history:
             examples = examples.only_fused()  # text is all it has: no leaky targets at all
         if examples.n_pairs == 0:
             raise ConfigError(
@@ -171,67 +169,14 @@ class Trainer:
         write_json_atomic(results_path, results)
         return results
 
-    def fusion_design(self) -> str | None:
-        """The user-side fusion design of the model trained here (None: no user fusion)."""
-        if self.config.method is None or self.user_text is None:
-            return None
-        from slimrec.methods.specs import method_spec
-
-        spec = method_spec(self.config.method)
-        return None if spec.id_agnostic else spec.fusion
-
     def build_model(self, data: PreparedDataset) -> SequentialRecommender:
-        cfg = self.config
-        if cfg.method is None:
-            if self.user_text is not None:
-                raise ConfigError(
-                    "user text embeddings given but no method uses them",
-                    where=self.out,
-                    fix="set method (e.g. slim; see slimrec.methods.METHODS)",
-                )
-            return build_backbone(
-                cfg.backbone, data.n_items, _options(cfg), as_table(self.text_emb)
-            )
-        # Imported here: slimrec.methods itself builds on this module.
-        from slimrec.methods.specs import method_spec
-
-        spec = method_spec(cfg.method)
-        for needed, given, what in (
-            (spec.item_text, self.text_emb, "item"),
-            (spec.user_text, self.user_text, "user"),
-        ):
-            if needed and given is None:
-                raise ConfigError(
-                    f"method {cfg.method!r} needs {what} text embeddings",
-                    where=self.out,
-                    fix="train methods through slimrec.methods.fit_method (`slimrec run`)",
-                )
-            if given is not None and not needed:
-                raise ConfigError(
-                    f"method {cfg.method!r} does not use {what} text embeddings",
-                    where=self.out,
-                    fix=f"pass no {what} text, or pick a method that uses it",
-                )
-        if self.user_text is not None and len(self.user_text) != data.n_users:
-            raise ConfigError(
-                f"user text has {len(self.user_text)} rows but the dataset {data.n_users} users",
-                where=self.out,
-                fix="embed the rationales of this prepared dataset (one row per user index)",
-            )
-        return build_model(
-            cfg.backbone,
-            data.n_items,
-            _options(cfg),
-            item_text=self.text_emb,
-            user_text=self.user_text,
-            id_agnostic=spec.id_agnostic,
-            fusion=spec.fusion,
-        )
+        """A fresh model of the recipe for ``data`` (not yet on the training device)."""
+        return self.recipe.build(data)
 
     def layout(self) -> str:
         """The example layout: ``causal`` where the backbone supports it (auto), else prefix."""
         cfg = self.config
-        # A fused user side trains causally too (see slimrec.fusion.causal).
+        # A fused user side trains causally too (see SequentialRecommender.sequence_loss).
         causal_ok = hasattr(self.model_, "sequence_output")
         if cfg.layout == "causal" and not causal_ok:
             raise ConfigError(
@@ -324,7 +269,7 @@ class Trainer:
                 t.to(device) for t in examples.batch(order[start : start + cfg.batch_size])
             )
             if mode == "causal":
-                loss = causal_loss(model, seqs, lengths, targets, users, fuse)
+                loss = model.sequence_loss(seqs, lengths, targets, users, fuse)
             else:
                 loss = model.loss(seqs, lengths, targets, users=users, fuse=fuse)
             optimizer.zero_grad(set_to_none=True)
@@ -370,45 +315,35 @@ class Trainer:
 
 
 def load_trained(run: str | Path, *, device: str = "cpu") -> SequentialRecommender:
-    """The best model of a finished or interrupted run folder, in eval mode."""
+    """The best model of a finished or interrupted run of a plain backbone, in eval mode.
+
+    Runs of a method (``method`` in their config) are loaded by that method:
+    :func:`slimrec.methods.load_model`.
+    """
     run = Path(run)
     if not (run / "best.pt").is_file():
         raise ConfigError("no best.pt: not a trained run", where=run, fix="run `slimrec train`")
     cfg = load_yaml(TrainConfig, run / "config.yaml")
-    state = torch.load(run / "best.pt", map_location=device)
-    # Text models carry their frozen text tables in the state dict (buffers).
-    item_text = state.get("item_encoder.text_emb")
-    if cfg.method is None:
-        n_items = state["item_encoder.id_embedding.weight"].shape[0] - 1
-        model = build_backbone(cfg.backbone, n_items, _options(cfg), item_text)
-    else:
-        from slimrec.methods.specs import method_spec
-
-        spec = method_spec(cfg.method)
-        # Runs from before structure.json existed all used the paper's concat fusion.
-        structure = run / STRUCTURE
-        saved = json.loads(structure.read_text()) if structure.is_file() else {}
-        ids = state.get("item_encoder.id_embedding.weight")
-        n_items = (ids if ids is not None else item_text).shape[0] - 1
-        model = build_model(
-            cfg.backbone,
-            n_items,
-            _options(cfg),
-            item_text=item_text if spec.item_text else None,
-            user_text=state.get("user_text", state.get("user_fusion.user_text")),
-            id_agnostic=spec.id_agnostic,
-            fusion=saved.get("fusion") or "concat",
+    if cfg.method is not None:
+        raise ConfigError(
+            f"a run of method {cfg.method!r}",
+            where=run,
+            fix="load it with slimrec.methods.load_model",
         )
+    return backbone_from_state(cfg, torch.load(run / "best.pt", map_location=device), device)
+
+
+def backbone_from_state(
+    cfg: TrainConfig, state: dict[str, Any], device: str = "cpu"
+) -> SequentialRecommender:
+    """The backbone of ``cfg`` with the weights of ``state``, in eval mode; a state holding
+    an item text table (a buffer of the "+" encoder) gives the "+" variant."""
+    item_text = state.get("item_encoder.text_emb")
+    n_items = state["item_encoder.id_embedding.weight"].shape[0] - 1
+    name = cfg.backbone.removesuffix("+") + ("+" if item_text is not None else "")
+    model = build_backbone(name, n_items, backbone_options(cfg), item_text)
     model.load_state_dict(state)
     return model.to(device).eval()
-
-
-def _options(cfg: TrainConfig) -> dict[str, Any]:
-    """Backbone options; SASRec's positional table is sized to the trainer's ``max_len``."""
-    options = dict(cfg.model)
-    if cfg.backbone.removesuffix("+") == "sasrec":
-        options.setdefault("max_len", cfg.max_len)
-    return options
 
 
 def _dump(cfg: TrainConfig, exclude: set[str] | None = None) -> dict[str, Any]:
@@ -416,13 +351,6 @@ def _dump(cfg: TrainConfig, exclude: set[str] | None = None) -> dict[str, Any]:
     plain backbone runs did not change when methods were added."""
     exclude = set(exclude or ()) | ({"method"} if cfg.method is None else set())
     return cfg.model_dump(mode="json", exclude=exclude)
-
-
-def _fingerprint(table: np.ndarray | None) -> str | None:
-    if table is None:
-        return None
-    blob = np.ascontiguousarray(table, dtype=np.float32).tobytes()
-    return hashlib.sha256(blob).hexdigest()
 
 
 def _device(name: str) -> torch.device:

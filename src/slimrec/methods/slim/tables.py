@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from slimrec.errors import ConfigError
-from slimrec.methods.specs import TEXT_FIELDS
+from slimrec.methods.slim.config import TEXT_FIELDS
 from slimrec.text.encoder import TextEncoder
 
 WHERE = "rationales table"

@@ -17,12 +17,12 @@ import torch
 from torch import Tensor
 
 from slimrec.backbones.base import SequentialRecommender
-from slimrec.fusion.matching import TextMatching
+from slimrec.methods.slim.fusion.matching import TextMatching
 
 
 def uses_user_text(model: SequentialRecommender) -> bool:
     """Whether the model's scores depend on a user's rationale embedding."""
-    return isinstance(model, TextMatching) or model.user_fusion is not None
+    return model.reads_user_text
 
 
 def user_text_dim(model: SequentialRecommender) -> int | None:

@@ -4,9 +4,9 @@ One function used both to create a model for training and to rebuild it from a r
 so the two can never disagree. The structure is given explicitly:
 
 * ``item_text`` given: SLIM's text-fused items (the "+" encoder) -- or, when
-  ``id_agnostic``, the text-only items of :class:`~slimrec.fusion.matching.TextMatching`;
-* ``user_text`` given: SLIM's user-side fusion (:class:`~slimrec.fusion.user.UserTextFusion`)
-  -- or the text-only users of text matching.
+  ``id_agnostic``, the text-only items of :class:`~.matching.TextMatching`;
+* ``user_text`` given: SLIM's user-side fusion (:class:`~.user.UserTextFusion`) -- or
+  the text-only users of text matching.
 """
 
 from __future__ import annotations
@@ -15,18 +15,13 @@ import dataclasses
 from typing import Any
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from slimrec.backbones import BACKBONES, SequentialRecommender, build_backbone, make_config
 from slimrec.errors import ConfigError
-from slimrec.fusion.matching import TextMatching, TextMatchingConfig
-from slimrec.fusion.user import UserTextFusion
-
-
-def as_table(x: np.ndarray | Tensor | None) -> Tensor | None:
-    """A float32 tensor of ``x`` (None stays None)."""
-    return None if x is None else torch.as_tensor(np.asarray(x), dtype=torch.float32)
+from slimrec.methods.slim.fusion.matching import TextMatching, TextMatchingConfig
+from slimrec.methods.slim.fusion.user import UserTextFusion
+from slimrec.training.recipe import as_table
 
 
 def text_matching_config(options: dict[str, Any]) -> TextMatchingConfig:
@@ -44,6 +39,18 @@ def text_matching_config(options: dict[str, Any]) -> TextMatchingConfig:
     return cfg
 
 
+def text_matching_options(backbone: str, options: dict[str, Any]) -> TextMatchingConfig:
+    """Text matching's config from a run's model options, which also serve ``backbone``.
+
+    The named backbone's own options (n_layers, max_len, ...) do not apply to text
+    matching, so one training config serves every method; anything else is refused.
+    """
+    base = backbone.strip().lower().removesuffix("+")
+    own = {f.name for f in dataclasses.fields(BACKBONES[base][1])} if base in BACKBONES else set()
+    keep = {f.name for f in dataclasses.fields(TextMatchingConfig)}
+    return text_matching_config({k: v for k, v in options.items() if k in keep or k not in own})
+
+
 def build_model(
     backbone: str,
     n_items: int,
@@ -58,7 +65,7 @@ def build_model(
 
     ``backbone`` is a base name (sasrec, gru4rec, srgnn; ignored when ``id_agnostic``),
     ``item_text`` ``[n_items + 1, d]`` (row 0 padding), ``user_text`` ``[n_users, d]``,
-    ``fusion`` the user-side design (:data:`slimrec.fusion.user.FUSION_DESIGNS`).
+    ``fusion`` the user-side design (:data:`slimrec.methods.slim.fusion.user.FUSION_DESIGNS`).
     """
     items, users = as_table(item_text), as_table(user_text)
     if id_agnostic:
@@ -71,15 +78,7 @@ def build_model(
             raise ConfigError(
                 f"item_text has {items.shape[0]} rows, expected n_items + 1 = {n_items + 1}"
             )
-        # The named backbone's own options (n_layers, max_len, ...) do not apply here, so
-        # one training config serves every method; anything else is refused.
-        base = backbone.strip().lower().removesuffix("+")
-        own = (
-            {f.name for f in dataclasses.fields(BACKBONES[base][1])} if base in BACKBONES else set()
-        )
-        keep = {f.name for f in dataclasses.fields(TextMatchingConfig)}
-        model_options = {k: v for k, v in options.items() if k in keep or k not in own}
-        return TextMatching(items, users, text_matching_config(model_options))
+        return TextMatching(items, users, text_matching_options(backbone, options))
     base = backbone.strip().lower()
     if base.endswith("+"):
         raise ConfigError(

@@ -14,6 +14,7 @@ the training part of the history, so it never sees a held-out target).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -69,6 +70,8 @@ class TextItemEncoder(ItemEncoder):
 class TextMatching(SequentialRecommender):
     """``score(u, i) = g_t(s_text_u) . g_t(z_text_i)`` with a shared ``g_t``."""
 
+    reads_history: ClassVar[bool] = False
+
     def __init__(self, item_text: Tensor, user_text: Tensor, config: TextMatchingConfig):
         if item_text.dim() != 2 or user_text.dim() != 2:
             raise ValueError("item_text and user_text must be 2-d tables")
@@ -84,6 +87,10 @@ class TextMatching(SequentialRecommender):
         self.config = config
         self.n_users = int(user_text.shape[0])
         self.register_buffer("user_text", user_text.detach().float().clone())
+
+    @property
+    def reads_user_text(self) -> bool:
+        return True
 
     def encode(self, seqs: Tensor, lengths: Tensor, item_table: Tensor) -> Tensor:
         raise TypeError("TextMatching has no sequence encoder: its user vector is g_t(text)")

@@ -1,0 +1,46 @@
+"""The settings of a SLIM variant: which rationales, which part of them, how they are fused.
+
+Wang et al., WWW 2024, Sec. 3.3. Every SLIM variant is this one config with other values
+(registered by name in :mod:`slimrec.methods.slim`):
+
+* ``rationales``: the student's, written for every user (SLIM), or the teacher's for the
+  few users it answered (SLIM-, the paper's "ChatGPT feature" baseline; everybody else gets
+  a zero text vector);
+* ``field``: the whole ``response`` or one step of it (the SLIM-Step ablations);
+* ``fusion``: the user-side design (:class:`slimrec.methods.slim.fusion.UserTextFusion`):
+  ``residual`` by default (it starts as the plain backbone; measured against the paper's
+  ``concat`` in docs/benchmarks.md, "SLIM fusion"), ``concat`` as published, ``gate``;
+* ``control``: replace the rationale embeddings before training, ``zero`` (no text at
+  all) or ``shuffled`` (another user's rationale): the controls that say whether the text
+  itself helps;
+* ``id_agnostic``: text matching, ``g_t(user rationale) . g_t(item text)``, no IDs and no
+  sequence model (its model options come from the training config's ``model``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from slimrec.methods.base import MethodConfig
+
+Rationales = Literal["student", "teacher"]
+Control = Literal["zero", "shuffled"]
+TextField = Literal["response", "step1", "step2", "step3"]
+TEXT_FIELDS: tuple[str, ...] = ("response", "step1", "step2", "step3")
+DEFAULT_FUSION = "residual"
+
+
+class SlimConfig(MethodConfig):
+    """One SLIM variant (see the module docstring)."""
+
+    rationales: Rationales = Field("student", description="Whose rationales: student | teacher.")
+    field: TextField = Field("response", description="The whole response or one step.")
+    fusion: Literal["concat", "residual", "gate"] = Field(
+        DEFAULT_FUSION, description="User-side fusion design (ID-based variants)."
+    )
+    control: Control | None = Field(
+        None, description="Replace the rationale embeddings: zero | shuffled (controls)."
+    )
+    id_agnostic: bool = Field(False, description="Text matching: no item IDs, no sequence model.")
