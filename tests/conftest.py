@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from tests.llm_server_fixtures import llm_server, llm_server_model, serve_app
+from tests.run_fixtures import tiny_run
 from tests.tiny_lm import make_tiny_lm
 
-__all__ = ["lively_lm", "llm_server", "llm_server_model", "serve_app", "tiny_lm"]
+__all__ = ["lively_lm", "llm_server", "llm_server_model", "serve_app", "tiny_lm", "tiny_run"]
 
 
 @pytest.fixture(scope="session")

@@ -47,6 +47,8 @@ def _root(
 
 data_app = typer.Typer(help="Load, prepare and inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+diagnose_app = typer.Typer(help="Diagnostics of trained models.", no_args_is_help=True)
+app.add_typer(diagnose_app, name="diagnose")
 
 
 def _mapping(text: str | None, option: str) -> dict[str, str]:
@@ -327,6 +329,29 @@ def serve_llm(
         threads=threads,
         served_name=served_name,
     )
+
+
+@diagnose_app.command("order")
+def diagnose_order_cmd(
+    run: Path = typer.Option(..., help="A `slimrec run` folder; every fit in it is tested."),
+    perturbation: str = typer.Option(
+        "shuffle", help="shuffle | reverse | shuffle-keep-last (of each model's window)."
+    ),
+    repeats: int = typer.Option(3, help="Permutations per user, averaged."),
+    seed: int = typer.Option(0, help="Seed of the permutations."),
+    split: str = typer.Option("test", help="test | valid histories."),
+    device: str = typer.Option("cpu", help="cpu | cuda | cuda:N"),
+) -> None:
+    """Does each model use the order of a history? Scores shuffled histories (LLM-SRec's test)."""
+    from slimrec.config import parse
+    from slimrec.eval.order import OrderConfig
+    from slimrec.pipeline.diagnose import diagnose_order
+
+    flags = {"perturbation": perturbation, "repeats": repeats, "seed": seed, "split": split}
+    config = parse(OrderConfig, flags, where="diagnose order")
+    table, _ = diagnose_order(run, config, device=device)
+    typer.echo(table.read_text(encoding="utf-8"))
+    typer.echo(f"written: {table} and {table.with_suffix('.json')}")
 
 
 @app.command("methods")

@@ -27,7 +27,9 @@ def small(**kw) -> TrainConfig:
     return TrainConfig(**(base | {"threads": 1} | kw))
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize(
+    "method", sorted(m for m in METHODS if not get_method(m).needs().teacher)
+)  # methods that learn from a trained run: tests/methods/test_llmsrec.py
 def test_every_method_trains_evaluates_and_recommends(method, tiny, tmp_path):
     data, item_text, user_text = tiny
     results = fit_method(method, data, small(), tmp_path, item_text=item_text, user_text=user_text)

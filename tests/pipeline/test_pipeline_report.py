@@ -202,3 +202,31 @@ def test_text_controls_table_shows_each_comparison_with_its_interval():
     assert cells[-3] == "+5.00% [-1.0, +11.0]"  # the interval where there is one
     assert cells[-2] == f"{100 * (0.16 - 0.145) / 0.145:+.2f}%"  # else the ratio of means
     assert ("sasrec/slim", "sasrec/slim-shuffled-text", "full/ndcg@10") in asked
+
+
+def test_methods_outside_slims_tables_are_compared_with_the_plain_backbone():
+    t = table()
+    for seed in range(3):
+        t.add(method="sasrec/llm-srec", seed=seed, metrics=dict.fromkeys(METRICS, 0.2), dataset="d")
+    md = render_report(
+        name="demo",
+        dataset="d",
+        dataset_stats={"users": 10},
+        config_hash="abc",
+        table=t,
+        backbones=["sasrec", "gru4rec"],
+        protocols=["full"],
+        metrics=METRICS,
+        digits=4,
+        seeds=[0, 1, 2],
+        records=[],
+        popularity=None,
+        plot_file=None,
+        top_k=10,
+        hw={},
+        date="today",
+        diagnostics=["## Order sensitivity: shuffle\n"],
+    )
+    assert "## Other methods against the plain backbone" in md
+    assert "| Backbone | llm-srec | Improv. (llm-srec vs Backbone) |" in md
+    assert "## Order sensitivity: shuffle" in md

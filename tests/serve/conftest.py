@@ -12,12 +12,11 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 from tests.llm_server_fixtures import running
-from tests.run_fixtures import tiny_run
 
 from slimrec.serve.app import create_app
 from slimrec.serve.service import RecommendService
 
-__all__ = ["api", "live_url", "service", "tiny_run"]
+__all__ = ["api", "live_url", "service"]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -9,7 +9,7 @@ text controls and ``text-matching``). :func:`fit_method` trains any of them,
 :func:`load_model` loads any run folder, :func:`recommend` ranks items from one.
 """
 
-from slimrec.methods import backbone, slim  # noqa: F401  (each registers its names)
+from slimrec.methods import backbone, llmsrec, slim  # noqa: F401  (each registers its names)
 from slimrec.methods.base import (
     METHODS,
     FitContext,

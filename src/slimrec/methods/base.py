@@ -43,11 +43,14 @@ class Needs:
     ``user_text``: ``(source, field)`` of the rationale table it reads (``source``
     ``teacher`` or ``student``; ``field`` the whole ``response`` or one step).
     ``per_backbone``: fitted once per ID backbone (False: it has none, fitted once).
+    ``teacher``: the registered method whose trained run (same backbone and seed) it
+    learns from, e.g. ``"backbone"`` (LLM-SRec distils the plain SASRec).
     """
 
     item_text: bool = False
     user_text: tuple[str, str] | None = None
     per_backbone: bool = True
+    teacher: str | None = None
 
 
 @dataclass
@@ -55,13 +58,14 @@ class FitContext:
     """Everything a method may train from; tables it does not need may be None.
 
     ``item_text`` ``[n_items + 1, d]`` (row 0 padding), ``user_text`` ``[n_users, d]``
-    (one row per dense user index).
+    (one row per dense user index), ``teacher`` the folder of the trained teacher run.
     """
 
     data: PreparedDataset
     train: TrainConfig
     item_text: np.ndarray | None = None
     user_text: np.ndarray | None = None
+    teacher: Path | None = None
 
 
 C = TypeVar("C", bound=MethodConfig)

@@ -25,6 +25,7 @@ def fit_method(
     *,
     item_text: np.ndarray | None = None,
     user_text: np.ndarray | None = None,
+    teacher: Path | None = None,
     options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train ``method`` (its config updated by ``options``) into run folder ``out``; the
@@ -32,7 +33,8 @@ def fit_method(
 
     ``item_text`` ``[n_items + 1, d]`` (row 0 padding) and ``user_text`` ``[n_users, d]``
     are required when the method uses them and ignored otherwise, so a caller may pass
-    the same tables to every method. A control method (``slim-zero-text``,
+    the same tables to every method; ``teacher`` is the trained run a method learns
+    from (LLM-SRec: a ``backbone`` run on the same data). A control method (``slim-zero-text``,
     ``slim-shuffled-text``) replaces ``user_text``, seeded by the training seed.
     """
     chosen = get_method(method, **(options or {}))
@@ -42,5 +44,6 @@ def fit_method(
         train,
         item_text=item_text if needs.item_text else None,
         user_text=user_text if needs.user_text else None,
+        teacher=Path(teacher) if teacher and needs.teacher else None,
     )
     return chosen.fit(context, Path(out))

@@ -18,19 +18,27 @@ from typing import Any
 
 from slimrec.errors import ConfigError
 from slimrec.pipeline.config import RunConfig
-from slimrec.pipeline.stage import MANIFEST, STAGES_FILE
+from slimrec.pipeline.stage import MANIFEST, STAGES_FILE, StageRecord
 
 # ``train`` fields the pipeline fills in per fit (see RunConfig._train_leaves_loops_alone).
 
 
 @dataclass(frozen=True)
-class FitInfo:
-    """One trained model of a run: ``backbone`` is None for ID-agnostic methods."""
+class Fit:
+    """One trained model of a run: which backbone (None: a method without one), method and
+    seed; ``folder`` the trained run folder, ``record`` its fit stage (key, test metrics in
+    ``outputs``, compute time)."""
 
     backbone: str | None
     method: str
     seed: int
     folder: Path
+    record: StageRecord
+
+    @property
+    def label(self) -> str:
+        """``sasrec/slim``, or the method alone when it has no backbone."""
+        return f"{self.backbone}/{self.method}" if self.backbone else self.method
 
 
 class RunArtifacts:
@@ -105,7 +113,7 @@ class RunArtifacts:
         """The distilled student's LoRA adapter (None for runs without a student)."""
         return self.output("distill", "adapter") if self.has("distill") else None
 
-    def fits(self) -> list[FitInfo]:
+    def fits(self) -> list[Fit]:
         """Every trained model of the run, in run order."""
         found = []
         for name in self._stages:
@@ -114,10 +122,11 @@ class RunArtifacts:
                 continue
             backbone = parts[1] if len(parts) == 4 else None
             method, seed = parts[-2], int(parts[-1].removeprefix("seed"))
-            found.append(FitInfo(backbone, method, seed, self.output(name, "run")))
+            record = StageRecord(**self._stages[name])
+            found.append(Fit(backbone, method, seed, self.output(name, "run"), record))
         return found
 
-    def fit(self, method: str, backbone: str | None = None, seed: int = 0) -> FitInfo:
+    def fit(self, method: str, backbone: str | None = None, seed: int = 0) -> Fit:
         """The model of ``method`` and ``seed`` on ``backbone`` (None: the first trained).
 
         ID-agnostic methods have no backbone: any ``backbone`` finds them.

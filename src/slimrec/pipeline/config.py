@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from slimrec.data import PrepareConfig
 from slimrec.data.loaders import DataSource
 from slimrec.errors import SlimrecError
+from slimrec.eval.order import Perturbation
 from slimrec.eval.results import DEFAULT_TABLE_METRICS
 from slimrec.llm.backends import SamplingConfig, TeacherConfig
 from slimrec.methods import METHODS, Method, Needs, get_method
@@ -99,6 +100,19 @@ class EvalSection(BaseModel):
     ks: tuple[int, ...] = Field((10, 20), description="Cut-offs K of NDCG@K and Hit@K.")
 
 
+class DiagnoseSection(BaseModel):
+    """Diagnostics run on every fitted model after training (see ``slimrec diagnose``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    order: list[Perturbation] = Field(
+        default_factory=list,
+        description="Order-sensitivity tests to run (shuffle, reverse, shuffle-keep-last): "
+        "each fit scored on perturbed test histories; a report section each.",
+    )
+    repeats: int = Field(3, ge=1, description="Permutations per user, averaged.")
+
+
 class ReportSection(BaseModel):
     """What report.md shows."""
 
@@ -154,6 +168,9 @@ class RunConfig(BaseModel):
         "come from `backbones`, `seeds` and `eval`.",
     )
     eval: EvalSection = Field(default_factory=EvalSection, description="Test protocols.")
+    diagnose: DiagnoseSection = Field(
+        default_factory=DiagnoseSection, description="Diagnostics of the fitted models."
+    )
     report: ReportSection = Field(default_factory=ReportSection, description="The report.")
 
     @model_validator(mode="before")

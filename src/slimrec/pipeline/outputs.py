@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -18,28 +18,14 @@ import numpy as np
 from slimrec.eval.bootstrap import Interval, paired_bootstrap
 from slimrec.eval.results import ResultTable
 from slimrec.io import write_json_atomic, write_text_atomic
-from slimrec.methods import METHODS
+from slimrec.pipeline.artifacts import Fit
 from slimrec.pipeline.config import RunConfig
 from slimrec.pipeline.plots import group_shares, plot_popularity, popularity_groups
-from slimrec.pipeline.report import IntervalFn, hardware, render_report, run_label
+from slimrec.pipeline.report import IntervalFn, hardware, render_report
 from slimrec.pipeline.stage import StageRecord
 from slimrec.training.trainer import PER_USER
 
 REPORT_FILES = ("report.md", "results.json", "popularity.png")
-
-
-@dataclass(frozen=True)
-class Fit:
-    """One fitted model: which backbone (``None``: ID-agnostic), method and seed, where."""
-
-    backbone: str | None
-    method: str
-    seed: int
-    record: StageRecord
-
-    @property
-    def label(self) -> str:
-        return run_label(self.backbone, self.method)
 
 
 def result_table(fits: Sequence[Fit], dataset: str) -> ResultTable:
@@ -57,7 +43,7 @@ def interval_finder(fits: Sequence[Fit], run_dir: Path) -> IntervalFn:
     test metrics (seeds both have, in order; None where a run predates those files)."""
     files: dict[str, dict[int, Path]] = {}
     for fit in fits:
-        run = run_dir / fit.record.folder / fit.record.outputs["run"]
+        run = fit.folder
         files.setdefault(fit.label, {})[fit.seed] = run / PER_USER
     loaded: dict[Path, Any] = {}
 
@@ -139,7 +125,7 @@ def popularity_shares(
     shares: dict[str, dict[str, list[float]]] = {}
     cached: dict[str, list[float]] = {}
     for fit in chosen:
-        run = run_dir / fit.record.folder / fit.record.outputs["run"]
+        run = fit.folder
         items, _ = recommend(run, data, users, top_k, history="test")
         cached[fit.label] = group_shares(items, groups, n_groups).round(6).tolist()
     panels = list(dict.fromkeys(f.backbone for f in chosen if f.backbone)) or ["ID-agnostic"]
@@ -148,6 +134,13 @@ def popularity_shares(
         series["test targets"] = group_shares(targets, groups, n_groups).round(6).tolist()
         shares[panel] = series
     return shares
+
+
+def legend(config: RunConfig, method: str) -> str:
+    """A method's description, with the run's own settings of it when it has any."""
+    options = config.method_options.get(method)
+    settings = ", ".join(f"{k}: {v}" for k, v in (options or {}).items())
+    return config.method(method).description + (f" (this run: {settings})" if settings else "")
 
 
 def write_outputs(
@@ -200,11 +193,16 @@ def write_outputs(
         top_k=rep.top_k,
         hw=hw,
         date=date,
-        legend={m: METHODS[m].description for m in config.methods},
+        legend={m: legend(config, m) for m in config.methods},
         intervals=interval_finder(fits, run_dir),
         n_test_users=data.n_users,
         quality=quality,
         samples=samples,
+        diagnostics=[
+            (run_dir / r.folder / r.outputs["table"]).read_text(encoding="utf-8")
+            for r in records
+            if r.kind == "diagnose"
+        ],
     )
     write_text_atomic(folder / "report.md", markdown)
     results = {

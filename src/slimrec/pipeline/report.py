@@ -177,6 +177,17 @@ def per_protocol_tables(
     return parts
 
 
+def other_methods(
+    table: ResultTable, backbones: Sequence[str], protocols: Sequence[str]
+) -> list[str]:
+    """Methods trained on a backbone that none of SLIM's tables shows (LLM-SRec, ...)."""
+    shown = {*MAIN_COLUMNS, *ABLATION_COLUMNS, *CONTROL_COLUMNS}
+    prefixes = tuple(f"{b}/" for b in backbones)
+    labels = [m for p in protocols for m in (table.methods(protocol=p) if table.runs else [])]
+    found = [label.split("/", 1)[1] for label in labels if label.startswith(prefixes)]
+    return [m for m in dict.fromkeys(found) if m not in shown]
+
+
 def caveat(n_test_users: int, n_seeds: int) -> str | None:
     """One line when the tables rest on too few users or seeds to read small differences."""
     if n_test_users >= MIN_USERS and n_seeds >= MIN_SEEDS:
@@ -310,12 +321,14 @@ def render_report(
     n_test_users: int | None = None,
     quality: Sequence[dict[str, Any]] = (),
     samples: dict[str, str] | None = None,
+    diagnostics: Sequence[str] = (),
 ) -> str:
     """The whole report.md.
 
     ``intervals``: paired bootstrap intervals between fits (None: ratios of means only);
     ``n_test_users`` for the caveat; ``quality`` rows of :func:`rationale_quality_table`
-    and ``samples`` (source -> one user's rationale, the same user for each source).
+    and ``samples`` (source -> one user's rationale, the same user for each source);
+    ``diagnostics``: finished markdown sections (the order-sensitivity tables).
     """
     date = date or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     stats = ", ".join(
@@ -370,6 +383,22 @@ def render_report(
             "only where it beats both, with an interval that excludes zero.\n"
         )
         out.extend(controls)
+    others = other_methods(table, backbones, protocols)
+    if others:
+        out.append("## Other methods against the plain backbone\n")
+        out.extend(
+            per_protocol_tables(
+                table,
+                backbones,
+                protocols,
+                {"backbone": "Backbone"} | {m: m for m in others},
+                needs=others,
+                metrics=metrics,
+                digits=digits,
+                improvements=[(m, "backbone") for m in others],
+                intervals=intervals,
+            )
+        )
     agnostic = id_agnostic_table(table, protocols, metrics, digits)
     if agnostic:
         out.append("## ID-agnostic SLIM (text matching, no item IDs)\n")
@@ -396,6 +425,7 @@ def render_report(
         if plot_file:
             out.append(f"![recommendations by item popularity]({plot_file})\n")
         out.append(popularity_table(popularity, top_k))
+    out.extend(diagnostics)
     out.append("## Cost of each stage\n")
     out.append(
         "Wall time when each stage was computed (a cached stage costs nothing again); "

@@ -14,10 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slimrec.config import config_hash, save_yaml
+from slimrec.eval.order import OrderConfig
 from slimrec.io import atomic_path
+from slimrec.methods import Method, get_method
 from slimrec.pipeline import stages
+from slimrec.pipeline.artifacts import Fit
 from slimrec.pipeline.config import RunConfig
-from slimrec.pipeline.outputs import Fit, write_outputs
+from slimrec.pipeline.outputs import write_outputs
 from slimrec.pipeline.stage import StageRecord, StageRunner
 
 
@@ -88,43 +91,62 @@ def run_pipeline(
         )
         user_tables[(source, field)] = (path(rec, "table"), rec.key)
 
+    done: dict[tuple[str | None, str, int], Fit] = {}
+
+    def fit(method: Method, backbone: str, seed: int) -> Fit:
+        """Train (or reuse) one method on one backbone and seed, its teacher first."""
+        needs = method.needs()
+        on = backbone if needs.per_backbone else None
+        if (on, method.name, seed) in done:
+            return done[(on, method.name, seed)]
+        teacher = None
+        if needs.teacher:
+            listed = needs.teacher in config.methods
+            teacher_method = config.method(needs.teacher) if listed else get_method(needs.teacher)
+            trained = fit(teacher_method, backbone, seed)
+            teacher = (trained.folder, trained.record.key)
+        train = config.train.model_copy(
+            update={
+                "backbone": backbone,
+                "seed": seed,
+                "test_protocols": config.eval.protocols,
+                "ks": config.eval.ks,
+                # Text is fused only where the rationale has not seen the target.
+                "rationale_holdout": config.teacher.prompt.hold_out_last if needs.user_text else 0,
+            }
+        )
+        name = f"fit/{on}/{method.name}/seed{seed}" if on else f"fit/{method.name}/seed{seed}"
+        rec = runner.run(
+            name,
+            *stages.fit_stage(
+                method,
+                config.method_options.get(method.name, {}),
+                train,
+                data_dir,
+                prep.key,
+                items if needs.item_text else None,
+                user_tables[needs.user_text] if needs.user_text else None,
+                teacher,
+            ),
+        )
+        done[(on, method.name, seed)] = Fit(
+            on, method.name, seed, run_dir / rec.folder / rec.outputs["run"], rec
+        )
+        return done[(on, method.name, seed)]
+
     fits = []
     for backbone in config.backbones:
         for method in config.chosen_methods():
-            needs = method.needs()
-            if not needs.per_backbone and backbone != config.backbones[0]:
+            if not method.needs().per_backbone and backbone != config.backbones[0]:
                 continue  # no backbone in it: fitted once, not once per backbone
-            for seed in config.seeds:
-                train = config.train.model_copy(
-                    update={
-                        "backbone": backbone,
-                        "seed": seed,
-                        "test_protocols": config.eval.protocols,
-                        "ks": config.eval.ks,
-                        # Text is fused only where the rationale has not seen the target.
-                        "rationale_holdout": (
-                            config.teacher.prompt.hold_out_last if needs.user_text else 0
-                        ),
-                    }
-                )
-                users = user_tables[needs.user_text] if needs.user_text else None
-                name = f"fit/{method.name}/seed{seed}"
-                if needs.per_backbone:
-                    name = f"fit/{backbone}/{method.name}/seed{seed}"
-                rec = runner.run(
-                    name,
-                    *stages.fit_stage(
-                        method,
-                        config.method_options.get(method.name, {}),
-                        train,
-                        data_dir,
-                        prep.key,
-                        items if needs.item_text else None,
-                        users,
-                    ),
-                )
-                on = backbone if needs.per_backbone else None
-                fits.append(Fit(on, method.name, seed, rec))
+            fits += [fit(method, backbone, seed) for seed in config.seeds]
+
+    for perturbation in config.diagnose.order:
+        order = OrderConfig(perturbation=perturbation, repeats=config.diagnose.repeats)
+        runner.run(
+            f"diagnose/order-{perturbation}",
+            *stages.order_stage(order, fits, data_dir, prep.key),
+        )
 
     upstream = list(runner.records)
     whole = config_hash(config)

@@ -17,7 +17,9 @@ from typing import Any
 from slimrec.backbones import backbone_revision
 from slimrec.data.loaders import DataSource
 from slimrec.data.loaders.embedded import EMBEDDED
+from slimrec.eval.order import OrderConfig
 from slimrec.methods import Method
+from slimrec.pipeline.artifacts import Fit
 from slimrec.pipeline.config import DataSection, RunConfig, TeacherSection
 
 Work = Callable[[Path], dict[str, Any]]
@@ -203,6 +205,23 @@ def user_embed_stage(
     return inputs, work
 
 
+def order_stage(config: OrderConfig, fits: list[Fit], data_dir: Path, data_key: str):
+    """The order-sensitivity diagnostic of every fit (``fits``: the runner's ``Fit`` list)."""
+    inputs = {
+        "data": data_key,
+        "fits": [f.record.key for f in fits],
+        "order": config.model_dump(mode="json"),
+    }
+
+    def work(folder: Path) -> dict[str, Any]:
+        from slimrec.pipeline.diagnose import write_order
+
+        table, rows = write_order(folder, fits, data_dir, config)
+        return {"table": table.name, "json": table.with_suffix(".json").name, "n": len(rows)}
+
+    return inputs, work
+
+
 def fit_stage(
     method: Method,
     options: dict[str, Any],
@@ -211,12 +230,14 @@ def fit_stage(
     data_key: str,
     items: tuple[Path, str] | None,
     users: tuple[Path, str] | None,
+    teacher: tuple[Path, str] | None = None,
 ):
     """One method, backbone and seed trained into the stage folder.
 
     ``options``: the run's settings of the method (none: its registered defaults);
     ``items`` / ``users``: (table file, stage key) of the text embeddings the method
-    reads, or ``None`` when it reads none.
+    reads, or ``None`` when it reads none; ``teacher``: (trained run folder, fit stage
+    key) of the run the method learns from.
     """
     inputs = {
         "data": data_key,
@@ -230,6 +251,8 @@ def fit_stage(
     inputs |= method.stage_inputs()
     if options:  # fits with a method's defaults keep their keys
         inputs["options"] = options
+    if teacher:
+        inputs["teacher"] = teacher[1]
 
     def work(folder: Path) -> dict[str, Any]:
         import numpy as np
@@ -242,6 +265,7 @@ def fit_stage(
             train,
             item_text=np.load(items[0]) if items else None,
             user_text=np.load(users[0]) if users else None,
+            teacher=teacher[0] if teacher else None,
         )
         results = method.fit(context, folder)
         keep = ("best_epoch", "epochs_run", "valid", "test")

@@ -13,7 +13,11 @@ class TrainConfig(LaterSettingsOmitted):
     """How to train one backbone. ``model`` holds the backbone's own options."""
 
     model_config = ConfigDict(extra="forbid")
-    LATER_OFF: ClassVar[dict[str, Any]] = {"mask_history": True, "rationale_holdout": 0}
+    LATER_OFF: ClassVar[dict[str, Any]] = {
+        "mask_history": True,
+        "rationale_holdout": 0,
+        "pairs": "all",
+    }
 
     backbone: str = Field(
         "sasrec", description="gru4rec | sasrec | srgnn, '+' for the text-fused variant."
@@ -46,6 +50,11 @@ class TrainConfig(LaterSettingsOmitted):
     layout: Literal["auto", "prefix", "causal"] = Field(
         "auto",
         description="Training examples: causal windows where the backbone allows, or prefixes.",
+    )
+    pairs: Literal["all", "last"] = Field(
+        "all",
+        description="Training pairs per epoch: every (history -> next item) pair of the "
+        "training part, or only each user's last one (LLM-SRec's protocol; prefix layout).",
     )
     ks: tuple[int, ...] = Field((10, 20), description="Cut-offs of the reported metrics.")
     mask_history: bool = Field(

@@ -69,6 +69,21 @@ class Examples:
             self.seqs[keep], self.lengths[keep], self.targets[keep], self.users[keep], keep[keep]
         )
 
+    def last_per_user(self) -> Examples:
+        """Each user's last row only (prefix rows: the pair predicting the user's last
+        training item)."""
+        if self.targets.dim() != 1:
+            raise ValueError("only prefix examples have one pair per row")
+        users = self.users.numpy()
+        keep = torch.from_numpy(np.r_[users[1:] != users[:-1], True]) if len(users) else self.fuse
+        return Examples(
+            self.seqs[keep],
+            self.lengths[keep],
+            self.targets[keep],
+            self.users[keep],
+            self.fuse[keep],
+        )
+
 
 def prefix_examples(histories: list[np.ndarray], max_len: int, hold_out: int = 0) -> Examples:
     """One row per (history, next item) pair inside each training sequence."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from slimrec.config import config_hash, load_yaml, save_yaml
 from slimrec.data.prepared import PreparedDataset
 from slimrec.errors import ConfigError
 from slimrec.eval import EvalConfig, per_user_metrics, summarize
+from slimrec.eval.protocol import UserScoreFn
 from slimrec.io import atomic_path, write_json_atomic
 from slimrec.training.config import TrainConfig
 from slimrec.training.examples import Examples, causal_examples, prefix_examples
@@ -115,6 +117,12 @@ class Trainer:
         examples = build(histories, cfg.max_len, hold_out)
         if hold_out and not self.model_.reads_history:
             examples = examples.only_fused()  # text is all it has: no leaky targets at all
+        if cfg.pairs == "last":
+            if mode != "prefix":
+                raise ConfigError(
+                    "pairs: last needs the prefix layout", where=self.out, fix="set layout: prefix"
+                )
+            examples = examples.last_per_user()
         if examples.n_pairs == 0:
             raise ConfigError(
                 "no training pairs: every training sequence has a single item",
@@ -212,22 +220,10 @@ class Trainer:
         self, data: PreparedDataset, split: str, config: EvalConfig
     ) -> dict[str, np.ndarray]:
         """Every metric of the current model for every user of ``valid`` or ``test``."""
-        model = self.model_
-        model.eval()
-        device = next(model.parameters()).device
+        self.model_.eval()
         histories, targets = data.split(split)  # type: ignore[arg-type]
-
-        def score(
-            seqs: torch.Tensor, candidates: torch.Tensor | None, users: torch.Tensor
-        ) -> torch.Tensor:
-            seqs, users = seqs.to(device), users.to(device)
-            lengths = (seqs > 0).sum(1).clamp(min=1)
-            if candidates is None:
-                return model.full_sort_predict(seqs, lengths, users).float().cpu()
-            return model.predict(seqs, lengths, candidates.to(device), users).float().cpu()
-
         return per_user_metrics(
-            score,
+            model_scorer(self.model_),
             histories,
             targets,
             data.n_items,
@@ -357,3 +353,32 @@ def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def model_scorer(model: SequentialRecommender) -> UserScoreFn:
+    """The evaluation's score function of ``model`` (right-padded histories, candidates or
+    None for the whole catalog, the batch's users), scored on the model's device."""
+    device = next(model.parameters()).device
+
+    def score(seqs: torch.Tensor, candidates: torch.Tensor | None, users: torch.Tensor):
+        seqs, users = seqs.to(device), users.to(device)
+        lengths = (seqs > 0).sum(1).clamp(min=1)
+        if candidates is None:
+            return model.full_sort_predict(seqs, lengths, users).float().cpu()
+        return model.predict(seqs, lengths, candidates.to(device), users).float().cpu()
+
+    return score
+
+
+def model_user_vectors(
+    model: SequentialRecommender,
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``(histories [B, L], users [B]) -> [B, d]``: the user vectors ``model`` scores with."""
+    device = next(model.parameters()).device
+
+    def vectors(seqs: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
+        seqs, users = seqs.to(device), users.to(device)
+        lengths = (seqs > 0).sum(1).clamp(min=1)
+        return model.user_vectors(seqs, lengths, users).float().cpu()
+
+    return vectors

@@ -93,11 +93,7 @@ class HFBackend:
     @property
     def model_id(self) -> str:
         if self._model_id is None:
-            from slimrec.llm.models import MODELS
-
-            name = self.model_name
-            if name not in MODELS:  # a folder: its name and a fingerprint of its weights
-                name = f"{Path(name).name}@{_weights_hash(Path(name))}"
+            name = model_identity(self.model_name)
             if self.adapter:
                 name += f"+lora@{_weights_hash(Path(self.adapter))}"
             self._model_id = f"hf:{name}"
@@ -291,6 +287,14 @@ def _stop_ids(tok: Any, model: Any) -> set[int]:
     vocab = tok.get_vocab()
     ids.update(vocab[t] for t in TURN_END if t in vocab)
     return ids
+
+
+def model_identity(name: str) -> str:
+    """What identifies a model in cache keys: a shipped name as is, a folder as its name
+    and a fingerprint of its weights."""
+    from slimrec.llm.models import MODELS
+
+    return name if name in MODELS else f"{Path(name).name}@{_weights_hash(Path(name))}"
 
 
 def _weights_hash(folder: Path) -> str:

@@ -1,0 +1,43 @@
+"""The settings of LLM-SRec (Kim et al., "Lost in Sequence", KDD 2025).
+
+Paper values (the authors' code) where the CPU allows them; see
+../shared/specs/llm-srec.md, Sec. 5.3. Training settings shared with every method
+(epochs, batch size, learning rate, early stopping, seed) come from the run's ``train``
+section, as for the other methods; these are LLM-SRec's own.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from slimrec.methods.base import MethodConfig
+
+
+class LLMSRecConfig(MethodConfig):
+    """One LLM-SRec variant."""
+
+    llm: str = Field(
+        "smollm2-135m",
+        description="The frozen causal LM: a shipped name (`slimrec models`) or a local "
+        "Hugging Face folder (the paper: Llama-3.2-3B-Instruct).",
+    )
+    history_items: int = Field(
+        10, ge=1, description="Most recent items in the user prompt (the paper: 10)."
+    )
+    verb: str = Field("purchased", description="What users did: 'purchased', 'watched', ...")
+    max_title_chars: int = Field(120, ge=8, description="Titles are cut to this length.")
+    rep_dim: int = Field(128, ge=1, description="Width of the user and item vectors.")
+    head_hidden: int = Field(2048, ge=1, description="Hidden width of the read-out MLPs.")
+    train_negatives: int = Field(3, ge=1, description="Negatives per training pair.")
+    distill_weight: float = Field(
+        1.0, ge=0, description="Weight of the MSE towards the teacher's user vector."
+    )
+    uniform_weight: float = Field(1.0, ge=0, description="Weight of the uniformity terms.")
+    uniformity_t: float = Field(2.0, gt=0, description="t of exp(-t ||x_i - x_j||^2).")
+    encode_batch_size: int = Field(64, ge=1, description="Prompts per LLM forward at scoring.")
+    # Training settings of its own: the run's `train` section suits ID backbones (many
+    # cheap epochs); an LLM-SRec epoch is one LLM forward and backward per user.
+    epochs: int = Field(3, ge=1, description="Epochs (the paper: 10).")
+    batch_size: int = Field(8, ge=1, description="Users per step (the paper: 20).")
+    lr: float = Field(1e-4, gt=0, description="Adam learning rate (the paper: 1e-4).")
+    patience: int = Field(2, ge=1, description="Epochs without a better validation score.")

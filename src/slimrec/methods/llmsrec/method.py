@@ -1,0 +1,124 @@
+"""LLM-SRec as a registered method: a frozen LLM distilled towards a trained SASRec.
+
+Its teacher is the run's own ``backbone`` fit on the same backbone and seed (the pipeline
+trains it, or reuses it when ``backbone`` is listed too). Training goes through the
+shared trainer (resumable, early stopped on validation NDCG@10, tested under every
+protocol) with one pair per user and epoch (each user's last training item, as the
+authors' code), in the prefix layout; the run folder keeps only the trainable parts,
+the teacher's folder (relative) and the item titles, so :meth:`LLMSRecMethod.load`
+rebuilds the model with the same LLM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from slimrec.backbones import SequentialRecommender
+from slimrec.config import load_yaml
+from slimrec.data import PreparedDataset
+from slimrec.errors import ConfigError
+from slimrec.io import write_json_atomic
+from slimrec.llm.backends.hf import model_identity
+from slimrec.llm.soft_prompt import FrozenLM
+from slimrec.methods.base import FitContext, Method, Needs
+from slimrec.methods.fitting import STRUCTURE, check_backbone_options, trainer_config
+from slimrec.methods.llmsrec.config import LLMSRecConfig
+from slimrec.methods.llmsrec.model import PROMPT_VERSION, LLMSRec
+from slimrec.methods.load import load_model
+from slimrec.training import ModelRecipe, TrainConfig, Trainer
+
+TITLES = "titles.json"
+
+
+def item_titles(data: PreparedDataset) -> list[str]:
+    """``titles[i]`` = item ``i``'s title (its raw id when it has none); ``titles[0] = ""``."""
+    items = data.items.set_index("item")
+    titles = [""] * (data.n_items + 1)
+    has_title = "title" in items.columns
+    for item, row in items.iterrows():
+        title = str(row["title"]) if has_title and isinstance(row["title"], str) else ""
+        titles[int(item)] = title.strip() or f"item {row['raw_id']}"
+    return titles
+
+
+class LLMSRecMethod(Method[LLMSRecConfig]):
+    """See the module docstring."""
+
+    config_cls = LLMSRecConfig
+
+    def needs(self) -> Needs:
+        return Needs(teacher="backbone")
+
+    def distils(self) -> bool:
+        return bool(self.config.distill_weight or self.config.uniform_weight)
+
+    def train_config(self, train: TrainConfig) -> TrainConfig:
+        c = self.config
+        update = {"epochs": c.epochs, "batch_size": c.batch_size, "lr": c.lr}
+        update |= {"patience": c.patience, "pairs": "last", "layout": "prefix"}
+        return trainer_config(self.name, train).model_copy(update=update)
+
+    def check(self, train: TrainConfig) -> None:
+        check_backbone_options(trainer_config(self.name, train))  # the teacher's options
+
+    def fit(self, context: FitContext, out: Path) -> dict[str, Any]:
+        if context.teacher is None:
+            raise ConfigError(
+                f"method {self.name!r} needs a trained teacher run (the 'backbone' fit)",
+                fix="train it through `slimrec run`, or pass FitContext(teacher=...)",
+            )
+        cfg = self.train_config(context.train)
+        teacher_dir = Path(context.teacher)
+        teacher_key = json.loads((teacher_dir / "results.json").read_text())["key"]
+        llm = self.llm_folder()
+        titles = item_titles(context.data)
+
+        def build(data: PreparedDataset) -> SequentialRecommender:
+            return self.build(llm, titles, teacher_dir, cfg.device)
+
+        recipe = ModelRecipe(
+            build,
+            key=(PROMPT_VERSION, model_identity(str(llm)), teacher_key, self.config.model_dump()),
+            structure={
+                "method": self.name,
+                "config": self.config.model_dump(),
+                "teacher": os.path.relpath(teacher_dir, out),
+                "prompt": PROMPT_VERSION,
+            },
+        )
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out / TITLES, titles)
+        return {**Trainer(cfg, out, recipe).fit(context.data), "method": self.name}
+
+    def llm_folder(self) -> Path:
+        from slimrec.student.lora import resolve_base
+
+        return resolve_base(self.config.llm)
+
+    def build(
+        self, llm: Path, titles: list[str], teacher_dir: Path, device: str = "cpu"
+    ) -> LLMSRec:
+        """The model (fresh trainable parts) over the frozen LLM and teacher."""
+        where = "cuda" if device == "auto" and torch.cuda.is_available() else device
+        where = "cpu" if where == "auto" else where
+        teacher = load_model(teacher_dir, device=where)
+        with torch.inference_mode():
+            cf_items = teacher.item_encoder().clone()
+        lm = FrozenLM(llm, device=where)
+        return LLMSRec(
+            lm, titles, cf_items.clone(), self.config, teacher if self.distils() else None
+        )
+
+    def load(self, folder: Path, *, device: str = "cpu") -> SequentialRecommender:
+        saved = json.loads((folder / STRUCTURE).read_text())
+        titles = json.loads((folder / TITLES).read_text())
+        cfg = load_yaml(TrainConfig, folder / "config.yaml")
+        del cfg  # its settings are in the state; loaded for the check that it is a run
+        model = self.build(self.llm_folder(), titles, (folder / saved["teacher"]).resolve(), device)
+        model.load_state_dict(torch.load(folder / "best.pt", map_location=device))
+        return model.to(device).eval()

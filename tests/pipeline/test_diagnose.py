@@ -1,0 +1,69 @@
+"""`slimrec diagnose order` on a finished run: every fit, the anchors, files written."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from tests.cli_helpers import run
+
+
+def test_order_diagnostic_covers_every_fit_and_text_matching_never_moves(tiny_run, capsys):
+    code, out, _ = run(["diagnose", "order", "--run", str(tiny_run), "--repeats", "2"], capsys)
+    assert code == 0 and "### full" in out and "### sampled" in out
+    saved = json.loads((tiny_run / "diagnose" / "order-shuffle.json").read_text())
+    fits = {(f["method"], f["protocol"]): f for f in saved["fits"]}
+    assert {m for m, _ in fits} == {"backbone", "slim", "text-matching"}
+    matching = fits[("text-matching", "full")]
+    assert all(v == 0.0 for v in matching["change_pct"].values())
+    assert abs(matching["cosine"] - 1.0) < 1e-6
+    assert fits[("backbone", "full")]["cosine"] < 1.0  # SASRec reads the order
+    assert (tiny_run / "diagnose" / "order-shuffle.md").read_text().startswith("## Order")
+
+
+def test_a_bad_perturbation_is_one_line_and_exit_2(tiny_run, capsys):
+    code, _, err = run(
+        ["diagnose", "order", "--run", str(tiny_run), "--perturbation", "sort"], capsys
+    )
+    assert code == 2 and "perturbation" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_pipeline_runs_the_diagnostic_as_a_cached_stage_and_reports_it(tiny_run, tmp_path):
+    from slimrec.pipeline import run_pipeline
+    from slimrec.pipeline.artifacts import RunArtifacts
+
+    folder = tmp_path / "run"
+    shutil.copytree(tiny_run, folder)
+    saved = RunArtifacts(folder).config
+    config = saved.model_dump() | {"diagnose": {"order": ["reverse"], "repeats": 1}}
+    config = type(saved).model_validate(config)
+    outcome = run_pipeline(config, folder, echo=lambda _: None)
+    status = outcome.status()
+    assert status["diagnose/order-reverse"] == "ran"
+    assert {s for name, s in status.items() if name.startswith("fit/")} == {"cached"}
+    report = outcome.report.read_text()
+    assert "## Order sensitivity: reverse of the test histories" in report
+    again = run_pipeline(config, folder, echo=lambda _: None)
+    assert again.status()["diagnose/order-reverse"] == "cached"
+
+
+def test_llm_srec_in_a_run_trains_its_teacher_first_and_is_diagnosed(tiny_run, lively_lm, tmp_path):
+    from slimrec.pipeline import run_pipeline
+    from slimrec.pipeline.artifacts import RunArtifacts
+
+    folder = tmp_path / "run"
+    shutil.copytree(tiny_run, folder)
+    small = {"llm": str(lively_lm), "rep_dim": 8, "head_hidden": 16, "epochs": 1}
+    config = RunArtifacts(folder).config.model_dump()
+    config |= {"methods": [{"llm-srec": small}], "diagnose": {"order": ["shuffle"], "repeats": 1}}
+    config = type(RunArtifacts(folder).config).model_validate(config)
+    outcome = run_pipeline(config, folder, echo=lambda _: None)
+    status = outcome.status()
+    # The teacher is the run's own SASRec fit: the tiny run trained it, so it is reused.
+    assert status["fit/sasrec/backbone/seed0"] == "cached"
+    assert status["fit/sasrec/llm-srec/seed0"] == "ran"
+    assert "llm-srec" in outcome.report.read_text()
+    order = json.loads(
+        next((folder / "stages").glob("diagnose-order-shuffle-*/order-shuffle.json")).read_text()
+    )
+    assert {f["method"] for f in order["fits"]} == {"llm-srec"}
