@@ -43,9 +43,9 @@ from slimrec.data.loaders import DataSource, load_dataset
 from slimrec.llm.backends.base import ChatRequest, SamplingConfig
 from slimrec.llm.backends.hf import HFBackend
 from slimrec.llm.decode import _new_cache, common_prefix_length
-from slimrec.llm.parse import parse_rationale
-from slimrec.llm.prompts import PromptConfig
-from slimrec.llm.teach import user_prompts
+from slimrec.methods.slim.parse import parse_rationale
+from slimrec.methods.slim.prompts import PromptConfig
+from slimrec.methods.slim.teach import user_prompts
 
 MOVIES = PromptConfig(domain="movies", verb="watched", category_noun="genres")
 

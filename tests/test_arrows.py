@@ -10,10 +10,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "slimrec"
 LAYERS = [
     {"errors"},
     {"io"},
-    {"config", "wheels"},
+    {"config", "wheels", "hub"},
     {"data", "eval", "backbones", "text"},
     {"llm", "training"},
-    {"student"},
     {"methods"},
     {"pipeline"},
     {"serve"},

@@ -240,8 +240,8 @@ def teach(
     ),
 ) -> None:
     """Ask the teacher LLM for step-by-step rationales; cached and resumable."""
-    from slimrec.llm.backends import TeacherConfig
-    from slimrec.llm.teach import teach as run_teach
+    from slimrec.methods.slim.teach import TeacherConfig
+    from slimrec.methods.slim.teach import teach as run_teach
 
     flags = {"backend": backend, "model": model, "base_url": base_url}
     cfg = _config(TeacherConfig, config, flags | {"concurrency": concurrency})
@@ -275,7 +275,7 @@ def distill_student(
     text_encoder: str = typer.Option("all-minilm-l6-v2", help="Sentence encoder of the report."),
 ) -> None:
     """LoRA-distil the teacher's rationales into the small student LM; resumes if interrupted."""
-    from slimrec.student import StudentConfig, distill
+    from slimrec.methods.slim.student import StudentConfig, distill
 
     flags = {"base_model": base_model, "epochs": epochs, "lr": lr, "batch_size": batch_size}
     flags |= {"grad_accum": grad_accum, "max_length": max_length, "lora_rank": lora_rank}
@@ -288,7 +288,7 @@ def distill_student(
         f"adapter in {results['adapter']}"
     )
     if report:
-        from slimrec.student.quality import run_quality
+        from slimrec.methods.slim.student.quality import run_quality
         from slimrec.text import TextEncoder
         from slimrec.text.encoder import default_cache
 
@@ -402,7 +402,7 @@ def reason_cmd(
     config: Path | None = typer.Option(None, help="A ReasonConfig YAML; flags override it."),
 ) -> None:
     """The student writes a rationale for every user; resumable in shards."""
-    from slimrec.student.reason import ReasonConfig, reason
+    from slimrec.methods.slim.student.reason import ReasonConfig, reason
 
     flags = {"adapter": str(adapter) if adapter else None, "base_model": base_model}
     flags |= {"batch_size": batch_size, "threads": threads, "dtype": dtype}

@@ -185,7 +185,7 @@ def test_registry_entries_are_pinned_and_licensed():
 def test_shipped_model_resolves_and_answers(name, monkeypatch):
     from slimrec.llm.backends.base import ChatRequest, SamplingConfig
     from slimrec.llm.backends.hf import HFBackend
-    from slimrec.llm.prompts import build_prompt
+    from slimrec.methods.slim.prompts import build_prompt
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     folder = resolve_model(name)  # the shared user cache: converted once per machine

@@ -9,9 +9,10 @@ import pytest
 from tests.llm.fault_server import MODEL, FaultServer, Reply, answer, error, user_text
 
 from slimrec.errors import SlimrecError
-from slimrec.llm.backends import TeacherConfig, build_backend
+from slimrec.llm.backends import build_backend
 from slimrec.llm.backends.base import ChatRequest, LLMError, SamplingConfig
 from slimrec.llm.backends.openai_backend import OpenAIBackend
+from slimrec.methods.slim.teach import TeacherConfig
 
 FAST = {"backoff_base_s": 0.01, "backoff_max_s": 0.05, "timeout_s": 5.0}
 

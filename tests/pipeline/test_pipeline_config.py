@@ -112,8 +112,8 @@ def test_teacher_section_is_a_teacher_config():
 
 
 def test_reason_section_is_the_student_reason_config_less_what_the_pipeline_fills():
+    from slimrec.methods.slim.student.reason import ReasonConfig
     from slimrec.pipeline.config import ReasonSection
-    from slimrec.student.reason import ReasonConfig
 
     filled = {"base_model", "adapter", "prompt", "users"}
     assert set(ReasonSection.model_fields) == set(ReasonConfig.model_fields) - filled

@@ -8,7 +8,7 @@ import threading
 import httpx
 
 from slimrec.llm.backends.base import Completion, SamplingConfig
-from slimrec.llm.prompts import PromptConfig
+from slimrec.methods.slim.prompts import PromptConfig
 from slimrec.serve.app import create_app
 from slimrec.serve.explainer import Explainer
 

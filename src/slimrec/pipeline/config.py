@@ -17,9 +17,10 @@ from slimrec.data.loaders import DataSource
 from slimrec.errors import SlimrecError
 from slimrec.eval.order import Perturbation
 from slimrec.eval.results import DEFAULT_TABLE_METRICS
-from slimrec.llm.backends import SamplingConfig, TeacherConfig
+from slimrec.llm.backends import SamplingConfig
 from slimrec.methods import METHODS, Method, Needs, get_method
-from slimrec.student import StudentConfig
+from slimrec.methods.slim.student import StudentConfig
+from slimrec.methods.slim.teach import TeacherConfig
 from slimrec.text import DEFAULT_ENCODER
 from slimrec.training import TrainConfig
 

@@ -70,7 +70,7 @@ def rationale_quality(
     and one user's rationale from each (the first user both wrote for)."""
     import pandas as pd
 
-    from slimrec.student.sft_data import repeated_lines
+    from slimrec.methods.slim.student.sft_data import repeated_lines
 
     caps = {
         "teach": ("teacher", config.teacher.sampling.max_new_tokens),

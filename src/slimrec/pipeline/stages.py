@@ -52,7 +52,7 @@ def source_fingerprint(source: DataSource) -> list[tuple[str, int, int]] | str:
     prepare stage and everything after it.
     """
     if source.dataset in EMBEDDED and source.format in ("auto", "embedded"):
-        return source.dataset
+        return EMBEDDED[source.dataset].fingerprint
     from slimrec.data.loaders import resolve_path
 
     paths = [resolve_path(source.dataset)]
@@ -85,7 +85,7 @@ def teach_stage(teacher: TeacherSection, data_dir: Path, data_key: str, run_dir:
     inputs = {"data": data_key, "teacher": teacher.model_dump(mode="json", exclude=TEACHER_RUNTIME)}
 
     def work(folder: Path) -> dict[str, Any]:
-        from slimrec.llm.teach import teach
+        from slimrec.methods.slim.teach import teach
 
         # The answer cache ($SLIMREC_CACHE/llm-answers.sqlite) makes an interrupted
         # teacher resume and a changed user count ask only for the new users.
@@ -123,7 +123,7 @@ def distill_stage(config: RunConfig, rationales: Path, teach_key: str):
     }
 
     def work(folder: Path) -> dict[str, Any]:
-        from slimrec.student import distill
+        from slimrec.methods.slim.student import distill
 
         results = distill(rationales, student, folder)
         keep = ("best_epoch", "valid_loss", "valid_loss_base", "epochs_run", "n_train", "train_s")
@@ -143,7 +143,7 @@ def reason_stage(config: RunConfig, data_dir: Path, data_key: str, adapter: Path
     }
 
     def work(folder: Path) -> dict[str, Any]:
-        from slimrec.student.reason import ReasonConfig, reason
+        from slimrec.methods.slim.student.reason import ReasonConfig, reason
 
         cfg = ReasonConfig(
             base_model=config.student.base_model,

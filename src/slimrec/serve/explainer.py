@@ -3,7 +3,7 @@
 A known user's rationale is the row the run wrote for them (the student's, or the
 teacher's for ``slim-``). A new history gets one from the distilled student (base model
 plus the run's LoRA adapter, prompted exactly as in training:
-:func:`slimrec.llm.prompts.build_prompt` with the run's prompt settings and greedy
+:func:`slimrec.methods.slim.prompts.build_prompt` with the run's prompt settings and greedy
 decoding), embedded by the run's sentence encoder so the model can score with it.
 
 Generation is slow (seconds on a CPU), so it never runs on the event loop: requests go
@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from slimrec.llm.backends.base import ChatRequest, SamplingConfig
-from slimrec.llm.parse import parse_rationale
-from slimrec.llm.prompts import PromptConfig, build_prompt
+from slimrec.methods.slim.parse import parse_rationale
+from slimrec.methods.slim.prompts import PromptConfig, build_prompt
 from slimrec.serve.batching import MicroBatcher
 
 
@@ -104,7 +104,7 @@ class Explainer:
     async def explain(self, items: Sequence[dict[str, str]]) -> Explanation:
         """The student's rationale for a history of items (their prompt text fields:
         title, and brand and categories where the run's prompt shows them, exactly as in
-        training; :func:`slimrec.llm.teach.prompt_items`).
+        training; :func:`slimrec.methods.slim.teach.prompt_items`).
 
         Must be awaited on one event loop (the pending count is not locked); raises
         :class:`Busy` when ``max_pending`` generations are already under way.

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from slimrec.data.prepared import PreparedDataset
 from slimrec.errors import ConfigError
-from slimrec.llm.teach import prompt_items
+from slimrec.methods.slim.teach import prompt_items
 from slimrec.pipeline.artifacts import RunArtifacts
 from slimrec.serve.catalog import Catalog, Item
 from slimrec.serve.explainer import Explainer, Explanation, known_rationales
@@ -107,7 +107,7 @@ class RecommendService:
         if not student or adapter is None:
             return None
         from slimrec.llm.backends.hf import HFBackend
-        from slimrec.student.reason import ReasonConfig, base_of
+        from slimrec.methods.slim.student.reason import ReasonConfig, base_of
         from slimrec.text import TextEncoder
 
         config = self.artifacts.config

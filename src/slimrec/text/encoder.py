@@ -14,7 +14,6 @@ processes (WAL mode lets several writers share the cache).
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 import sys
 import time
@@ -57,7 +56,15 @@ def resolve_encoder_path(name: str) -> tuple[str, str]:
     if Path(name).expanduser().is_dir():
         path = Path(name).expanduser().resolve()
         return f"{path.name}@{_folder_fingerprint(path)}", str(path)
-    return name, name  # a hub name: only where the user has internet
+    from slimrec.hub import hub_folder, is_hub_id
+
+    if is_hub_id(name):  # downloaded once into the Hub cache, then read from there
+        path = hub_folder(name)
+        return f"{name.split('@')[0]}@{_folder_fingerprint(path)}", str(path)
+    raise ConfigError(
+        f"unknown text encoder {name!r}: neither a packaged name, a folder nor a Hub id",
+        fix=f"use one of {sorted(PACKAGED_ENCODERS)}, a sentence-transformers folder or org/name",
+    )
 
 
 def default_cache() -> Path:
@@ -114,16 +121,17 @@ class TextEncoder:
 
     def _load(self):
         if self._st is None:
-            # Never reach for a hub when loading a local folder.
-            if Path(self._path).is_dir():
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
             try:
                 from sentence_transformers import SentenceTransformer
             except ImportError as e:
                 raise ConfigError(
                     "the text encoder needs sentence-transformers", fix="pip install slimrec"
                 ) from e
-            self._st = SentenceTransformer(self._path, device=self.device or "cpu")
+            # Always a local folder by now (Hub ids are resolved to their snapshot), so
+            # nothing needs the network, whatever HF_HUB_OFFLINE says.
+            self._st = SentenceTransformer(
+                self._path, device=self.device or "cpu", local_files_only=True
+            )
             if self.max_seq_length:
                 self._st.max_seq_length = self.max_seq_length
         return self._st

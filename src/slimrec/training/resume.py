@@ -1,7 +1,7 @@
 """What a resumable training loop keeps between runs: RNG states and its metrics log.
 
 Shared by the recommender trainer (:mod:`slimrec.training.trainer`) and the student's
-distillation (:mod:`slimrec.student.distill`): a killed run resumes with the random
+distillation (:mod:`slimrec.methods.slim.student.distill`): a killed run resumes with the random
 streams it had (CPU and every CUDA device), and the epochs it logged after its last
 checkpoint are dropped from ``metrics.jsonl`` before they are run again.
 """

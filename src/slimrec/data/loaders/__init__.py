@@ -22,10 +22,20 @@ from slimrec.data.loaders.benchmark import is_benchmark_folder, load_benchmark_f
 from slimrec.data.loaders.embedded import EMBEDDED, load_embedded
 from slimrec.data.loaders.generic import load_table
 from slimrec.data.loaders.movielens import detect_movielens, load_movielens
+from slimrec.data.loaders.recbole import inter_file, load_recbole
 from slimrec.errors import DataError
 
 Format = Literal[
-    "auto", "embedded", "benchmark", "movielens", "amazon", "csv", "tsv", "parquet", "jsonl"
+    "auto",
+    "embedded",
+    "benchmark",
+    "recbole",
+    "movielens",
+    "amazon",
+    "csv",
+    "tsv",
+    "parquet",
+    "jsonl",
 ]
 
 # Benchmarks that live in the shared data folder beside the repository, by name.
@@ -79,6 +89,7 @@ def _generic(fmt: str) -> Callable[[DataSource], RawDataset]:
 LOADERS: dict[str, Callable[[DataSource], RawDataset]] = {
     "embedded": lambda src: load_embedded(src.dataset),
     "benchmark": lambda src: load_benchmark_folder(resolve_path(src.dataset)),
+    "recbole": lambda src: load_recbole(_existing(src.dataset)),
     "movielens": lambda src: load_movielens(_existing(src.dataset)),
     "amazon": lambda src: load_amazon(_existing(src.dataset), src.items),
     "csv": _generic("csv"),
@@ -100,6 +111,8 @@ def detect_format(src: DataSource) -> str:
     path = resolve_path(src.dataset)
     if is_benchmark_folder(path):
         return "benchmark"
+    if inter_file(path) is not None:
+        return "recbole"
     if detect_movielens(path) is not None:
         return "movielens"
     if _looks_like_amazon(path):
@@ -119,7 +132,7 @@ def detect_format(src: DataSource) -> str:
     raise DataError(
         "cannot tell the format of this dataset",
         where=path,
-        fix="pass --format benchmark|movielens|amazon|csv|tsv|parquet|jsonl",
+        fix="pass --format benchmark|recbole|movielens|amazon|csv|tsv|parquet|jsonl",
     )
 
 

@@ -1,10 +1,11 @@
-"""Teacher settings and the registry of backends that can answer them.
+"""Backend settings and the registry of backends that can answer them.
 
-``TeacherConfig`` is the one YAML-able description of "which LLM writes the rationales,
-and how": the backend (``openai`` for any OpenAI-compatible endpoint, ``hf`` for a local
-model), the model, the endpoint's limits and prices, and the prompt and sampling
-settings. ``build_backend`` turns it into a :class:`Backend`; the local backend is
-imported only when chosen, so remote teachers never load torch models.
+``BackendConfig`` is the one YAML-able description of "which LLM answers, and how": the
+backend (``openai`` for any OpenAI-compatible endpoint, ``hf`` for a local model), the
+model, the endpoint's limits and prices, and the sampling settings. A method adds its
+own prompt settings (SLIM's teacher: :class:`slimrec.methods.slim.teach.BackendConfig`).
+``build_backend`` turns it into a :class:`Backend`; the local backend is imported only
+when chosen, so remote models never load torch.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from slimrec.llm.backends.base import (
     SamplingConfig,
     redact_url,
 )
-from slimrec.llm.prompts import PromptConfig
 
 DEFAULT_TEACHER = "qwen2.5-coder-0.5b"
 
@@ -32,8 +32,8 @@ def _teacher_sampling() -> SamplingConfig:
     return SamplingConfig(max_new_tokens=512)
 
 
-class TeacherConfig(BaseModel):
-    """Which LLM writes the rationales, and how it is asked."""
+class BackendConfig(BaseModel):
+    """Which LLM answers, and how it is reached and sampled."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -88,12 +88,9 @@ class TeacherConfig(BaseModel):
     sampling: SamplingConfig = Field(
         default_factory=_teacher_sampling, description="Decoding settings (part of cache keys)."
     )
-    prompt: PromptConfig = Field(
-        default_factory=PromptConfig, description="Prompt wording and history budgets."
-    )
 
 
-def _build_openai(config: TeacherConfig) -> Backend:
+def _build_openai(config: BackendConfig) -> Backend:
     from slimrec.llm.backends.openai_backend import OpenAIBackend
 
     return OpenAIBackend(
@@ -109,7 +106,7 @@ def _build_openai(config: TeacherConfig) -> Backend:
     )
 
 
-def _build_hf(config: TeacherConfig) -> Backend:
+def _build_hf(config: BackendConfig) -> Backend:
     from slimrec.llm.backends.hf import HFBackend  # torch + transformers: only when chosen
 
     return HFBackend(
@@ -122,13 +119,13 @@ def _build_hf(config: TeacherConfig) -> Backend:
     )
 
 
-BACKENDS: dict[str, Callable[[TeacherConfig], Backend]] = {
+BACKENDS: dict[str, Callable[[BackendConfig], Backend]] = {
     "openai": _build_openai,
     "hf": _build_hf,
 }
 
 
-def build_backend(config: TeacherConfig) -> Backend:
+def build_backend(config: BackendConfig) -> Backend:
     """The backend ``config`` describes (not yet checked: call its ``check()``)."""
     return BACKENDS[config.backend](config)
 
@@ -137,10 +134,10 @@ __all__ = [
     "BACKENDS",
     "DEFAULT_TEACHER",
     "Backend",
+    "BackendConfig",
     "ChatRequest",
     "Completion",
     "LLMError",
     "SamplingConfig",
-    "TeacherConfig",
     "build_backend",
 ]

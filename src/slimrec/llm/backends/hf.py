@@ -291,10 +291,15 @@ def _stop_ids(tok: Any, model: Any) -> set[int]:
 
 def model_identity(name: str) -> str:
     """What identifies a model in cache keys: a shipped name as is, a folder as its name
-    and a fingerprint of its weights."""
+    and a fingerprint of its weights, a Hub id as itself and that fingerprint."""
+    from slimrec.hub import hub_folder, is_hub_id
     from slimrec.llm.models import MODELS
 
-    return name if name in MODELS else f"{Path(name).name}@{_weights_hash(Path(name))}"
+    if name in MODELS:
+        return name
+    if is_hub_id(name):
+        return f"{name.split('@')[0]}@{_weights_hash(hub_folder(name))}"
+    return f"{Path(name).name}@{_weights_hash(Path(name))}"
 
 
 def _weights_hash(folder: Path) -> str:

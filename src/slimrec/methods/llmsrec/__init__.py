@@ -24,4 +24,13 @@ register_method(
     uniform_weight=0.0,
 )
 
+register_method(
+    "llm-srec-frozen",
+    LLMSRecConfig,
+    LLMSRecMethod,
+    description="DEVIATION from LLM-SRec (fast, for CPUs): text-only prompts, the frozen "
+    "LLM's states computed once, only the MLPs trained (distillation kept)",
+    frozen=True,
+)
+
 __all__ = ["LLMSRec", "LLMSRecConfig", "LLMSRecMethod"]

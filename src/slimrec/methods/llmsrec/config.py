@@ -35,6 +35,11 @@ class LLMSRecConfig(MethodConfig):
     uniform_weight: float = Field(1.0, ge=0, description="Weight of the uniformity terms.")
     uniformity_t: float = Field(2.0, gt=0, description="t of exp(-t ||x_i - x_j||^2).")
     encode_batch_size: int = Field(64, ge=1, description="Prompts per LLM forward at scoring.")
+    frozen: bool = Field(
+        False,
+        description="A labelled deviation for CPUs: text-only prompts (no CF soft tokens), "
+        "fixed read-out vectors, LLM states computed once; only the MLPs train.",
+    )
     # Training settings of its own: the run's `train` section suits ID backbones (many
     # cheap epochs); an LLM-SRec epoch is one LLM forward and backward per user.
     epochs: int = Field(3, ge=1, description="Epochs (the paper: 10).")

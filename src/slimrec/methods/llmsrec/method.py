@@ -83,7 +83,16 @@ class LLMSRecMethod(Method[LLMSRecConfig]):
 
         recipe = ModelRecipe(
             build,
-            key=(PROMPT_VERSION, model_identity(str(llm)), teacher_key, self.config.model_dump()),
+            # The loop settings live in the trainer's config (epochs and patience may change
+            # on resume); the scoring batch size cannot change a result.
+            key=(
+                PROMPT_VERSION,
+                model_identity(str(llm)),
+                teacher_key,
+                self.config.model_dump(
+                    exclude={"epochs", "batch_size", "lr", "patience", "encode_batch_size"}
+                ),
+            ),
             structure={
                 "method": self.name,
                 "config": self.config.model_dump(),
@@ -96,7 +105,7 @@ class LLMSRecMethod(Method[LLMSRecConfig]):
         return {**Trainer(cfg, out, recipe).fit(context.data), "method": self.name}
 
     def llm_folder(self) -> Path:
-        from slimrec.student.lora import resolve_base
+        from slimrec.methods.slim.student.lora import resolve_base
 
         return resolve_base(self.config.llm)
 

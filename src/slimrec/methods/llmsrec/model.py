@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from slimrec.backbones.base import SequentialRecommender
 from slimrec.backbones.items import ItemEncoder
-from slimrec.llm.prompts import sanitize
+from slimrec.llm.sanitize import sanitize
 from slimrec.llm.soft_prompt import FrozenLM, Segment, Slot
 from slimrec.methods.llmsrec.config import LLMSRecConfig
 from slimrec.methods.llmsrec.losses import distill_mse, retrieval_ce, uniformity
@@ -105,19 +105,25 @@ class LLMSRec(SequentialRecommender):
         config: LLMSRecConfig,
         teacher: SequentialRecommender | None = None,
     ):
-        self.n_items_ = len(titles) - 1
+        self.n_items_ = len(titles) - 1  # read by the item encoder, built before the base
         self.config = config
-        nn.Module.__init__(self)  # the item encoder below needs config and n_items_
         super().__init__(LLMItemEncoder(self), loss="ce")
-        self.config = config
         self.frozen = _Frozen(lm, teacher)
         d, c = lm.hidden_size, int(cf_items.shape[1])
         self.titles = [sanitize(str(t), config.max_title_chars) for t in titles]
         self.register_buffer("cf_items", cf_items.detach().float().clone(), persistent=False)
-        self.item_proj = head(c, d, d, nn.LeakyReLU())
         mean, std = lm.embedding_stats()
-        self.user_out = nn.Parameter(torch.randn(d) * std + mean)
-        self.item_out = nn.Parameter(torch.randn(d) * std + mean)
+        if config.frozen:
+            # The labelled fast deviation: text-only prompts and fixed read-out vectors
+            # (saved, so a reloaded model reads the same states), hidden states cached.
+            self.item_proj = None
+            self.register_buffer("user_out", torch.randn(d) * std + mean)
+            self.register_buffer("item_out", torch.randn(d) * std + mean)
+            self._states: dict[tuple, Tensor] = {}
+        else:
+            self.item_proj = head(c, d, d, nn.LeakyReLU())
+            self.user_out = nn.Parameter(torch.randn(d) * std + mean)
+            self.item_out = nn.Parameter(torch.randn(d) * std + mean)
         self.f_user = head(d, config.head_hidden, config.rep_dim, nn.LeakyReLU())
         self.f_item = head(d, config.head_hidden, config.rep_dim, nn.LeakyReLU())
         self.f_cf = head(c, config.rep_dim, config.rep_dim, nn.GELU())
@@ -125,25 +131,46 @@ class LLMSRec(SequentialRecommender):
     # -- prompts ---------------------------------------------------------------------------
 
     def user_prompt(self, items: Sequence[int]) -> list[Segment]:
+        soft = [] if self.config.frozen else [SOFT]
         parts: list[Segment] = [f"This user has {self.config.verb} these items in this order:"]
         for n, item in enumerate(items, 1):
-            parts += [f'{"," if n > 1 else ""} Item No.{n}, "{self.titles[item]}"', SOFT]
+            parts += [f'{"," if n > 1 else ""} Item No.{n}, "{self.titles[item]}"', *soft]
         return [*parts, ". Based on this sequence, generate user representation token:", READ]
 
     def item_prompt(self, item: int) -> list[Segment]:
+        soft = [] if self.config.frozen else [SOFT]
         return [
             f'The item title and item embedding are as follows: "{self.titles[item]}"',
-            SOFT,
+            *soft,
             ", then generate item representation token:",
             READ,
         ]
+
+    def _cached_states(
+        self, keys: list[tuple], prompts: list[list[Segment]], out: Tensor
+    ) -> Tensor:
+        """Frozen variant: the LLM's read-out states of ``prompts``, each computed once."""
+        lm, size = self.frozen.lm, self.config.encode_batch_size
+        missing = [i for i, k in enumerate(keys) if k not in self._states]
+        with torch.no_grad():
+            for start in range(0, len(missing), size):
+                chunk = missing[start : start + size]
+                batch = lm.batch([prompts[i] for i in chunk])
+                states = lm.read(batch, out.expand(len(chunk), -1))
+                for i, state in zip(chunk, states, strict=True):
+                    self._states[keys[i]] = state
+        return torch.stack([self._states[k] for k in keys]).to(out)
 
     # -- vectors ---------------------------------------------------------------------------
 
     def item_vectors(self, ids: Tensor) -> Tensor:
         """``f_item`` of the item prompts of ``ids`` ``[N]`` (values ``1..n_items``)."""
         lm = self.frozen.lm
-        batch = lm.batch([self.item_prompt(int(i)) for i in ids.tolist()])
+        prompts = [self.item_prompt(int(i)) for i in ids.tolist()]
+        if self.item_proj is None:
+            keys = [("item", int(i)) for i in ids.tolist()]
+            return self.f_item(self._cached_states(keys, prompts, self.item_out))
+        batch = lm.batch(prompts)
         soft = self.item_proj(self.cf_items[ids.to(self.cf_items.device)])
         slots = torch.stack([soft, self.item_out.expand_as(soft)], 1).reshape(-1, soft.shape[1])
         return self.f_item(lm.read(batch, slots).to(soft))
@@ -154,7 +181,11 @@ class LLMSRec(SequentialRecommender):
         histories = [
             row[: int(n)][-k:] for row, n in zip(seqs.tolist(), lengths.tolist(), strict=True)
         ]
-        batch = lm.batch([self.user_prompt(h) for h in histories])
+        prompts = [self.user_prompt(h) for h in histories]
+        if self.item_proj is None:
+            keys = [("user", tuple(h)) for h in histories]
+            return self.f_user(self._cached_states(keys, prompts, self.user_out))
+        batch = lm.batch(prompts)
         slots = []
         for h in histories:
             slots += [self.item_proj(self.cf_items[torch.tensor(h, device=self.cf_items.device)]),

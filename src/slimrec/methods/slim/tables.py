@@ -3,7 +3,7 @@
 SLIM fuses the embedding of a user's rationale into the user vector. The rationale files
 (``slimrec teach``: some users; ``slimrec reason``: every user) hold one row per user
 with the whole ``response`` and its parsed steps ``step1``..``step3``
-(:data:`slimrec.llm.teach.COLUMNS`). Rows are indexed by the *dense user index* of the
+(:data:`slimrec.methods.slim.teach.COLUMNS`). Rows are indexed by the *dense user index* of the
 prepared dataset. A user without a rationale, or whose chosen text is empty (a step the
 parser could not find), gets an all-zero row -- "no text" -- and is counted, so the caller
 can report how many users the text reaches.

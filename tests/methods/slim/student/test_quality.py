@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from slimrec.errors import ConfigError
-from slimrec.student.quality import lcs_length, quality_report, rouge_l_f1, run_quality
+from slimrec.methods.slim.student.quality import lcs_length, quality_report, rouge_l_f1, run_quality
 from slimrec.text import TextEncoder
 
 GOOD = "Step 1: Likes pens.\nStep 2: 1. Pens\nStep 3: Pens: Pilot G2."
@@ -73,7 +73,7 @@ def test_report_before_and_after_distillation(memorised_run, encoder):
 
 
 def test_report_needs_a_trained_adapter(rationales, tmp_path, lively_lm, encoder):
-    from slimrec.student import StudentConfig
+    from slimrec.methods.slim.student import StudentConfig
 
     with pytest.raises(ConfigError, match="no adapter/"):
         run_quality(rationales, tmp_path, StudentConfig(base_model=str(lively_lm)), encoder=encoder)

@@ -9,15 +9,14 @@ cost hundreds of MB per batch on a CPU for positions whose loss is discarded any
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
 import torch
 
 from slimrec.errors import ConfigError
-from slimrec.student.config import StudentConfig
-from slimrec.student.sft_data import IGNORE
+from slimrec.methods.slim.student.config import StudentConfig
+from slimrec.methods.slim.student.sft_data import IGNORE
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -64,7 +63,6 @@ def load_student(cfg: StudentConfig, device: torch.device):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder = resolve_base(cfg.base_model)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         base = AutoModelForCausalLM.from_pretrained(

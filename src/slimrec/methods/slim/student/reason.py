@@ -1,11 +1,11 @@
 """``slimrec reason``: the distilled student writes a rationale for every user.
 
-Prompts are built exactly like the teacher's (:func:`slimrec.llm.teach.user_prompts`,
+Prompts are built exactly like the teacher's (:func:`slimrec.methods.slim.teach.user_prompts`,
 from the training part of each history only, so no validation or test item can leak),
 and answered by the student: the base model plus an optional LoRA adapter merged into
 its weights, decoded with :class:`~slimrec.llm.backends.hf.HFBackend` (batched,
 left-padded, longest prompts first, KV cache, finished rows replaced at once by waiting
-prompts). The output has the teacher's columns (:data:`slimrec.llm.teach.COLUMNS`).
+prompts). The output has the teacher's columns (:data:`slimrec.methods.slim.teach.COLUMNS`).
 
 Thousands of users take hours on a CPU, so the run is resumable in shards: users are
 answered ``shard_size`` at a time, each shard written atomically to
@@ -33,8 +33,8 @@ from slimrec.data import PreparedDataset
 from slimrec.errors import ConfigError
 from slimrec.io import atomic_path, write_json_atomic
 from slimrec.llm.backends.base import ChatRequest, SamplingConfig
-from slimrec.llm.prompts import Prompt, PromptConfig
-from slimrec.llm.teach import COLUMNS, rationale_row, user_prompts
+from slimrec.methods.slim.prompts import Prompt, PromptConfig
+from slimrec.methods.slim.teach import COLUMNS, rationale_row, user_prompts
 
 DEFAULT_BASE = "smollm2-135m"
 # Settings that change how fast the answers come, not what they are.

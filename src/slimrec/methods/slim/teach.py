@@ -22,17 +22,28 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 from tqdm.auto import tqdm
 
 from slimrec.data import PreparedDataset
 from slimrec.data.prepared import rationale_cutoff
 from slimrec.errors import ConfigError
 from slimrec.io import atomic_path
-from slimrec.llm.backends import Backend, ChatRequest, TeacherConfig, build_backend
+from slimrec.llm.backends import Backend, BackendConfig, ChatRequest, build_backend
 from slimrec.llm.cache import AnswerCache, cache_key
-from slimrec.llm.parse import parse_rationale
-from slimrec.llm.prompts import Prompt, PromptConfig, build_prompt
 from slimrec.llm.usage import Usage
+from slimrec.methods.slim.parse import parse_rationale
+from slimrec.methods.slim.prompts import Prompt, PromptConfig, build_prompt
+
+
+class TeacherConfig(BackendConfig):
+    """Which LLM writes the rationales (every :class:`BackendConfig` field), and how it is
+    asked (SLIM's step-by-step prompt)."""
+
+    prompt: PromptConfig = Field(
+        default_factory=PromptConfig, description="Prompt wording and history budgets."
+    )
+
 
 COLUMNS = [
     "user",

@@ -23,10 +23,10 @@ from slimrec.cli import main
 from slimrec.data import PrepareConfig, PreparedDataset, prepare
 from slimrec.data.loaders import DataSource, load_dataset
 from slimrec.errors import ConfigError
-from slimrec.llm.backends import TeacherConfig, build_backend
+from slimrec.llm.backends import build_backend
 from slimrec.llm.backends.base import LLMError, SamplingConfig
 from slimrec.llm.cache import AnswerCache
-from slimrec.llm.teach import COLUMNS, select_users, teach, user_prompts
+from slimrec.methods.slim.teach import COLUMNS, TeacherConfig, select_users, teach, user_prompts
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -362,7 +362,7 @@ def test_no_fused_training_target_is_in_the_history_its_rationale_was_written_fr
     Prompts and training examples are built by the same code the pipeline runs; for every
     pair the trainer would fuse, the target's position lies past the prompt's history.
     """
-    from slimrec.llm.prompts import PromptConfig
+    from slimrec.methods.slim.prompts import PromptConfig
     from slimrec.training.examples import causal_examples, prefix_examples
 
     dataset = PreparedDataset.load(data)
@@ -395,8 +395,8 @@ def test_no_fused_training_target_is_in_the_history_its_rationale_was_written_fr
 
 def test_serving_prompts_show_items_as_training_prompts_do(tmp_path):
     """with_details: the explainer's prompt for a history equals the training prompt."""
-    from slimrec.llm.prompts import PromptConfig, build_prompt
-    from slimrec.llm.teach import prompt_items
+    from slimrec.methods.slim.prompts import PromptConfig, build_prompt
+    from slimrec.methods.slim.teach import prompt_items
 
     dataset = PreparedDataset.load(make_dataset(tmp_path))
     dataset.items["brand"] = [f"Brand {i % 3}" for i in range(len(dataset.items))]

@@ -5,7 +5,7 @@ the distilled student each answer the same prompts greedily, and each answer is 
 with the teacher's:
 
 - *parse rate*: share of answers that split into all three SLIM steps
-  (:func:`slimrec.llm.parse_rationale`) -- the format the recommender relies on;
+  (:func:`slimrec.methods.slim.parse_rationale`) -- the format the recommender relies on;
 - *ROUGE-L F1*: longest common subsequence of lower-cased whitespace tokens, so word
   order counts but exact phrasing need not match;
 - *cosine*: of the sentence embeddings of the two answers (the same encoder that later
@@ -23,7 +23,7 @@ import numpy as np
 
 from slimrec.errors import ConfigError
 from slimrec.io import write_json_atomic, write_text_atomic
-from slimrec.llm.parse import parse_rationale
+from slimrec.methods.slim.parse import parse_rationale
 
 
 def _tokens(text: str) -> list[str]:
@@ -116,8 +116,8 @@ def run_quality(
     ``out/quality_answers.jsonl``.
     """
     from slimrec.llm.backends.base import ChatRequest, SamplingConfig
-    from slimrec.student.lora import resolve_base
-    from slimrec.student.sft_data import load_rationales, split_users
+    from slimrec.methods.slim.student.lora import resolve_base
+    from slimrec.methods.slim.student.sft_data import load_rationales, split_users
 
     try:
         from slimrec.llm.backends.hf import HFBackend

@@ -9,13 +9,18 @@ import sys
 import pytest
 import torch
 from safetensors.torch import load_file
-from tests.student.rationale_fixtures import rationale_rows, write_rationales
+from tests.methods.slim.student.rationale_fixtures import rationale_rows, write_rationales
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from slimrec.config import load_yaml
 from slimrec.errors import ConfigError, DataError
-from slimrec.student import StudentConfig, distill
-from slimrec.student.sft_data import load_rationales, prompt_ids, repeated_lines, split_users
+from slimrec.methods.slim.student import StudentConfig, distill
+from slimrec.methods.slim.student.sft_data import (
+    load_rationales,
+    prompt_ids,
+    repeated_lines,
+    split_users,
+)
 
 
 def small(model, **overrides) -> StudentConfig:
@@ -64,7 +69,9 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(
 
     # Killed half-way through epoch 2 (0-based): it resumes after epoch 1.
     calls = {"n": 0}
-    module = sys.modules["slimrec.student.distill"]  # the package re-exports the function
+    module = sys.modules[
+        "slimrec.methods.slim.student.distill"
+    ]  # the package re-exports the function
     real = module.token_nll
 
     def dying(*args, **kwargs):

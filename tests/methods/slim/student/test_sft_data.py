@@ -7,12 +7,12 @@ import json
 
 import pandas as pd
 import pytest
-from tests.student.rationale_fixtures import rationale_rows, write_rationales
+from tests.methods.slim.student.rationale_fixtures import rationale_rows, write_rationales
 from transformers import AutoTokenizer
 
 from slimrec.errors import DataError
-from slimrec.llm import build_prompt
-from slimrec.student.sft_data import (
+from slimrec.methods.slim.prompts import build_prompt
+from slimrec.methods.slim.student.sft_data import (
     IGNORE,
     bucket_batches,
     collate,

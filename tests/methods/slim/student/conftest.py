@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.student.rationale_fixtures import rationale_rows, write_rationales
+from tests.methods.slim.student.rationale_fixtures import rationale_rows, write_rationales
 
 
 @pytest.fixture
@@ -16,7 +16,7 @@ def rationales(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def memorised_run(lively_lm, tmp_path_factory) -> tuple[Path, Path, object]:
     """(rationales file, run folder, config) of a student that memorised its rationales."""
-    from slimrec.student import StudentConfig, distill
+    from slimrec.methods.slim.student import StudentConfig, distill
 
     root = tmp_path_factory.mktemp("memorised")
     rationales = write_rationales(root / "rationales.parquet", rationale_rows())

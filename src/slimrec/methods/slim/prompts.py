@@ -15,8 +15,6 @@ history is cut to its most recent items and to a character budget. The template'
 from __future__ import annotations
 
 import json
-import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -24,6 +22,7 @@ from typing import Any, ClassVar
 from pydantic import ConfigDict, Field
 
 from slimrec.config import LaterSettingsOmitted
+from slimrec.llm.sanitize import sanitize
 
 TEMPLATE_VERSION = "slim-cot-v1"
 
@@ -78,23 +77,6 @@ class Prompt:
     def messages(self) -> list[dict[str, str]]:
         """OpenAI-style chat messages."""
         return [{"role": "system", "content": self.system}, {"role": "user", "content": self.user}]
-
-
-# Control (Cc), format (Cf: zero-width, bidi overrides), separators other than space.
-_STRIP_CATEGORIES = {"Cc", "Cf", "Co", "Cs", "Zl", "Zp"}
-_SPACES = re.compile(r"\s+")
-
-
-def sanitize(text: str, max_chars: int) -> str:
-    """One safe line: no control/format characters, no angle brackets, length-capped."""
-    text = unicodedata.normalize("NFKC", str(text))
-    text = "".join(" " if unicodedata.category(ch) in _STRIP_CATEGORIES else ch for ch in text)
-    # Brackets could forge or close the <history> block; the look-alikes keep titles readable.
-    text = text.replace("<", "‹").replace(">", "›")
-    text = _SPACES.sub(" ", text).strip()
-    if len(text) > max_chars:
-        text = text[: max_chars - 1].rstrip() + "…"
-    return text
 
 
 def render_history(items: Sequence[dict[str, str] | str], config: PromptConfig) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from slimrec.llm import parse_rationale
+from slimrec.methods.slim.parse import parse_rationale
 
 PLAIN = """Step 1: Likes fountain pens and notebooks.
 Step 2: Pens, Notebooks, Ink, Desk organisers, Lamps

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from slimrec.llm import TEMPLATE_VERSION, build_prompt
+from slimrec.methods.slim.prompts import TEMPLATE_VERSION, build_prompt
 
 ITEMS = ["Pilot G2 pens", "Rhodia notebook", "Swingline stapler", "Manila folders", "Ink"]
 

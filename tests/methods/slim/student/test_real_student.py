@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from slimrec.student import StudentConfig, distill
+from slimrec.methods.slim.student import StudentConfig, distill
 
 pytestmark = [
     pytest.mark.network,

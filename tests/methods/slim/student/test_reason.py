@@ -16,8 +16,8 @@ from slimrec.data.loaders import DataSource, load_dataset
 from slimrec.llm.backends.base import ChatRequest, SamplingConfig
 from slimrec.llm.backends.hf import HFBackend, _pick
 from slimrec.llm.decode import common_prefix_length, decode
-from slimrec.llm.teach import COLUMNS, user_prompts
-from slimrec.student.reason import ReasonConfig, reason, shard_dir
+from slimrec.methods.slim.student.reason import ReasonConfig, reason, shard_dir
+from slimrec.methods.slim.teach import COLUMNS, user_prompts
 
 TOKENS = 10
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from slimrec.errors import DataError
-from slimrec.llm.parse import parse_rationale
+from slimrec.methods.slim.parse import parse_rationale
 
 IGNORE = -100  # label of tokens that carry no loss (torch's cross-entropy default)
 REQUIRED_COLUMNS = ("user", "prompt", "response")

@@ -1,0 +1,30 @@
+"""Untrusted text (item titles, histories, LLM outputs) made safe to put in a prompt.
+
+Titles come from catalogs and users: they are data, never instructions. :func:`sanitize`
+turns one into a single safe line: control and format characters (zero-width, bidi
+overrides) become spaces, angle brackets become look-alikes (so no title can open or
+close a delimited block such as ``<history>``), whitespace collapses, and the length is
+capped. Tokenisers must still read the result as plain text (``split_special_tokens``),
+so a title spelling a special token stays text.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Control (Cc), format (Cf: zero-width, bidi overrides), separators other than space.
+_STRIP_CATEGORIES = {"Cc", "Cf", "Co", "Cs", "Zl", "Zp"}
+_SPACES = re.compile(r"\s+")
+
+
+def sanitize(text: str, max_chars: int) -> str:
+    """One safe line: no control/format characters, no angle brackets, length-capped."""
+    text = unicodedata.normalize("NFKC", str(text))
+    text = "".join(" " if unicodedata.category(ch) in _STRIP_CATEGORIES else ch for ch in text)
+    # Brackets could forge or close the <history> block; the look-alikes keep titles readable.
+    text = text.replace("<", "‹").replace(">", "›")
+    text = _SPACES.sub(" ", text).strip()
+    if len(text) > max_chars:
+        text = text[: max_chars - 1].rstrip() + "…"
+    return text
