@@ -9,14 +9,15 @@ hostile HTML, so every consumer of titles is tested against them.
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-HOSTILE = "<img src=x onerror=alert(1)>"
+# An unclosed tag: the loaders strip whole tags (and escaped ones), but this survives as
+# text and is live markup the moment a page puts it into innerHTML.
+HOSTILE = "<img src=x onerror=alert(1)//"
 ALL_METHODS = ["backbone", "backbone+", "slim-", "slim", "slim-step1", "text-matching"]
 
 
@@ -25,9 +26,9 @@ def write_csv(
 ) -> tuple[Path, Path]:
     """Users who each browse a neighbourhood of the catalog (learnable, with a long tail).
 
-    ``hostile_every`` > 0: every such item's title starts with :data:`HOSTILE`. The file
-    holds it entity-escaped (``&lt;img ...&gt;``), as scraped catalogs do; the loader strips
-    real tags but unescapes entities, so the prepared catalog holds the literal markup.
+    ``hostile_every`` > 0: every such item's title starts with :data:`HOSTILE`, which the
+    loader's tag stripping leaves in place (it is not a whole tag), so the prepared catalog
+    holds the literal markup.
     """
     rng = np.random.default_rng(3)
     rows = []
@@ -42,8 +43,7 @@ def write_csv(
     kinds = ["pen", "notebook", "stapler", "folder", "ink"]
     titles = [f"{kinds[i % 5].title()} model {i}" for i in range(n_items)]
     if hostile_every:
-        escaped = html.escape(HOSTILE)
-        titles = [f"{escaped} {t}" if i % hostile_every == 0 else t for i, t in enumerate(titles)]
+        titles = [f"{HOSTILE} {t}" if i % hostile_every == 0 else t for i, t in enumerate(titles)]
     pd.DataFrame({"item_id": [f"sku{i}" for i in range(n_items)], "title": titles}).to_csv(
         items, index=False
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -179,3 +180,83 @@ def test_methods_lists_every_registered_method_with_its_settings(capsys):
     assert names[: len(METHODS)] == list(METHODS)
     assert "slim-gate           Slim(fusion=gate): " in out
     assert "fusion: Literal['concat', 'residual', 'gate'] = 'residual'" in out
+
+
+def _write(path: Path, text: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (path.write_bytes if isinstance(text, bytes) else path.write_text)(text)
+    return path
+
+
+OK_CSV = "user_id,item_id,timestamp\nu1,i1,1\nu1,i2,2\nu1,i3,3\n"
+BAD_FILES = {
+    "unknown encoding": ("ok.csv", OK_CSV, ["--encoding", "klingon"], "unknown text encoding"),
+    "truncated gzip": (
+        "trunc.json.gz",
+        gzip.compress(b'{"reviewerID": "a", "asin": "b", "x": "')[:-6],
+        [],
+        "cannot parse",
+    ),
+    "nested json": (
+        "nested.jsonl",
+        '{"user_id": "u", "item_id": "i", "order": 1, "x": ' + "[" * 5000 + "]" * 5000 + "}\n",
+        [],
+        "cannot parse as jsonl",
+    ),
+    "extra field": ("extra.csv", OK_CSV + "u1,i4,4,EXTRA\n", [], "Expected 3 columns, got 4"),
+    "unclosed quote": (
+        "bench/interactions.csv",
+        'user_id,item_id,position\nu1,"i1,0\nu1,i2,1\n',
+        [],
+        "cannot parse as CSV",
+    ),
+    "empty benchmark": (
+        "bench/interactions.csv",
+        "user_id,item_id,position\n",
+        [],
+        "no interactions",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_bad_files_are_one_line_exit_2_and_leave_nothing(case, tmp_path, capsys):
+    name, content, flags, message = BAD_FILES[case]
+    path = _write(tmp_path / "in" / name, content)
+    dataset = path.parent if name.startswith("bench/") else path
+    out = tmp_path / "out"
+    code, _, err = run(
+        ["data", "prepare", "--dataset", str(dataset), "--out", str(out), *flags], capsys
+    )
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_out_under_a_file_fails_before_loading(tmp_path, capsys):
+    blocker = _write(tmp_path / "file", "x")
+    missing = tmp_path / "no-such-data.csv"  # never read: the --out check comes first
+    code, _, err = run(
+        ["data", "prepare", "--dataset", str(missing), "--out", str(blocker / "sub")], capsys
+    )
+    assert code == 2 and "is a file" in err
+
+
+def test_stats_of_an_incomplete_prepared_folder_is_one_line(tmp_path, capsys):
+    data = write_benchmark(tmp_path / "bench")
+    out = tmp_path / "out"
+    assert (
+        run(
+            ["data", "prepare", "--dataset", str(data), "--out", str(out), "--user-core", "3"],
+            capsys,
+        )[0]
+        == 0
+    )
+    (out / "interactions.parquet").unlink()
+    code, _, err = run(["data", "stats", str(out)], capsys)
+    assert code == 2 and "incomplete prepared dataset" in err
+
+
+def test_escaped_markup_is_stripped_not_unescaped_into_live_tags():
+    from slimrec.data.textclean import clean_text
+
+    assert clean_text("<p>&lt;script&gt;alert(1)&lt;/script&gt; Pen &amp; ink</p>") == "Pen & ink"

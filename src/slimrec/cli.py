@@ -122,6 +122,11 @@ def data_prepare(
         raise ConfigError(
             "output folder already exists", where=out, fix="pass --force or another --out"
         )
+    blocking = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:  # found now, not after loading everything
+        raise ConfigError(
+            f"--out cannot be created: {blocking} is a file", where=out, fix="choose another --out"
+        )
     try:
         source = DataSource(
             dataset=dataset,

@@ -84,12 +84,14 @@ def test_transient_failures_are_retried_then_succeed(first, cause, caplog):
     assert cause in caplog.text
 
 
-def test_rate_limit_honours_retry_after():
+def test_rate_limit_honours_retry_after(caplog):
     limited = {"x": [error(429, "slow down", retry_after="1")]}
-    with FaultServer(scripted(limited)) as server:
+    with FaultServer(scripted(limited)) as server, caplog.at_level("WARNING"):
         start = time.perf_counter()
         got = list(backend(server).generate(requests("x"), SamplingConfig()))
         elapsed = time.perf_counter() - start
+    # The wait is shown (a warning reaches the CLI's stderr without any logging set-up).
+    assert "rate limited (429)" in caplog.text and "retry 1 in 1.0 s" in caplog.text
     assert got[0][1].text == "answer 2" and server.attempts["x"] == 2
     # The server's 1 s, not the 0.01 s backoff (a lower bound only: a busy machine may
     # take longer, never shorter).

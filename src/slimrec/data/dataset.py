@@ -54,6 +54,10 @@ class RawDataset:
                 fix="map your column names with --columns user=...,item=...,order=...",
             )
         inter = interactions.loc[:, list(INTERACTION_COLUMNS)].copy()
+        if inter.empty:
+            raise DataError(
+                "no interactions in the file", where=source, fix="give a file with interactions"
+            )
         if inter[["user_id", "item_id"]].isna().any().any():
             bad = int(inter[["user_id", "item_id"]].isna().any(axis=1).to_numpy().argmax())
             raise DataError(

@@ -153,6 +153,13 @@ class PreparedDataset:
                 where=manifest_path,
                 fix="prepare the dataset again with this slimrec version",
             )
+        missing = [f for f in FILES.values() if not (path / f).is_file()]
+        if missing:
+            raise DataError(
+                f"incomplete prepared dataset: {', '.join(missing)} missing",
+                where=path,
+                fix="prepare it again with `slimrec data prepare --force`",
+            )
         inter = pd.read_parquet(path / FILES["interactions"])
         inter = inter.sort_values(["user", "position"], kind="mergesort")
         users = pd.read_parquet(path / FILES["users"])

@@ -76,6 +76,13 @@ def prepare(raw: RawDataset, config: PrepareConfig | None = None) -> PreparedDat
             fix="add them to the catalog, or use --missing-items drop",
         )
     inter = inter.loc[~absent]
+    if inter.empty:  # every interaction named an item the catalog lacks: ids that differ
+        raise DataError(
+            "no interaction names an item of the item catalog",
+            where=raw.source,
+            fix="check that the catalog's item ids are the interactions' (map them with "
+            "--item-columns item=...)",
+        )
 
     # mergesort is stable: equal timestamps keep the order they had in the file.
     inter = inter.sort_values(["user_id", "order"], kind="mergesort").reset_index(drop=True)

@@ -24,10 +24,11 @@ def clean_text(value: object) -> str:
         return ", ".join(p for p in parts if p)
     if isinstance(value, float) and value != value:  # NaN
         return ""
-    text = str(value)
+    # Entities first: an escaped "&lt;script&gt;" is markup too, and must not survive as
+    # a live tag once unescaped.
+    text = html.unescape(str(value))
     if "<" in text:
         text = _COMMENT.sub(" ", text)
         text = _BLOCK.sub(" ", text)
         text = _TAG.sub(" ", text)
-    text = html.unescape(text)
     return _SPACE.sub(" ", text).strip()

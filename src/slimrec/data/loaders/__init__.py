@@ -7,6 +7,7 @@ table by extension).
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import json
 import os
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from slimrec.data.dataset import RawDataset
 from slimrec.data.loaders.amazon import load_amazon
@@ -66,6 +67,16 @@ class DataSource(BaseModel):
         "categories=...",
     )
     encoding: str = Field("utf-8", description="Text encoding of generic files.")
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, name: str) -> str:
+        try:
+            codecs.lookup(name)
+        except LookupError as e:
+            raise ValueError(f"unknown text encoding {name!r} (e.g. utf-8, latin-1, cp1252)") from e
+        return name
+
     sep: str | None = Field(
         None, description="Field separator of CSV files (default by extension)."
     )
@@ -183,7 +194,7 @@ def _looks_like_amazon(path: Path) -> bool:
     try:
         with opener(path, "rt", encoding="utf-8") as f:
             first = json.loads(f.readline())
-    except (OSError, ValueError, UnicodeDecodeError):
+    except (OSError, ValueError, EOFError, RecursionError):
         return False
     return isinstance(first, dict) and ("reviewerID" in first or "parent_asin" in first)
 

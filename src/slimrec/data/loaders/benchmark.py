@@ -36,10 +36,19 @@ def load_benchmark_folder(path: str | Path, *, name: str | None = None) -> RawDa
             fix=f"point --dataset at a folder with {INTERACTIONS_FILE} (+ {ITEMS_FILE})",
         )
     try:
-        inter = pd.read_csv(inter_path, dtype={"user_id": str, "item_id": str}, encoding="utf-8")
+        inter = pd.read_csv(
+            inter_path, dtype={"user_id": str, "item_id": str}, encoding="utf-8", engine="pyarrow"
+        )
     except UnicodeDecodeError as e:
         raise DataError(
             f"not valid UTF-8 at byte {e.start}", where=inter_path, fix="re-encode as UTF-8"
+        ) from e
+    except (ValueError, OSError) as e:  # pandas' parser and empty-file errors are ValueErrors
+        detail = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise DataError(
+            f"cannot parse as CSV: {detail}",
+            where=inter_path,
+            fix="a header user_id,item_id,position and one row per interaction",
         ) from e
     missing = [c for c in ("user_id", "item_id", "position") if c not in inter.columns]
     if missing:

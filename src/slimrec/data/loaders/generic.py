@@ -119,14 +119,16 @@ def read_frame(
             # dtype=False keeps ids like "007" as text and timestamps as numbers.
             return pd.read_json(path, lines=True, encoding=encoding, dtype=False)
         delimiter = sep or ("\t" if fmt == "tsv" else ",")
-        # Ids stay text: numeric parsing would turn "007" into 7.
+        # Ids stay text: numeric parsing would turn "007" into 7. The pyarrow parser
+        # refuses a row with more fields than the header, which the C parser accepts
+        # silently once usecols is given; it cannot read a header alone.
         return pd.read_csv(
             path,
             sep=delimiter,
             encoding=encoding,
             dtype=str,
             usecols=usecols,
-            nrows=0 if header_only else None,
+            **({"nrows": 0} if header_only else {"engine": "pyarrow"}),
         )
     except UnicodeDecodeError as e:
         where = _bad_utf8_where(path) if e.encoding.replace("-", "") == "utf8" else f"({e.reason})"
@@ -135,7 +137,13 @@ def read_frame(
             where=path,
             fix="pass --encoding latin-1 (or the file's real encoding)",
         ) from e
-    except (ValueError, OSError, EOFError) as e:
+    except (ValueError, OSError, EOFError, RecursionError) as e:
+        if "invalid UTF8" in str(e):  # the pyarrow parser's UnicodeDecodeError
+            raise DataError(
+                f"not valid {encoding} text {_bad_utf8_where(path)}",
+                where=path,
+                fix="pass --encoding latin-1 (or the file's real encoding)",
+            ) from e
         detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         hint = " and separator (--sep)" if fmt in ("csv", "tsv") else ""
         raise DataError(

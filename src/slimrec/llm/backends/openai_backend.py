@@ -209,7 +209,8 @@ class OpenAIBackend:
                 break
             self.retries += 1
             delay = self._backoff(attempt, wait_s)
-            log.info("%s: %s; retry %d in %.2f s", request.key, cause, attempt + 1, delay)
+            # A warning, so a stalled teacher is visible in the CLI (a long Retry-After).
+            log.warning("%s: %s; retry %d in %.1f s", request.key, cause, attempt + 1, delay)
             await asyncio.sleep(delay)
         raise LLMError(
             f"{request.key}: request failed after {self.max_retries + 1} attempts: {cause}",
