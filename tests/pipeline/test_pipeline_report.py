@@ -230,3 +230,16 @@ def test_methods_outside_slims_tables_are_compared_with_the_plain_backbone():
     assert "## Other methods against the plain backbone" in md
     assert "| Backbone | llm-srec | Improv. (llm-srec vs Backbone) |" in md
     assert "## Order sensitivity: shuffle" in md
+
+
+def test_rationale_table_shows_grounding_when_measured():
+    from slimrec.pipeline.report import rationale_quality_table
+
+    row = {"source": "teacher (m)", "answers": 10, "parse_rate": 0.5, "cap_rate": 0.1}
+    row |= {"repeat_rate": 0.0, "mean_tokens": 100.0}
+    plain = rationale_quality_table([row])
+    assert "in the catalog" not in plain
+    grounded = rationale_quality_table(
+        [row | {"suggestions": 20, "grounded": 0.75, "new": 0.1, "hit": 0.2}]
+    )
+    assert "| 20 | 75.0% | 10.0% | 20.0% |" in grounded

@@ -64,12 +64,14 @@ def interval_finder(fits: Sequence[Fit], run_dir: Path) -> IntervalFn:
 
 
 def rationale_quality(
-    config: RunConfig, records: Sequence[StageRecord], run_dir: Path
+    config: RunConfig, records: Sequence[StageRecord], run_dir: Path, data: Any = None
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Teacher and student rationales: parse, cap-hit and repeated-line rates per source,
-    and one user's rationale from each (the first user both wrote for)."""
+    step 3's grounding in the catalog of ``data`` (when given), and one user's rationale
+    from each (the first user both wrote for)."""
     import pandas as pd
 
+    from slimrec.methods.slim.grounding import run_grounding
     from slimrec.methods.slim.student.sft_data import repeated_lines
 
     caps = {
@@ -86,16 +88,19 @@ def rationale_quality(
             continue
         frames[source] = frame
         tokens = frame["completion_tokens"].fillna(0).astype(int)
-        rows.append(
-            {
-                "source": f"{source} ({frame['model'].iloc[0]})",
-                "answers": len(frame),
-                "parse_rate": float(frame["parsed"].mean()),
-                "cap_rate": float((tokens >= cap).mean()) if cap else 0.0,
-                "repeat_rate": float(frame["response"].map(repeated_lines).gt(0).mean()),
-                "mean_tokens": float(tokens.mean()),
-            }
-        )
+        row = {
+            "source": f"{source} ({frame['model'].iloc[0]})",
+            "answers": len(frame),
+            "parse_rate": float(frame["parsed"].mean()),
+            "cap_rate": float((tokens >= cap).mean()) if cap else 0.0,
+            "repeat_rate": float(frame["response"].map(repeated_lines).gt(0).mean()),
+            "mean_tokens": float(tokens.mean()),
+        }
+        if data is not None:
+            found = run_grounding(frame, data, config.teacher.prompt.hold_out_last)
+            row |= {"grounded": found.grounded_share, "new": found.new_share}
+            row |= {"hit": found.hit_rate, "suggestions": found.suggestions}
+        rows.append(row)
     samples: dict[str, str] = {}
     if frames:
         common = set.intersection(*(set(f["user"]) for f in frames.values()))
@@ -173,7 +178,7 @@ def write_outputs(
             title=f"{config.name}: {data.name}",
         )
         plot_file = "popularity.png"
-    quality, samples = rationale_quality(config, records, run_dir)
+    quality, samples = rationale_quality(config, records, run_dir, data)
     hw = hardware()
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     markdown = render_report(

@@ -201,18 +201,31 @@ def caveat(n_test_users: int, n_seeds: int) -> str | None:
 
 
 def rationale_quality_table(rows: Sequence[dict[str, Any]]) -> str:
-    """One row per rationale source: answers, parse, cap-hit and repeated-line rates."""
-    lines = [
+    """One row per rationale source: answers, parse, cap-hit and repeated-line rates, and
+    (when measured) step 3's suggestions grounded in the catalog, new to the user, and
+    users whose next item is among them."""
+    grounded = any("grounded" in r for r in rows)
+    head = (
         "| rationales | users | parsed into 3 steps | at the token cap | repeating a line "
-        "| mean tokens |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
+        "| mean tokens |"
+    )
+    rule = "|---|---:|---:|---:|---:|---:|"
+    if grounded:
+        head += " step-3 suggestions | in the catalog | new to the user | next item named |"
+        rule += "---:|---:|---:|---:|"
+    lines = [head, rule]
     for r in rows:
-        lines.append(
+        line = (
             f"| {r['source']} | {r['answers']:,} | {100 * r['parse_rate']:.1f}% | "
             f"{100 * r['cap_rate']:.1f}% | {100 * r['repeat_rate']:.1f}% | "
             f"{r['mean_tokens']:.0f} |"
         )
+        if grounded:
+            line += (
+                f" {r.get('suggestions', 0):,} | {100 * r.get('grounded', 0):.1f}% | "
+                f"{100 * r.get('new', 0):.1f}% | {100 * r.get('hit', 0):.1f}% |"
+            )
+        lines.append(line)
     return "\n".join(lines) + "\n"
 
 

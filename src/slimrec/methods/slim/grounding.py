@@ -1,0 +1,161 @@
+"""Step 3 grounded in the catalog: which suggested items are real items, and which are new.
+
+SLIM's third step names concrete items under each recommended category (Wang et al., WWW
+2024, Sec. 3.1). A rationale is only as useful as those names are real: this module
+resolves every suggestion line of step 3 to a catalog item -- exact title first (case,
+punctuation, a trailing "(year)" and a leading or trailing article ignored), then the
+closest title sharing a word with it, accepted above a similarity threshold -- and counts
+how many resolve (*grounded*), how many of those the user has not already had in the
+prompt's history (*new*), and how often one is the user's actual next item (*hit*).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+
+_YEAR = re.compile(r"\(\s*\d{4}\s*\)")
+_WORD = re.compile(r"[a-z0-9]+")
+_MARKER = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s*")
+ARTICLES = {"the", "a", "an"}
+THRESHOLD = 0.85
+
+
+def normalize(title: str) -> str:
+    """Lower-case words of a title without its year or a leading/trailing article."""
+    words = _WORD.findall(_YEAR.sub(" ", title.lower()))
+    while words and words[0] in ARTICLES:
+        words = words[1:]
+    while words and words[-1] in ARTICLES:
+        words = words[:-1]
+    return " ".join(words)
+
+
+def suggestion_lines(step3: str) -> list[str]:
+    """The suggestions of a step-3 text: its list lines, markers and emphasis stripped
+    (a line ending in ':' that asks for suggestions is the prompt echoed, not one)."""
+    out = []
+    for line in step3.splitlines():
+        text = _MARKER.sub("", line).replace("**", "").strip().strip('"').strip()
+        if not text or (text.endswith(":") and "suggest" in text.lower()):
+            continue
+        out.append(text)
+    return out
+
+
+class CatalogIndex:
+    """Resolves free-text item names to catalog item ids."""
+
+    def __init__(self, titles: dict[int, str], threshold: float = THRESHOLD):
+        self.threshold = threshold
+        self.exact: dict[str, int] = {}
+        self.norm: dict[int, str] = {}
+        self.by_word: dict[str, list[int]] = defaultdict(list)
+        for item, title in titles.items():
+            key = normalize(title)
+            if not key:
+                continue
+            self.exact.setdefault(key, item)
+            self.norm[item] = key
+            for word in set(key.split()):
+                self.by_word[word].append(item)
+
+    def resolve(self, name: str) -> int | None:
+        """The catalog item ``name`` names, or None."""
+        key = normalize(name)
+        if not key:
+            return None
+        if key in self.exact:
+            return self.exact[key]
+        words = [w for w in set(key.split()) if w in self.by_word]
+        if not words:
+            return None
+        rare = min(words, key=lambda w: len(self.by_word[w]))  # few candidates to compare
+        best, score = None, 0.0
+        for item in self.by_word[rare]:
+            ratio = SequenceMatcher(None, key, self.norm[item]).ratio()
+            if ratio > score:
+                best, score = item, ratio
+        return best if score >= self.threshold else None
+
+    def resolve_line(self, line: str) -> int | None:
+        """A suggestion line: whole, else its parts around ':' / ' - ' / commas."""
+        for candidate in _pieces(line):
+            item = self.resolve(candidate)
+            if item is not None:
+                return item
+        return None
+
+
+def _pieces(line: str) -> Iterable[str]:
+    yield line
+    for sep in (":", " - ", " – "):
+        if sep in line:
+            head, _, tail = line.partition(sep)
+            yield head
+            yield tail
+    yield from (p for p in line.split(",") if p.strip())
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """Totals over the rationales of one source."""
+
+    users: int
+    suggestions: int
+    grounded: int
+    new: int  # grounded and not in the user's prompt history
+    hits: int  # users one of whose grounded suggestions is their next item
+
+    @property
+    def grounded_share(self) -> float:
+        return self.grounded / self.suggestions if self.suggestions else 0.0
+
+    @property
+    def new_share(self) -> float:
+        return self.new / self.suggestions if self.suggestions else 0.0
+
+    @property
+    def hit_rate(self) -> float:
+        return self.hits / self.users if self.users else 0.0
+
+
+def grounding(
+    step3: Sequence[str],
+    histories: Sequence[Iterable[int]],
+    next_items: Sequence[Iterable[int]],
+    index: CatalogIndex,
+) -> Grounding:
+    """Totals for rationales ``step3`` (one per user) against each user's prompt history
+    and next item(s) (the targets the rationale has not seen)."""
+    suggestions = grounded = new = hits = 0
+    for text, seen, targets in zip(step3, histories, next_items, strict=True):
+        seen, targets = set(seen), set(targets)
+        items = [index.resolve_line(line) for line in suggestion_lines(text or "")]
+        suggestions += len(items)
+        found = [i for i in items if i is not None]
+        grounded += len(found)
+        new += sum(i not in seen for i in found)
+        hits += bool(targets & set(found))
+    return Grounding(len(step3), suggestions, grounded, new, hits)
+
+
+def run_grounding(rationales, data, hold_out: int, index: CatalogIndex | None = None) -> Grounding:
+    """:func:`grounding` of a rationale table (``user``, ``step3``) written for ``data``
+    with ``hold_out`` training items left out of each prompt: the history is what the
+    prompt could show, the next items everything after it (held-out, validation, test)."""
+    from slimrec.data.prepared import rationale_cutoff
+
+    if index is None:
+        titles = data.items.set_index("item")["title"] if "title" in data.items else {}
+        index = CatalogIndex({int(i): str(t) for i, t in dict(titles).items() if str(t)})
+    histories, futures = [], []
+    for user in rationales["user"].astype(int):
+        seq = data.sequences[user]
+        cut = rationale_cutoff(len(seq) - 2, hold_out)  # of the training part s[:-2]
+        histories.append(seq[:cut].tolist())
+        futures.append(seq[cut:].tolist())
+    return grounding(rationales["step3"].fillna("").astype(str).tolist(), histories, futures, index)

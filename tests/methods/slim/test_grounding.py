@@ -1,0 +1,43 @@
+"""Step-3 suggestions resolve to catalog items: exact, fuzzy, or not at all."""
+
+from __future__ import annotations
+
+from slimrec.methods.slim.grounding import CatalogIndex, grounding, normalize, suggestion_lines
+
+TITLES = {
+    1: "Lion King, The (1994)",
+    2: "Sound of Music, The (1965)",
+    3: "Scream (1996)",
+    4: "Pilot G2 Retractable Gel Pens, Fine Point, Black",
+    5: "Scream 2 (1997)",
+}
+
+
+def test_titles_normalise_without_year_article_or_punctuation():
+    assert normalize("Lion King, The (1994)") == normalize('"The Lion King"') == "lion king"
+
+
+def test_suggestions_are_the_list_lines_not_the_echoed_instruction():
+    step3 = (
+        "Under each of those five, suggest 2 specific movies the user may like next:\n"
+        '1. "Scream"\n2. **Lion King, The**\n- Pilot G2 gel pens\n\n'
+    )
+    assert suggestion_lines(step3) == ["Scream", "Lion King, The", "Pilot G2 gel pens"]
+
+
+def test_exact_then_fuzzy_then_nothing():
+    index = CatalogIndex(TITLES)
+    assert index.resolve("The Lion King") == 1
+    assert index.resolve("Scream") == 3 and index.resolve("Scream 2") == 5
+    assert index.resolve("Pilot G2 Retractable Gel Pens Fine Point Black") == 4
+    assert index.resolve("Pilot G2 Retractable Gel Pen, Fine Point, Black") == 4  # fuzzy
+    assert index.resolve("Blue notebook") is None and index.resolve("") is None
+    assert index.resolve_line("Musicals: Sound of Music, The") == 2
+
+
+def test_totals_count_grounded_new_and_hits():
+    index = CatalogIndex(TITLES)
+    step3 = ["1. Scream\n2. The Lion King\n3. A made-up film", "1. Scream 2"]
+    result = grounding(step3, histories=[[3], []], next_items=[[1], [4]], index=index)
+    assert (result.suggestions, result.grounded, result.new, result.hits) == (4, 3, 2, 1)
+    assert result.grounded_share == 0.75 and result.hit_rate == 0.5
