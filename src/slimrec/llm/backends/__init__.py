@@ -37,8 +37,11 @@ class BackendConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["openai", "hf"] = Field(
-        "hf", description="openai: any OpenAI-compatible endpoint; hf: a local model."
+    backend: Literal["openai", "hf", "llamacpp"] = Field(
+        "hf",
+        description="openai: any OpenAI-compatible endpoint; hf: a local model through "
+        "transformers; llamacpp: a shipped model or .gguf file through llama.cpp "
+        "(pip install 'slimrec[llamacpp]').",
     )
     model: str = Field(
         DEFAULT_TEACHER,
@@ -81,10 +84,14 @@ class BackendConfig(BaseModel):
     price_completion_per_mtok: float | None = Field(
         None, ge=0, description="Price per 1M completion tokens, for the cost estimate."
     )
-    batch_size: int = Field(16, ge=1, description="Prompts per forward pass (hf).")
+    batch_size: int = Field(
+        16, ge=1, description="Prompts per forward pass (hf); parallel slots (llamacpp)."
+    )
     device: str = Field("auto", description="auto|cpu|cuda (hf).")
     dtype: str = Field("auto", description="auto|float32|bfloat16|float16 (hf).")
-    threads: int | None = Field(None, ge=1, description="torch CPU threads (hf).")
+    threads: int | None = Field(
+        None, ge=1, description="CPU threads (hf: torch's; llamacpp: llama.cpp's)."
+    )
     sampling: SamplingConfig = Field(
         default_factory=_teacher_sampling, description="Decoding settings (part of cache keys)."
     )
@@ -119,9 +126,19 @@ def _build_hf(config: BackendConfig) -> Backend:
     )
 
 
+def _build_llamacpp(config: BackendConfig) -> Backend:
+    from slimrec.llm.backends.llamacpp import LlamaCppBackend
+
+    gpu_layers = 999 if config.device.startswith("cuda") else 0
+    return LlamaCppBackend(
+        config.model, parallel=config.batch_size, threads=config.threads, gpu_layers=gpu_layers
+    )
+
+
 BACKENDS: dict[str, Callable[[BackendConfig], Backend]] = {
     "openai": _build_openai,
     "hf": _build_hf,
+    "llamacpp": _build_llamacpp,
 }
 
 

@@ -1,0 +1,141 @@
+"""Local GGUF models through llama.cpp: natively quantised weights, continuous batching.
+
+The shipped models are 4-bit GGUF files; the ``hf`` backend de-quantises them to fp32 for
+transformers. llama.cpp runs them as they are (``xllamacpp``, a prebuilt wheel that embeds
+llama.cpp's own server in-process: thread-safe, ``parallel`` slots decoded together), so a
+larger teacher fits the same CPU budget (../shared/notes/models.md: Qwen2.5-Coder-1.5B at
+15 tok/s, where transformers runs the 0.5B at 5.6). Requests go to its OpenAI-style
+``handle_chat_completions`` from a pool of ``parallel`` threads; answers are yielded as
+they finish. JSON-schema constrained output is available through the same call.
+
+Models: a shipped name (its GGUF assembled once from the pinned wheels into
+``$SLIMREC_CACHE/models/<name>.gguf``) or a path to a ``.gguf`` file. The model id in
+cache keys names the engine, so answers of different engines are never mixed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from slimrec.errors import ConfigError
+from slimrec.io import cache_dir, sha256_file
+from slimrec.llm.backends.base import ChatRequest, Completion, LLMError, SamplingConfig
+
+
+def gguf_file(model: str, *, cache: Path | None = None) -> tuple[Path, str]:
+    """``(GGUF path, its name in model ids)`` for a shipped name or a ``.gguf`` file."""
+    from slimrec.llm.models import MODELS, assemble_gguf
+
+    path = Path(model).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return path, f"{path.name}@{sha256_file(path)[:12]}"
+    if model in MODELS:
+        spec = MODELS[model]
+        out = (cache or cache_dir()) / "models" / f"{model}.gguf"
+        if not out.is_file():  # only a verified file is ever renamed into place
+            out.parent.mkdir(parents=True, exist_ok=True)
+            part = out.with_name(f"{out.name}.{os.getpid()}.part")
+            assemble_gguf(spec, part, cache=cache)  # checks the sha256, else deletes it
+            os.replace(part, out)
+        return out, model
+    raise ConfigError(
+        f"llama.cpp reads GGUF files: {model!r} is neither a shipped model nor a .gguf file",
+        fix=f"use one of {sorted(MODELS)} or a path to a .gguf file (or backend: hf)",
+    )
+
+
+class LlamaCppBackend:
+    """``generate`` over llama.cpp's in-process server (see the module docstring)."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        parallel: int = 8,
+        threads: int | None = None,
+        context_per_slot: int = 2048,
+        gpu_layers: int = 0,
+    ):
+        self.model_name = model
+        self.parallel = parallel
+        self.threads = threads or min(os.cpu_count() or 1, 8)
+        self.context_per_slot = context_per_slot
+        self.gpu_layers = gpu_layers
+        self._server: Any = None
+        self._path: Path | None = None
+        self._model_id: str | None = None
+
+    @property
+    def model_id(self) -> str:
+        if self._model_id is None:
+            self._path, name = gguf_file(self.model_name)
+            self._model_id = f"llamacpp:{name}"
+        return self._model_id
+
+    def check(self) -> None:
+        try:
+            import xllamacpp  # noqa: F401
+        except ImportError as e:
+            raise LLMError(
+                "the llamacpp backend needs the xllamacpp package",
+                fix="pip install 'slimrec[llamacpp]' (a prebuilt wheel), or use backend: hf",
+            ) from e
+        self.model_id  # noqa: B018  (resolves the GGUF: fails here, not mid-run)
+
+    def _start(self) -> Any:
+        if self._server is None:
+            import xllamacpp
+
+            self.check()
+            params = xllamacpp.CommonParams()
+            params.model.path = str(self._path)
+            params.n_parallel = self.parallel
+            params.n_ctx = self.parallel * self.context_per_slot
+            params.n_gpu_layers = self.gpu_layers
+            params.cpuparams.n_threads = self.threads
+            params.cpuparams_batch.n_threads = self.threads
+            self._server = xllamacpp.Server(params)
+        return self._server
+
+    def generate(
+        self, requests: Sequence[ChatRequest], sampling: SamplingConfig
+    ) -> Iterator[tuple[int, Completion]]:
+        if sampling.no_repeat_ngram:
+            raise LLMError(
+                "no_repeat_ngram is not offered by the llamacpp backend",
+                fix="set sampling.no_repeat_ngram: 0, or use backend: hf",
+            )
+        server = self._start()
+        body = {"max_tokens": sampling.max_new_tokens, "temperature": sampling.temperature}
+        body |= {"top_p": sampling.top_p}
+        if sampling.seed is not None:
+            body["seed"] = sampling.seed
+
+        def ask(request: ChatRequest) -> dict:
+            return server.handle_chat_completions({"messages": request.messages, **body})
+
+        with ThreadPoolExecutor(self.parallel) as pool:
+            futures = {pool.submit(ask, r): i for i, r in enumerate(requests)}
+            for future in as_completed(futures):
+                index = futures[future]
+                yield index, self._completion(requests[index], future.result())
+
+    def _completion(self, request: ChatRequest, reply: dict) -> Completion:
+        if "error" in reply or not reply.get("choices"):
+            detail = str(reply.get("error", reply))[:200]
+            raise LLMError(f"{request.key}: llama.cpp failed: {detail}", where=self.model_id)
+        choice, usage = reply["choices"][0], reply.get("usage", {})
+        return Completion(
+            text=choice["message"].get("content") or "",
+            model=self.model_id,
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            finish_reason=choice.get("finish_reason"),
+        )
+
+    def close(self) -> None:
+        self._server = None  # the server's destructor stops its loop and frees the model

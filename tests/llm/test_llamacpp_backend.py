@@ -1,0 +1,81 @@
+"""The llama.cpp backend on the shipped SmolLM2 GGUF: answers, identity, the teacher."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from slimrec.errors import ConfigError
+from slimrec.llm.backends import BackendConfig, build_backend
+from slimrec.llm.backends.base import ChatRequest, LLMError, SamplingConfig
+from slimrec.llm.backends.llamacpp import LlamaCppBackend, gguf_file
+
+pytestmark = [
+    pytest.mark.network,
+    pytest.mark.slow,
+    pytest.mark.skipif(os.environ.get("SLIMREC_OFFLINE") == "1", reason="SLIMREC_OFFLINE=1"),
+]
+pytest.importorskip("xllamacpp", reason="CI installs slimrec[llamacpp]: never skipped there")
+
+
+@pytest.fixture(scope="module")
+def smollm():
+    backend = LlamaCppBackend("smollm2-135m", parallel=4, threads=2, context_per_slot=1024)
+    backend.check()
+    yield backend
+    backend.close()
+
+
+def ask(text: str, key: str = "q") -> ChatRequest:
+    return ChatRequest(key, [{"role": "user", "content": text}])
+
+
+def test_every_request_is_answered_once_with_its_tokens(smollm):
+    requests = [ask(f"Name a colour. Number {i}.", f"q{i}") for i in range(6)]
+    got = dict(smollm.generate(requests, SamplingConfig(max_new_tokens=12)))
+    assert sorted(got) == list(range(6))
+    for completion in got.values():
+        assert completion.model == "llamacpp:smollm2-135m"
+        assert 0 < completion.completion_tokens <= 12 and completion.prompt_tokens > 5
+        assert completion.finish_reason in ("stop", "length")
+    # Greedy answers repeat (across batch compositions llama.cpp's kernels may round
+    # differently, so only the same request alone is compared).
+    alone = [dict(smollm.generate([requests[3]], SamplingConfig(max_new_tokens=12)))[0].text
+             for _ in range(2)]  # fmt: skip
+    assert alone[0] == alone[1] and alone[0]
+
+
+def test_a_gguf_file_is_a_model_and_anything_else_is_one_line(smollm, tmp_path):
+    path, name = gguf_file("smollm2-135m")
+    assert path.suffix == ".gguf" and name == "smollm2-135m"
+    assert LlamaCppBackend(str(path)).model_id.startswith("llamacpp:smollm2-135m.gguf@")
+    with pytest.raises(ConfigError, match=r"llama\.cpp reads GGUF files"):
+        gguf_file(str(tmp_path))
+    with pytest.raises(LLMError, match="no_repeat_ngram"):
+        next(smollm.generate([ask("x")], SamplingConfig(no_repeat_ngram=3)))
+
+
+def test_the_teacher_writes_through_llama_cpp_and_caches_its_answers(tmp_path):
+    from tests.methods.slim.test_teach import make_dataset
+
+    from slimrec.methods.slim.teach import TeacherConfig, teach
+
+    data = make_dataset(tmp_path, n_users=6)
+    config = TeacherConfig(
+        backend="llamacpp", model="smollm2-135m", batch_size=3, threads=2,
+        sampling=SamplingConfig(max_new_tokens=24),
+    )  # fmt: skip
+    cache = tmp_path / "answers.sqlite"
+    first = teach(data, tmp_path / "r.parquet", config, n_users=6, cache=cache, progress=False)
+    assert first.users == 6 and first.asked == 6
+    again = teach(data, tmp_path / "r2.parquet", config, n_users=6, cache=cache, progress=False)
+    assert again.asked == 0 and again.cached == 6
+
+
+def test_without_xllamacpp_the_error_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "xllamacpp", None)
+    backend = build_backend(BackendConfig(backend="llamacpp", model="smollm2-135m"))
+    with pytest.raises(LLMError, match=r"slimrec\[llamacpp\]"):
+        backend.check()
