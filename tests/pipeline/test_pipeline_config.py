@@ -120,3 +120,12 @@ def test_reason_section_is_the_student_reason_config_less_what_the_pipeline_fill
     section = ReasonSection(sampling={"max_new_tokens": 7}, batch_size=3)
     cfg = ReasonConfig(**section.model_dump(), base_model="m", adapter=None)
     assert cfg.sampling.max_new_tokens == 7 and cfg.batch_size == 3
+
+
+def test_the_sampled_protocols_negatives_reach_every_fit_and_keys_stay_put():
+    from slimrec.training import TrainConfig
+
+    assert "sampled_negatives" not in TrainConfig().model_dump()  # old run keys stay valid
+    assert TrainConfig(sampled_negatives=99).model_dump()["sampled_negatives"] == 99
+    with pytest.raises(ValueError, match="train.sampled_negatives is set by the pipeline"):
+        RunConfig(train={"sampled_negatives": 99})

@@ -191,3 +191,10 @@ def test_trains_the_model_its_recipe_builds_and_saves_its_structure(pattern_data
     assert other.fit(pattern_data)["key"] != first["key"]
     with pytest.raises(ValueError, match="recipe"):
         Trainer(small(), tmp_path, recipe, text_emb=np.zeros((3, 2)))
+
+
+def test_the_sampled_protocol_draws_the_configured_number_of_negatives(pattern_data, tmp_path):
+    results = Trainer(small(epochs=1, sampled_negatives=5), tmp_path).fit(pattern_data)
+    # Six candidates: the target is always within the top 10.
+    assert results["test"]["sampled"]["hit@10"] == 1.0
+    assert results["test"]["full"]["hit@10"] < 1.0

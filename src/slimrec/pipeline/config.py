@@ -99,6 +99,12 @@ class EvalSection(BaseModel):
         "drawn items the user has not interacted with (the SLIM paper's protocol).",
     )
     ks: tuple[int, ...] = Field((10, 20), description="Cut-offs K of NDCG@K and Hit@K.")
+    negatives: int = Field(
+        100,
+        ge=1,
+        description="Negatives per target of the sampled protocol (SLIM's paper: 100; "
+        "LLM-SRec's: 99); the report's headers say which.",
+    )
 
 
 class DiagnoseSection(BaseModel):
@@ -217,7 +223,15 @@ class RunConfig(BaseModel):
         defaults = TrainConfig()
         taken = [
             name
-            for name in ("backbone", "method", "seed", "test_protocols", "ks", "rationale_holdout")
+            for name in (
+                "backbone",
+                "method",
+                "seed",
+                "test_protocols",
+                "ks",
+                "rationale_holdout",
+                "sampled_negatives",
+            )
             if getattr(self.train, name) != getattr(defaults, name)
         ]
         if taken:

@@ -63,7 +63,11 @@ def write_order(
         model = load_model(fit.folder, device=device)
         for protocol in train.test_protocols:
             eval_cfg = EvalConfig(
-                protocol=protocol, ks=train.ks, seed=train.seed, mask_history=train.mask_history
+                protocol=protocol,
+                ks=train.ks,
+                seed=train.seed,
+                mask_history=train.mask_history,
+                n_negatives=train.sampled_negatives,
             )
             result = order_sensitivity(
                 model_scorer(model),

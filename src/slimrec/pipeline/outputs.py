@@ -203,6 +203,7 @@ def write_outputs(
         n_test_users=data.n_users,
         quality=quality,
         samples=samples,
+        negatives=config.eval.negatives,
         diagnostics=[
             (run_dir / r.folder / r.outputs["table"]).read_text(encoding="utf-8")
             for r in records

@@ -50,7 +50,8 @@ MIN_USERS, MIN_SEEDS = 1000, 3
 ID_AGNOSTIC_LABEL = "text-matching"
 PROTOCOL_TITLES = {
     "full": "full ranking over all items",
-    "sampled": "sampled: the target among 100 random items the user has not interacted with",
+    "sampled": "sampled: the target among {negatives} random items the user has not "
+    "interacted with",
 }
 
 
@@ -335,6 +336,7 @@ def render_report(
     quality: Sequence[dict[str, Any]] = (),
     samples: dict[str, str] | None = None,
     diagnostics: Sequence[str] = (),
+    negatives: int = 100,
 ) -> str:
     """The whole report.md.
 
@@ -365,7 +367,8 @@ def render_report(
             "2,000 resamples) in brackets.\n"
         )
     for protocol in protocols:
-        out.append(f"## Results: {PROTOCOL_TITLES.get(protocol, protocol)}\n")
+        title = PROTOCOL_TITLES.get(protocol, protocol).format(negatives=negatives)
+        out.append(f"## Results: {title}\n")
         main = comparison_table(
             table,
             backbones,

@@ -110,6 +110,7 @@ def run_pipeline(
                 "backbone": backbone,
                 "seed": seed,
                 "test_protocols": config.eval.protocols,
+                "sampled_negatives": config.eval.negatives,
                 "ks": config.eval.ks,
                 # Text is fused only where the rationale has not seen the target.
                 "rationale_holdout": config.teacher.prompt.hold_out_last if needs.user_text else 0,

@@ -17,6 +17,7 @@ class TrainConfig(LaterSettingsOmitted):
         "mask_history": True,
         "rationale_holdout": 0,
         "pairs": "all",
+        "sampled_negatives": 100,
     }
 
     backbone: str = Field(
@@ -71,6 +72,12 @@ class TrainConfig(LaterSettingsOmitted):
     )
     test_protocols: tuple[Literal["full", "sampled"], ...] = Field(
         ("full", "sampled"), description="Protocols of the final test evaluation."
+    )
+    sampled_negatives: int = Field(
+        100,
+        ge=1,
+        description="Negatives per target of the sampled protocol (SLIM's paper: 100; "
+        "LLM-SRec's: 99).",
     )
     seed: int = Field(0, description="Seeds initialisation, batch order and sampled negatives.")
     threads: int | None = Field(

@@ -202,7 +202,11 @@ class Trainer:
         test, per_user = {}, {}
         for protocol in cfg.test_protocols:
             eval_cfg = EvalConfig(
-                protocol=protocol, ks=cfg.ks, seed=cfg.seed, mask_history=cfg.mask_history
+                protocol=protocol,
+                ks=cfg.ks,
+                seed=cfg.seed,
+                mask_history=cfg.mask_history,
+                n_negatives=cfg.sampled_negatives,
             )
             values = self.per_user(data, "test", eval_cfg)
             test[protocol] = summarize(values, cfg.ks, data.n_users)
