@@ -127,5 +127,5 @@ def test_the_sampled_protocols_negatives_reach_every_fit_and_keys_stay_put():
 
     assert "sampled_negatives" not in TrainConfig().model_dump()  # old run keys stay valid
     assert TrainConfig(sampled_negatives=99).model_dump()["sampled_negatives"] == 99
-    with pytest.raises(ValueError, match="train.sampled_negatives is set by the pipeline"):
+    with pytest.raises(ValueError, match=r"train\.sampled_negatives is set by the pipeline"):
         RunConfig(train={"sampled_negatives": 99})

@@ -76,8 +76,14 @@ def test_page_shows_recommendations_and_rationale_safely(browser, live_url, serv
     wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#user-select option")) > 0)
     assert "slim on sasrec" in browser.find_element(By.ID, "model-info").text
 
-    # -- a known user ----------------------------------------------------------------------
-    user = browser.find_element(By.CSS_SELECTOR, "#user-select option").get_attribute("value")
+    # -- a known user, found through the search box (the picker lists 500 at most) ----------
+    last = service.catalog.search_users("", 10_000)[-1][1]  # the last user's original id
+    browser.find_element(By.ID, "user-search").send_keys(last)
+    listed = "return [...document.querySelectorAll('#user-select option')].map(o => o.value)"
+    wait(browser, lambda d: (v := d.execute_script(listed)) and all(last in u for u in v))
+    assert last in browser.execute_script(listed)
+    user = last
+    browser.execute_script(f"document.getElementById('user-select').value = {user!r}")
     browser.find_element(By.ID, "user-go").click()
     wait(browser, results_shown)
     expected = httpx.get(f"{live_url}/users/{user}/recommendations", params={"k": 10}).json()

@@ -19,12 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from slimrec.config import LaterSettingsOmitted
 from slimrec.llm.sanitize import sanitize
 
-TEMPLATE_VERSION = "slim-cot-v1"
+TEMPLATE_VERSION = "slim-cot-v1"  # the default; every version stays selectable
 
 SYSTEM = (
     "You are a recommendation assistant. The user's history is given between <history> "
@@ -43,6 +43,22 @@ Step 2: Recommend five {category_noun} that fit these preferences.
 Step 3: Under each of those five, suggest {per_category} specific {domain} \
 the user may like next."""
 
+# v2 asks for items outside the history by their titles and words the order neutrally:
+# v1's step 3 restated the history (2% new items, docs/benchmarks.md, "Rationales
+# grounded in the catalog") and small models echoed "oldest first" as a preference.
+USER_V2 = """A user has {verb} these {domain}, in this order:
+<history>
+{history}
+</history>
+
+Reason step by step and answer in exactly three parts:
+Step 1: Briefly summarise this user's tastes in your own words.
+Step 2: Recommend five {category_noun} that fit these tastes.
+Step 3: Under each of those five, name {per_category} specific {domain} by their full \
+titles that are not in the list above and that the user may like next."""
+
+TEMPLATES = {"slim-cot-v1": USER, "slim-cot-v2": USER_V2}
+
 
 class PromptConfig(LaterSettingsOmitted):
     """Wording and limits of the step-by-step prompt."""
@@ -58,7 +74,18 @@ class PromptConfig(LaterSettingsOmitted):
     max_title_chars: int = Field(120, ge=10, description="Each item's text is cut to this length.")
     max_history_chars: int = Field(3000, ge=100, description="Budget of the whole history block.")
     with_details: bool = Field(False, description="Add brand and categories after each title.")
-    version: str = Field(TEMPLATE_VERSION, description="Template version; part of cache keys.")
+    version: str = Field(
+        TEMPLATE_VERSION,
+        description=f"Template version ({', '.join(TEMPLATES)}); part of cache keys.",
+    )
+
+    @field_validator("version")
+    @classmethod
+    def _known_template(cls, version: str) -> str:
+        if version not in TEMPLATES:
+            raise ValueError(f"unknown template version {version!r}; known: {list(TEMPLATES)}")
+        return version
+
     hold_out_last: int = Field(
         0,
         ge=0,
@@ -111,7 +138,7 @@ def build_prompt(
     """The SLIM prompt for one user's history (item dicts with ``title``, or titles)."""
     config = config or PromptConfig()
     lines = render_history(items, config)
-    user = USER.format(
+    user = TEMPLATES[config.version].format(
         verb=config.verb,
         domain=config.domain,
         history="\n".join(lines),

@@ -120,7 +120,20 @@ async function loadUsers() {
     $("model-info").textContent =
       `${m.method} on ${m.backbone || "text"} (seed ${m.seed}); ${health.items} items, ` +
       `${health.users} users; new histories ${health.student ? "explained by the student" : "not explained"}`;
-    const found = await call("/users?limit=500");
+    await listUsers("");
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
+// The picker lists at most 500 users; the search box reaches every other one. Only the
+// latest query's answer is shown (an earlier, slower one must not overwrite it).
+let usersAsked = 0;
+async function listUsers(query) {
+  const mine = ++usersAsked;
+  try {
+    const found = await call(`/users?limit=500&q=${encodeURIComponent(query)}`);
+    if (mine !== usersAsked) return;
     const select = $("user-select");
     select.replaceChildren();
     for (const user of found.users) {
@@ -133,6 +146,12 @@ async function loadUsers() {
     showError(e.message);
   }
 }
+
+let userTimer = null;
+$("user-search").addEventListener("input", () => {
+  clearTimeout(userTimer);
+  userTimer = setTimeout(() => listUsers($("user-search").value.trim()), 150);
+});
 
 $("api-key").addEventListener("change", loadUsers);
 loadUsers();
