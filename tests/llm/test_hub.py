@@ -57,3 +57,11 @@ def test_what_reads_as_a_hub_id(tmp_path):
     assert not is_hub_id(str(tmp_path / "org"))  # an existing path is a path
     with pytest.raises(ConfigError, match="neither a registry name, a folder nor a Hub id"):
         resolve_model("no such model")
+
+
+def test_a_hub_named_encoder_offline_and_uncached_is_one_line_at_once(hub_cache):
+    from slimrec.text.encoder import resolve_encoder_path
+
+    with pytest.raises(ConfigError, match="not in the Hugging Face cache") as e:
+        resolve_encoder_path("sentence-transformers/all-mpnet-base-v2")
+    assert "\n" not in e.value.one_line()
