@@ -116,16 +116,21 @@ def order_sensitivity(
 
     original = metrics(histories)
     runs, cosines = [], []
+    # The original vectors once, not once per repeat (an LLM user vector is a forward pass).
+    before = (
+        None
+        if user_vectors is None
+        else _vectors(user_vectors, histories, ids, window, eval_config)
+    )
     for repeat in range(repeats):
         shuffled = perturb(
             histories, window, order_config.perturbation,
             seed=order_config.seed, repeat=repeat, users=ids,
         )  # fmt: skip
         runs.append(metrics(shuffled))
-        if user_vectors is not None:
-            cosines.append(
-                _mean_cosine(user_vectors, histories, shuffled, ids, window, eval_config)
-            )
+        if user_vectors is not None and before is not None:
+            after = _vectors(user_vectors, shuffled, ids, window, eval_config)
+            cosines.append(float(torch.nn.functional.cosine_similarity(before, after).mean()))
     perturbed = {m: _mean_std([r[m] for r in runs]) for m in original}
     change = {
         m: (100.0 * (perturbed[m][0] - v) / v if v else float("nan")) for m, v in original.items()
@@ -151,21 +156,17 @@ def _mean_std(values: list[float]) -> list[float]:
 
 
 @torch.inference_mode()
-def _mean_cosine(
+def _vectors(
     user_vectors: UserVectorFn,
-    original: Sequence[np.ndarray],
-    shuffled: Sequence[np.ndarray],
+    histories: Sequence[np.ndarray],
     users: np.ndarray,
     window: int,
     config: EvalConfig,
-) -> float:
-    """Mean over users of cos(u(original history), u(perturbed history))."""
-    total, count = 0.0, 0
-    for start in range(0, len(original), config.batch_size):
+) -> torch.Tensor:
+    """The user vectors ``[n, d]`` of ``histories`` (their last ``window`` items)."""
+    parts = []
+    for start in range(0, len(histories), config.batch_size):
         stop = start + config.batch_size
-        batch_users = torch.from_numpy(users[start:stop])
-        a = user_vectors(pad_right(original[start:stop], window), batch_users).float()
-        b = user_vectors(pad_right(shuffled[start:stop], window), batch_users).float()
-        total += float(torch.nn.functional.cosine_similarity(a, b, dim=1).sum())
-        count += len(batch_users)
-    return total / max(count, 1)
+        batch = pad_right(histories[start:stop], window)
+        parts.append(user_vectors(batch, torch.from_numpy(users[start:stop])).float())
+    return torch.cat(parts) if parts else torch.zeros(0, 1)

@@ -25,13 +25,12 @@ from tqdm.auto import tqdm
 
 from slimrec.config import load_yaml
 from slimrec.data import PreparedDataset
-from slimrec.eval import EvalConfig
 from slimrec.eval.order import OrderConfig, order_sensitivity
 from slimrec.io import write_json_atomic, write_text_atomic
 from slimrec.methods import load_model
 from slimrec.pipeline.artifacts import Fit, RunArtifacts
 from slimrec.training import TrainConfig
-from slimrec.training.trainer import model_scorer, model_user_vectors
+from slimrec.training.trainer import model_scorer, model_user_vectors, test_eval_config
 
 TABLE_METRICS = ("ndcg@10", "hit@10")
 
@@ -62,19 +61,12 @@ def write_order(
         train = load_yaml(TrainConfig, fit.folder / "config.yaml")
         model = load_model(fit.folder, device=device)
         for protocol in train.test_protocols:
-            eval_cfg = EvalConfig(
-                protocol=protocol,
-                ks=train.ks,
-                seed=train.seed,
-                mask_history=train.mask_history,
-                n_negatives=train.sampled_negatives,
-            )
             result = order_sensitivity(
                 model_scorer(model),
                 histories,
                 targets,
                 data.n_items,
-                eval_cfg,
+                test_eval_config(train, protocol),
                 config,
                 window=train.max_len,
                 users=np.arange(len(histories)),

@@ -201,14 +201,7 @@ class Trainer:
         cfg = self.config
         test, per_user = {}, {}
         for protocol in cfg.test_protocols:
-            eval_cfg = EvalConfig(
-                protocol=protocol,
-                ks=cfg.ks,
-                seed=cfg.seed,
-                mask_history=cfg.mask_history,
-                n_negatives=cfg.sampled_negatives,
-            )
-            values = self.per_user(data, "test", eval_cfg)
+            values = self.per_user(data, "test", test_eval_config(cfg, protocol))
             test[protocol] = summarize(values, cfg.ks, data.n_users)
             per_user |= {f"{protocol}/{name}": v for name, v in values.items()}
         with atomic_path(self.out / PER_USER) as tmp, open(tmp, "wb") as f:
@@ -357,6 +350,17 @@ def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def test_eval_config(cfg: TrainConfig, protocol: str) -> EvalConfig:
+    """How a run of ``cfg`` is tested under ``protocol`` (also what re-scoring it uses)."""
+    return EvalConfig(
+        protocol=protocol,  # type: ignore[arg-type]
+        ks=cfg.ks,
+        seed=cfg.seed,
+        mask_history=cfg.mask_history,
+        n_negatives=cfg.sampled_negatives,
+    )
 
 
 def model_scorer(model: SequentialRecommender) -> UserScoreFn:
