@@ -15,7 +15,6 @@ original order and stay fixed here.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -124,8 +123,3 @@ def order_table(rows: list[dict[str, Any]], config: OrderConfig) -> str:
 def _pm(values: list[float]) -> str:
     mean = float(np.mean(values))
     return f"{mean:+.1f}" + (f" ± {np.std(values):.1f}" if len(values) > 1 else "")
-
-
-def load_order(path: str | Path) -> dict[str, Any]:
-    """A diagnostic's JSON as written by :func:`diagnose_order`."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))

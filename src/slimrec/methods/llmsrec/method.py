@@ -19,7 +19,6 @@ from typing import Any
 import torch
 
 from slimrec.backbones import SequentialRecommender
-from slimrec.config import load_yaml
 from slimrec.data import PreparedDataset
 from slimrec.errors import ConfigError
 from slimrec.io import write_json_atomic
@@ -113,12 +112,14 @@ class LLMSRecMethod(Method[LLMSRecConfig]):
         self, llm: Path, titles: list[str], teacher_dir: Path, device: str = "cpu"
     ) -> LLMSRec:
         """The model (fresh trainable parts) over the frozen LLM and teacher."""
-        where = "cuda" if device == "auto" and torch.cuda.is_available() else device
-        where = "cpu" if where == "auto" else where
+        from slimrec.methods.slim.student.lora import pick_device  # the one device policy
+
+        where = str(pick_device(device))
         teacher = load_model(teacher_dir, device=where)
         with torch.inference_mode():
-            cf_items = teacher.item_encoder().clone()
+            cf_items = teacher.item_encoder()
         lm = FrozenLM(llm, device=where)
+        # clone(): a tensor made under inference_mode cannot be saved for backward.
         return LLMSRec(
             lm, titles, cf_items.clone(), self.config, teacher if self.distils() else None
         )
@@ -126,8 +127,6 @@ class LLMSRecMethod(Method[LLMSRecConfig]):
     def load(self, folder: Path, *, device: str = "cpu") -> SequentialRecommender:
         saved = json.loads((folder / STRUCTURE).read_text())
         titles = json.loads((folder / TITLES).read_text())
-        cfg = load_yaml(TrainConfig, folder / "config.yaml")
-        del cfg  # its settings are in the state; loaded for the check that it is a run
         model = self.build(self.llm_folder(), titles, (folder / saved["teacher"]).resolve(), device)
         model.load_state_dict(torch.load(folder / "best.pt", map_location=device))
         return model.to(device).eval()
