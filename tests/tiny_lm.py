@@ -33,27 +33,10 @@ def make_tiny_lm(
     model that visibly learns (see the ``lively_lm`` fixture).
     """
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     path = Path(path)
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=SPECIAL,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator(CORPUS * 20, trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token=None,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        unk_token=None,
-    )
-    fast.chat_template = CHAT_TEMPLATE
+    fast = _tokenizer(vocab_size, SPECIAL)
     fast.save_pretrained(path)
 
     torch.manual_seed(seed)
@@ -73,3 +56,54 @@ def make_tiny_lm(
     )
     LlamaForCausalLM(config).save_pretrained(path)
     return path
+
+
+def make_tiny_t5(path: str | Path, *, seed: int = 0, vocab_size: int = 400) -> Path:
+    """Write a tiny T5 (2 + 2 layers, width 32) + tokenizer with ``<extra_id_0>``."""
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    path = Path(path)
+    fast = _tokenizer(vocab_size, [*SPECIAL, "<extra_id_0>"])
+    fast.save_pretrained(path)
+    torch.manual_seed(seed)
+    config = T5Config(
+        vocab_size=len(fast),
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=4,
+        eos_token_id=fast.eos_token_id,
+        pad_token_id=fast.pad_token_id,
+        decoder_start_token_id=fast.pad_token_id,
+        initializer_factor=1.0,
+    )
+    T5ForConditionalGeneration(config).save_pretrained(path)
+    return path
+
+
+def _tokenizer(vocab_size: int, special: list[str]):
+    """A byte-level BPE tokenizer trained on :data:`CORPUS`, ChatML template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=special,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(CORPUS * 20, trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=None,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token=None,
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    return fast

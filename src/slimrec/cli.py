@@ -190,7 +190,7 @@ def train(
     data: Path = typer.Option(..., help="A prepared dataset folder (slimrec data prepare)."),
     out: Path = typer.Option(..., help="Run folder: checkpoints, metrics.jsonl, results.json."),
     backbone: str | None = typer.Option(
-        None, help="gru4rec|sasrec|srgnn, '+' for text-fused items."
+        None, help="caser|gru4rec|sasrec|srgnn, '+' for text-fused items."
     ),
     config: Path | None = typer.Option(None, help="A TrainConfig YAML; flags override it."),
     epochs: int | None = typer.Option(None, help="Maximum epochs."),

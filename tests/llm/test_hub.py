@@ -42,8 +42,8 @@ def test_an_uncached_hub_id_offline_is_one_line_saying_so(hub_cache):
 
 
 def test_the_student_and_llm_srec_load_a_hub_id(hub_cache):
+    from slimrec.llm.local import resolve_base
     from slimrec.llm.soft_prompt import FrozenLM
-    from slimrec.methods.slim.student.lora import resolve_base
 
     assert resolve_base("slimrec-tests/tiny-llama") == hub_cache
     assert FrozenLM(resolve_base("slimrec-tests/tiny-llama")).hidden_size == 32

@@ -62,3 +62,30 @@ def hint_data(
     users = pd.DataFrame({"user": np.arange(n_users), "raw_id": [f"u{u}" for u in range(n_users)]})
     data = PreparedDataset(sequences=sequences, items=items, users=users, name=f"hint-{seed}")
     return data, item_text, user_text
+
+
+def successor_data(
+    n_users: int = 40, n_items: int = 30, length: int = 8, seed: int = 0
+) -> tuple[PreparedDataset, np.ndarray]:
+    """Users follow one hidden successor rule ``next = rule[last]`` (a random cycle over
+    the items) from a random start: ``(dataset, rule)`` (``rule[0]`` unused). Items of a
+    sequence are distinct, titles are ``"item <id>"``."""
+    rng = np.random.default_rng(seed)
+    cycle = rng.permutation(np.arange(1, n_items + 1))
+    rule = np.zeros(n_items + 1, dtype=np.int64)
+    rule[cycle] = np.roll(cycle, -1)
+    sequences = []
+    for _ in range(n_users):
+        seq = [int(rng.integers(1, n_items + 1))]
+        while len(seq) < length:
+            seq.append(int(rule[seq[-1]]))
+        sequences.append(np.array(seq, dtype=np.int64))
+    items = pd.DataFrame(
+        {
+            "item": np.arange(1, n_items + 1),
+            "raw_id": [f"i{i}" for i in range(1, n_items + 1)],
+            "title": [f"item {i}" for i in range(1, n_items + 1)],
+        }
+    )
+    users = pd.DataFrame({"user": np.arange(n_users), "raw_id": [f"u{u}" for u in range(n_users)]})
+    return PreparedDataset(sequences, items, users, "successor"), rule

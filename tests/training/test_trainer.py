@@ -44,7 +44,7 @@ def small(**kw) -> TrainConfig:
     return TrainConfig(**(base | kw))
 
 
-@pytest.mark.parametrize("backbone", ["sasrec", "gru4rec", "srgnn"])
+@pytest.mark.parametrize("backbone", ["sasrec", "gru4rec", "srgnn", "caser"])
 def test_learns_the_pattern(backbone, pattern_data, tmp_path):
     trainer = Trainer(small(backbone=backbone, epochs=8), tmp_path)
     results = trainer.fit(pattern_data)
@@ -58,10 +58,18 @@ def test_learns_the_pattern(backbone, pattern_data, tmp_path):
     assert torch.equal(
         reloaded.full_sort_predict(seqs, lengths), trained.full_sort_predict(seqs, lengths)
     )
-    assert results["layout"] == ("prefix" if backbone == "srgnn" else "causal")
+    assert results["layout"] == ("prefix" if backbone in ("srgnn", "caser") else "causal")
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == results["epochs_run"] and "valid_ndcg@10" in json.loads(lines[0])
     assert (tmp_path / "best.pt").is_file() and (tmp_path / "config.yaml").is_file()
+
+
+@pytest.mark.parametrize("backbone", ["srgnn", "caser"])
+def test_backbone_without_per_position_output_refuses_the_causal_layout(
+    backbone, pattern_data, tmp_path
+):
+    with pytest.raises(ConfigError, match="causal layout"):
+        Trainer(small(backbone=backbone, layout="causal"), tmp_path).fit(pattern_data)
 
 
 def test_both_layouts_cover_the_same_pairs(pattern_data):

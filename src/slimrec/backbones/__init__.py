@@ -14,6 +14,7 @@ from typing import Any
 from torch import Tensor
 
 from slimrec.backbones.base import BackboneConfig, SequentialRecommender
+from slimrec.backbones.caser import Caser, CaserConfig
 from slimrec.backbones.gru4rec import GRU4Rec, GRU4RecConfig
 from slimrec.backbones.items import IdItemEncoder, ItemEncoder, TextFusedItemEncoder
 from slimrec.backbones.sasrec import SASRec, SASRecConfig
@@ -21,6 +22,7 @@ from slimrec.backbones.srgnn import SRGNN, SRGNNConfig
 from slimrec.errors import ConfigError
 
 BACKBONES: dict[str, tuple[type[SequentialRecommender], type[BackboneConfig]]] = {
+    "caser": (Caser, CaserConfig),
     "gru4rec": (GRU4Rec, GRU4RecConfig),
     "sasrec": (SASRec, SASRecConfig),
     "srgnn": (SRGNN, SRGNNConfig),
@@ -54,6 +56,13 @@ def make_config(name: str, config: dict[str, Any] | BackboneConfig | None = None
         )
     if isinstance(cfg, SASRecConfig) and cfg.dim % cfg.n_heads:
         raise ConfigError(f"dim ({cfg.dim}) is not divisible by n_heads ({cfg.n_heads})")
+    if isinstance(cfg, CaserConfig) and (
+        cfg.window < 1 or cfg.n_h < 0 or cfg.n_v < 0 or cfg.n_h + cfg.n_v == 0
+    ):
+        raise ConfigError(
+            f"invalid caser config: {cfg}",
+            fix="window >= 1; n_h and n_v >= 0, at least one of them positive",
+        )
     return cfg
 
 
@@ -69,7 +78,7 @@ def build_backbone(
     config: dict[str, Any] | BackboneConfig | None = None,
     text_emb: Tensor | None = None,
 ) -> SequentialRecommender:
-    """Build backbone ``name`` ("gru4rec", "sasrec", "srgnn", each optionally with "+").
+    """Build backbone ``name`` (caser, gru4rec, sasrec, srgnn; each optionally with "+").
 
     A trailing "+" selects SLIM's text-fused item encoder and requires ``text_emb``
     ``[n_items + 1, d_text]`` (row ``i`` = embedding of item ``i``'s own text).
@@ -113,6 +122,8 @@ __all__ = [
     "BACKBONES",
     "SRGNN",
     "BackboneConfig",
+    "Caser",
+    "CaserConfig",
     "GRU4Rec",
     "GRU4RecConfig",
     "IdItemEncoder",

@@ -78,6 +78,20 @@ class PreparedDataset:
         targets = np.array([s[-cut] for s in self.sequences], dtype=np.int64)
         return histories, targets
 
+    def titles(self) -> list[str]:
+        """``titles[i]``: item ``i``'s title (``item <raw id>`` if none); ``titles[0] = ""``."""
+        titles = [""] * (self.n_items + 1)
+        has_title = "title" in self.items.columns
+        for item, raw, title in zip(
+            self.items["item"],
+            self.items["raw_id"],
+            self.items["title"] if has_title else [None] * self.n_items,
+            strict=True,
+        ):
+            text = title.strip() if isinstance(title, str) else ""
+            titles[int(item)] = text or f"item {raw}"
+        return titles
+
     def item_popularity(self, split: Split = "train") -> np.ndarray:
         """Interaction counts per item id (index 0 is padding, count 0) in what ``split`` sees."""
         histories, _ = self.split(split)

@@ -28,6 +28,18 @@ from torch import Tensor
 from slimrec.errors import ConfigError
 
 
+def plain_ids(tokenizer, text: str) -> list[int]:
+    """Token ids of ``text`` as plain text: a title holding ``<|im_end|>`` stays text."""
+    return tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+
+
+def leading_special_ids(tokenizer) -> list[int]:
+    """The ids the tokenizer puts before any text (a BOS token; none for Qwen/SmolLM2)."""
+    ids = tokenizer("a", add_special_tokens=True)["input_ids"]
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    return ids[: len(ids) - len(plain)] if ids[-len(plain) :] == plain else []
+
+
 @dataclass(frozen=True)
 class Slot:
     """A position whose input vector is given; ``read`` marks a read-out position."""
@@ -73,9 +85,7 @@ class FrozenLM:
         self.hidden_size = int(config.hidden_size)
         self.device = torch.device(device)
         self.dtype = self.embeddings.weight.dtype
-        ids = self.tokenizer("a", add_special_tokens=True)["input_ids"]
-        plain = self.tokenizer("a", add_special_tokens=False)["input_ids"]
-        self.bos = ids[: len(ids) - len(plain)] if ids[-len(plain) :] == plain else []
+        self.bos = leading_special_ids(self.tokenizer)
         pad = self.tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else (self.tokenizer.eos_token_id or 0))
         self._ids: dict[str, list[int]] = {}
@@ -89,10 +99,7 @@ class FrozenLM:
         """Token ids of ``text`` as plain text (cached; special-token strings stay text)."""
         ids = self._ids.get(text)
         if ids is None:
-            ids = self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)[
-                "input_ids"
-            ]
-            self._ids[text] = ids
+            ids = self._ids[text] = plain_ids(self.tokenizer, text)
         return ids
 
     def batch(self, prompts: Sequence[Sequence[Segment]]) -> Batch:

@@ -5,11 +5,12 @@
 its own module or folder and registers its names on import: the baselines
 (:mod:`slimrec.methods.backbone`: ``backbone``, ``backbone+``) and SLIM
 (:mod:`slimrec.methods.slim`: ``slim``, ``slim-``, its fusion designs, step ablations,
-text controls and ``text-matching``). :func:`fit_method` trains any of them,
+text controls and ``text-matching``), LLM-SRec (:mod:`slimrec.methods.llmsrec`) and
+DELRec (:mod:`slimrec.methods.delrec`). :func:`fit_method` trains any of them,
 :func:`load_model` loads any run folder, :func:`recommend` ranks items from one.
 """
 
-from slimrec.methods import backbone, llmsrec, slim  # noqa: F401  (each registers its names)
+from slimrec.methods import backbone, delrec, llmsrec, slim  # noqa: F401  (each registers its names)
 from slimrec.methods.base import (
     METHODS,
     FitContext,

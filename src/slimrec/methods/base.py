@@ -118,7 +118,7 @@ class Registered:
     def build(self, **overrides: Any) -> Method:
         """The method with its preset config, updated by ``overrides`` (validated)."""
         try:
-            config = self.config_cls(**(self.preset | overrides))
+            config = self.config_cls(**_merge(self.preset, overrides))
         except ValidationError as e:
             first = e.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "(config)"
@@ -127,6 +127,18 @@ class Registered:
                 fix=f"valid fields: {sorted(self.config_cls.model_fields)}",
             ) from e
         return self.method_cls(self.name, config, self.description)
+
+
+def _merge(preset: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``preset`` updated by ``overrides``, section by section (a run's ``stage1: {epochs:
+    2}`` keeps a preset's ``stage1.tasks``)."""
+    merged = dict(preset)
+    for name, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(name), dict):
+            merged[name] = _merge(merged[name], value)
+        else:
+            merged[name] = value
+    return merged
 
 
 METHODS: dict[str, Registered] = {}

@@ -24,7 +24,7 @@ from slimrec.methods.slim.teach import TeacherConfig
 from slimrec.text import DEFAULT_ENCODER
 from slimrec.training import TrainConfig
 
-Backbone = Literal["sasrec", "gru4rec", "srgnn"]
+Backbone = Literal["sasrec", "gru4rec", "srgnn", "caser"]
 Protocol = Literal["full", "sampled"]
 
 

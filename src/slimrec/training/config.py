@@ -21,7 +21,7 @@ class TrainConfig(LaterSettingsOmitted):
     }
 
     backbone: str = Field(
-        "sasrec", description="gru4rec | sasrec | srgnn, '+' for the text-fused variant."
+        "sasrec", description="caser | gru4rec | sasrec | srgnn, '+' for the text-fused variant."
     )
     method: str | None = Field(
         None,

@@ -196,17 +196,9 @@ class Trainer:
         return cfg.layout
 
     def test(self, data: PreparedDataset) -> dict[str, dict[str, float]]:
-        """Test metrics of the current model per protocol; every user's go to ``PER_USER``
-        (for paired comparisons between runs: the report's intervals)."""
-        cfg = self.config
-        test, per_user = {}, {}
-        for protocol in cfg.test_protocols:
-            values = self.per_user(data, "test", test_eval_config(cfg, protocol))
-            test[protocol] = summarize(values, cfg.ks, data.n_users)
-            per_user |= {f"{protocol}/{name}": v for name, v in values.items()}
-        with atomic_path(self.out / PER_USER) as tmp, open(tmp, "wb") as f:
-            np.savez_compressed(f, **per_user)
-        return test
+        """Test metrics of the current model per protocol (see :func:`evaluate_test`)."""
+        self.model_.eval()
+        return evaluate_test(model_scorer(self.model_), data, self.config, self.out)
 
     def evaluate(self, data: PreparedDataset, split: str, config: EvalConfig) -> dict[str, float]:
         """Metrics of the current model on ``valid`` or ``test``."""
@@ -218,18 +210,7 @@ class Trainer:
     ) -> dict[str, np.ndarray]:
         """Every metric of the current model for every user of ``valid`` or ``test``."""
         self.model_.eval()
-        histories, targets = data.split(split)  # type: ignore[arg-type]
-        return per_user_metrics(
-            model_scorer(self.model_),
-            histories,
-            targets,
-            data.n_items,
-            config,
-            # Popularity-weighted negatives follow training counts whatever split is scored.
-            item_popularity=data.item_popularity("train"),
-            max_history_len=self.config.max_len,
-            users=np.arange(len(histories)),  # histories are indexed by user
-        )
+        return split_metrics(model_scorer(self.model_), data, split, config, self.config.max_len)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -350,6 +331,46 @@ def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+@torch.inference_mode()
+def split_metrics(
+    score: UserScoreFn,
+    data: PreparedDataset,
+    split: str,
+    config: EvalConfig,
+    max_len: int,
+    users: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Every metric of ``score`` for ``users`` (default all) of ``valid`` or ``test``."""
+    histories, targets = data.split(split)  # type: ignore[arg-type]
+    users = np.arange(len(histories)) if users is None else np.asarray(users)
+    return per_user_metrics(
+        score,
+        [histories[u] for u in users],
+        targets[users],
+        data.n_items,
+        config,
+        # Popularity-weighted negatives follow training counts whatever split is scored.
+        item_popularity=data.item_popularity("train"),
+        max_history_len=max_len,
+        users=users,
+    )
+
+
+def evaluate_test(
+    score: UserScoreFn, data: PreparedDataset, cfg: TrainConfig, out: Path
+) -> dict[str, dict[str, float]]:
+    """Test metrics of ``score`` per protocol of ``cfg``; every user's go to ``out/PER_USER``
+    (for paired comparisons between runs: the report's intervals)."""
+    test, per_user = {}, {}
+    for protocol in cfg.test_protocols:
+        values = split_metrics(score, data, "test", test_eval_config(cfg, protocol), cfg.max_len)
+        test[protocol] = summarize(values, cfg.ks, data.n_users)
+        per_user |= {f"{protocol}/{name}": v for name, v in values.items()}
+    with atomic_path(out / PER_USER) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **per_user)
+    return test
 
 
 def test_eval_config(cfg: TrainConfig, protocol: str) -> EvalConfig:

@@ -34,17 +34,6 @@ from slimrec.training import ModelRecipe, TrainConfig, Trainer
 TITLES = "titles.json"
 
 
-def item_titles(data: PreparedDataset) -> list[str]:
-    """``titles[i]`` = item ``i``'s title (its raw id when it has none); ``titles[0] = ""``."""
-    items = data.items.set_index("item")
-    titles = [""] * (data.n_items + 1)
-    has_title = "title" in items.columns
-    for item, row in items.iterrows():
-        title = str(row["title"]) if has_title and isinstance(row["title"], str) else ""
-        titles[int(item)] = title.strip() or f"item {row['raw_id']}"
-    return titles
-
-
 class LLMSRecMethod(Method[LLMSRecConfig]):
     """See the module docstring."""
 
@@ -75,7 +64,7 @@ class LLMSRecMethod(Method[LLMSRecConfig]):
         teacher_dir = Path(context.teacher)
         teacher_key = json.loads((teacher_dir / "results.json").read_text())["key"]
         llm = self.llm_folder()
-        titles = item_titles(context.data)
+        titles = context.data.titles()
 
         def build(data: PreparedDataset) -> SequentialRecommender:
             return self.build(llm, titles, teacher_dir, cfg.device)
@@ -104,7 +93,7 @@ class LLMSRecMethod(Method[LLMSRecConfig]):
         return {**Trainer(cfg, out, recipe).fit(context.data), "method": self.name}
 
     def llm_folder(self) -> Path:
-        from slimrec.methods.slim.student.lora import resolve_base
+        from slimrec.llm.local import resolve_base
 
         return resolve_base(self.config.llm)
 
@@ -112,7 +101,7 @@ class LLMSRecMethod(Method[LLMSRecConfig]):
         self, llm: Path, titles: list[str], teacher_dir: Path, device: str = "cpu"
     ) -> LLMSRec:
         """The model (fresh trainable parts) over the frozen LLM and teacher."""
-        from slimrec.methods.slim.student.lora import pick_device  # the one device policy
+        from slimrec.llm.local import pick_device
 
         where = str(pick_device(device))
         teacher = load_model(teacher_dir, device=where)

@@ -28,8 +28,9 @@ from tqdm.auto import tqdm
 from slimrec.config import config_hash, save_yaml
 from slimrec.errors import ConfigError
 from slimrec.io import atomic_dir, sha256_file, write_json_atomic
+from slimrec.llm.local import pick_device
 from slimrec.methods.slim.student.config import RESUMABLE, StudentConfig
-from slimrec.methods.slim.student.lora import load_student, pick_device, token_nll
+from slimrec.methods.slim.student.lora import load_student, token_nll
 from slimrec.methods.slim.student.sft_data import (
     Encoded,
     bucket_batches,

@@ -10,51 +10,13 @@ cost hundreds of MB per batch on a CPU for positions whose loss is discarded any
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import torch
 
 from slimrec.errors import ConfigError
+from slimrec.llm.local import pick_dtype, resolve_base
 from slimrec.methods.slim.student.config import StudentConfig
 from slimrec.methods.slim.student.sft_data import IGNORE
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def resolve_base(name: str) -> Path:
-    """A local model folder for a shipped model name or a folder path."""
-    folder = Path(name).expanduser()
-    if folder.is_dir():
-        return folder.resolve()
-    try:
-        from slimrec.llm.models import resolve_model
-    except ImportError as e:
-        raise ConfigError(
-            f"base model {name!r} is not a folder and no model registry is available",
-            where="base_model",
-            fix="pass a local Hugging Face model folder",
-        ) from e
-    return Path(resolve_model(name))
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise ConfigError(f"unknown device {name!r}", where="device", fix="auto|cpu|cuda") from e
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("CUDA is not available here", where="device", fix="use --device cpu")
-    return device
-
-
-def pick_dtype(name: str, device: torch.device) -> torch.dtype:
-    if name != "auto":
-        return DTYPES[name]
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float32  # CPU half-precision matmuls are slow or missing
 
 
 def load_student(cfg: StudentConfig, device: torch.device):

@@ -116,7 +116,7 @@ def run_quality(
     ``out/quality_answers.jsonl``.
     """
     from slimrec.llm.backends.base import ChatRequest, SamplingConfig
-    from slimrec.methods.slim.student.lora import resolve_base
+    from slimrec.llm.local import resolve_base
     from slimrec.methods.slim.student.sft_data import load_rationales, split_users
 
     try:
