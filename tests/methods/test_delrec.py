@@ -48,7 +48,7 @@ def options(lm, **over):
     base = {
         "llm": str(lm),
         "soft_prompt": {"n_tokens": 4},
-        "stage1": {"users": 12, "sr_top_h": 4, "icl_length": 3, "icl_back": 1},
+        "stage1": {"users": 12, "valid_users": 4, "sr_top_h": 4, "icl_length": 3, "icl_back": 1},
         "stage2": {"valid_users": 8, "users": 12},
         "prompt": {"history_items": 6},
     }
@@ -56,10 +56,15 @@ def options(lm, **over):
 
 
 def digest(module) -> str:
+    """Hash of the base weights, under their names before peft wrapped the model."""
     h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
-        if "lora_" not in name:
-            h.update(name.encode() + t.detach().cpu().numpy().tobytes())
+    weights = {
+        name.removeprefix("base_model.model.").replace(".base_layer", ""): t
+        for name, t in module.state_dict().items()
+        if "lora_" not in name
+    }
+    for name, t in sorted(weights.items()):
+        h.update(name.encode() + t.detach().cpu().numpy().tobytes())
     return h.hexdigest()
 
 
@@ -217,6 +222,13 @@ def test_candidates_are_written_in_a_seeded_order_and_scores_map_back(lively_lm,
     assert torch.allclose(a[0, [2, 0, 1, 3]], b[0]) and a[1, 3] == float("-inf")
     assert sorted(seen[0]) == [9, 10, 11, 12] and len(seen[1]) == 3
     assert seen[0] == seen[2]  # the order comes from the seed, user and history alone
+    firsts = set()
+    for user in range(12):  # the column-0 item is not always written first
+        seen.clear()
+        with torch.no_grad():
+            model.predict(seqs[:1], lengths[:1], cands[:1], torch.tensor([user]))
+        firsts.add(seen[0][0])
+    assert len(firsts) >= 3
 
 
 # -- a whole fit ------------------------------------------------------------------------------
@@ -245,7 +257,16 @@ def test_a_fit_scores_delrec_and_its_sr_model_on_identical_candidates(
 def test_an_interrupted_stage_1_resumes_to_the_same_soft_prompt(
     lively_lm, data, teacher, tmp_path, monkeypatch
 ):
-    over = {"stage1": {"users": 12, "sr_top_h": 4, "icl_length": 3, "icl_back": 1, "epochs": 2}}
+    over = {
+        "stage1": {
+            "users": 12,
+            "valid_users": 4,
+            "sr_top_h": 4,
+            "icl_length": 3,
+            "icl_back": 1,
+            "epochs": 2,
+        }
+    }
     opts = options(lively_lm, **over) | {"stage2": {"adapter": "none", "valid_users": 8}}
     whole = fit_method(
         "delrec", data, TRAIN, tmp_path / "a" / "whole", teacher=teacher, options=opts
@@ -268,3 +289,31 @@ def test_an_interrupted_stage_1_resumes_to_the_same_soft_prompt(
     b = torch.load(tmp_path / "cut" / "best.pt")["soft"]
     assert torch.equal(a, b)
     assert resumed["test"] == whole["test"]
+
+
+def test_an_encoder_decoder_llm_runs_both_stages(data, teacher, tmp_path):
+    from tests.tiny_lm import make_tiny_t5
+
+    t5 = make_tiny_t5(tmp_path / "t5")
+    opts = options(t5) | {"stage2": {"users": 8, "valid_users": 4}}
+    results = fit_method("delrec", data, TRAIN, tmp_path / "run", teacher=teacher, options=opts)
+    assert results["stages"]["tune"]["examples"] == 8
+    reloaded = load_model(tmp_path / "run")
+    assert reloaded.lm.seq2seq
+    again = evaluate_test(model_scorer(reloaded), data, TRAIN, tmp_path / "rescored")
+    assert again["sampled"] == pytest.approx(results["test"]["sampled"])
+
+
+def test_adalora_plans_its_budget_and_prunes_to_the_target_rank(lively_lm, data, teacher, tmp_path):
+    stage2 = {"adapter": "adalora", "adalora_init_r": 4, "lora_rank": 2, "adalora_tfinal": 2}
+    method, model = model_for(
+        lively_lm, data, teacher, stage2=stage2 | {"users": 8, "batch_size": 1}
+    )
+    examples = method.stage2_examples(data, C, seed=0, epoch=0)
+    record = tune(model, lambda epoch: examples, lambda: 0.0, method.config, tmp_path / "t", 0)
+    peft_config = model.lm.model.peft_config["default"]
+    assert peft_config.total_step == record["steps"] == 8 and peft_config.rank_pattern
+    ranks = [
+        int((p.detach() != 0).sum()) for n, p in model.lm.model.named_parameters() if "lora_E" in n
+    ]
+    assert ranks and sum(ranks) <= 2 * len(ranks) < 4 * len(ranks)

@@ -57,7 +57,7 @@ def test_user_fusion_shapes_and_users_required():
         fusion(torch.randn(3, DIM), torch.tensor([0, 1]))
 
 
-@pytest.mark.parametrize("backbone", ["sasrec", "gru4rec", "srgnn"])
+@pytest.mark.parametrize("backbone", ["sasrec", "gru4rec", "srgnn", "caser"])
 def test_slim_scores_shapes_and_padding_never_leaks(backbone):
     model = slim_model(backbone)
     scores = model.full_sort_predict(BATCH, LENGTHS, USERS)

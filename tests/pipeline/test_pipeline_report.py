@@ -243,3 +243,11 @@ def test_rationale_table_shows_grounding_when_measured():
         [row | {"suggestions": 20, "grounded": 0.75, "new": 0.1, "hit": 0.2}]
     )
     assert "| 20 | 75.0% | 10.0% | 20.0% |" in grounded
+
+
+def test_the_random_reference_of_the_sampled_lists_matches_the_closed_form():
+    from slimrec.pipeline.report import random_reference
+
+    line = random_reference(20, ["hit@1", "hit@5", "ndcg@5", "precision"])
+    assert "hit@1 0.0500" in line and "hit@5 0.2500" in line and "ndcg@5 0.1474" in line
+    assert "precision" not in line and random_reference(20, ["auc"]) == ""

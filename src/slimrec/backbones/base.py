@@ -68,6 +68,9 @@ class SequentialRecommender(nn.Module):
     # False for a model whose user vector ignores the history (text matching): it can
     # learn only from pairs whose target its user text has not seen.
     reads_history: ClassVar[bool] = True
+    # False for a model that scores candidates without a user vector (DELRec's LLM reads
+    # them in its prompt): diagnostics then skip what needs one.
+    has_user_vectors: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -1,6 +1,6 @@
 """The baselines every LLM method is measured against: the plain backbone and Backbone+.
 
-``backbone`` is the ID-based sequential recommender alone (SASRec, GRU4Rec, SR-GNN);
+``backbone`` is the ID-based sequential recommender alone (SASRec, GRU4Rec, SR-GNN, Caser);
 ``backbone+`` the same backbone over SLIM's text-fused item table
 ``z_i = g_f([g_l(z_text_i); z_id_i])`` (Wang et al., WWW 2024, Sec. 3.3; the paper's
 "SASRec+"), which isolates what item text alone gives.

@@ -69,7 +69,7 @@ def write_order(
                 config,
                 window=train.max_len,
                 users=np.arange(len(histories)),
-                user_vectors=model_user_vectors(model),
+                user_vectors=model_user_vectors(model) if model.has_user_vectors else None,
                 item_popularity=data.item_popularity("train"),
             )
             rows.append(

@@ -21,6 +21,8 @@ import subprocess
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from slimrec.eval.bootstrap import Interval
 from slimrec.eval.results import ResultTable, Summary
 from slimrec.pipeline.plots import group_labels
@@ -187,6 +189,26 @@ def other_methods(
     labels = [m for p in protocols for m in (table.methods(protocol=p) if table.runs else [])]
     found = [label.split("/", 1)[1] for label in labels if label.startswith(prefixes)]
     return [m for m in dict.fromkeys(found) if m not in shown]
+
+
+def random_reference(n_candidates: int, metrics: Sequence[str]) -> str:
+    """What a random ranking of the sampled lists scores, in expectation (the floor every
+    method there must clear: HR@K = K / C)."""
+    values = []
+    for metric in metrics:
+        name, _, k_text = metric.partition("@")
+        if not k_text.isdigit():
+            continue
+        ranks = np.arange(1, min(int(k_text), n_candidates) + 1)
+        gain = {"hit": np.ones(len(ranks)), "ndcg": 1 / np.log2(ranks + 1), "mrr": 1 / ranks}
+        if name in gain:
+            values.append(f"{metric} {gain[name].sum() / n_candidates:.4f}")
+    if not values:
+        return ""
+    return (
+        f"A random ranking of the sampled lists (1 + {n_candidates - 1} candidates) "
+        f"scores {', '.join(values)}.\n"
+    )
 
 
 def caveat(n_test_users: int, n_seeds: int) -> str | None:
@@ -402,6 +424,8 @@ def render_report(
     others = other_methods(table, backbones, protocols)
     if others:
         out.append("## Other methods against the plain backbone\n")
+        if "sampled" in protocols:
+            out.append(random_reference(negatives + 1, metrics))
         out.extend(
             per_protocol_tables(
                 table,

@@ -59,6 +59,9 @@ class Stage1Settings(_Section):
     users: int | None = Field(
         64, ge=1, description="A seeded subset of training users (None: all)."
     )
+    valid_users: int = Field(
+        16, ge=1, description="Held-out users whose imitation HR@1 picks the best epoch."
+    )
     epochs: int = Field(1, ge=1, description="Passes over the stage-1 users.")
     batch_size: int = Field(4, ge=1, description="Examples per task and step (the paper: 20).")
     lr: float = Field(5e-3, gt=0, description="Lion learning rate (the paper: 5e-3).")
@@ -81,10 +84,19 @@ class Stage1Settings(_Section):
 class Stage2Settings(_Section):
     """LLM-based sequential recommendation: P frozen, the LLM adapted."""
 
-    adapter: Literal["lora", "none"] = Field(
-        "lora", description="LoRA through peft (the paper: AdaLoRA) | none (zero-shot)."
+    adapter: Literal["lora", "adalora", "none"] = Field(
+        "lora",
+        description="LoRA | AdaLoRA (the paper; ranks pruned from init_r to lora_rank) | "
+        "none (zero-shot), through peft.",
     )
-    lora_rank: int = Field(8, ge=1, description="The paper: AdaLoRA init_r 320, target_r 8.")
+    lora_rank: int = Field(8, ge=1, description="LoRA rank; AdaLoRA's target_r (the paper: 8).")
+    adalora_init_r: int = Field(12, ge=1, description="AdaLoRA's initial rank (the paper: 320).")
+    adalora_tinit: int = Field(0, ge=0, description="AdaLoRA: steps before pruning starts.")
+    adalora_tfinal: int = Field(0, ge=0, description="AdaLoRA: final steps at the budget.")
+    adalora_delta_t: int = Field(1, ge=1, description="AdaLoRA: steps between reallocations.")
+    adalora_orth_weight: float = Field(
+        0.5, ge=0, description="AdaLoRA's orthogonality regulariser (peft's default)."
+    )
     lora_alpha: int = Field(32, ge=1, description="The paper: 32.")
     lora_dropout: float = Field(0.05, ge=0, lt=1, description="The paper: 0.05.")
     target_modules: tuple[str, ...] = Field(

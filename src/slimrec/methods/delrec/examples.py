@@ -7,7 +7,7 @@ item; candidates are distinct, hold the target once, hold no history item, and a
 shuffled so the target's position spreads over the list. No LLM is needed to build or
 test them.
 
-* TA (stage 1): ``H = T[-n:]``; in-context demonstration ``icl = H[:L-2]``, ``m = H[L-2]``
+* TA (stage 1): ``H = T[-(n + b):]``; in-context demonstration ``icl = H[:L-2]``, ``m = H[L-2]``
   followed by ``m1 = H[L-1]``; the user's part ``Q = H[b:]``: shown ``Q[:-2]``, then asked
   for ``X = Q[-2]`` given the item that followed it, ``Q[-1]`` (or the SR top-1).
 * RPS (stage 1): ``H = T[-n:]``; target the SR model's top-1 ``r_1``, shown ``r_2..r_h``;
@@ -77,8 +77,11 @@ def ta_example(
     icl_back: int,
     sr_top1: int | None = None,
 ) -> Example | None:
-    """The Temporal Analysis example of one user, or None when the history is too short."""
-    h = train[-history_items:]
+    """The Temporal Analysis example of one user, or None when the history is too short.
+
+    The demonstration comes from the ``icl_back`` items before the user's part, so the
+    user's part holds ``history_items`` items, as every other prompt's history."""
+    h = train[-(history_items + icl_back) :]
     if len(h) < max(icl_length, icl_back + 3):
         return None
     q = h[icl_back:]

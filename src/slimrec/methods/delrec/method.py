@@ -163,6 +163,7 @@ class DelrecMethod(Method[DelrecConfig]):
                 "backbone": cfg.backbone,
                 "seed": cfg.seed,
                 "template": TEMPLATE_VERSION,
+                "total_steps": records.get("tune", {}).get("steps", 2),
             },
         )
         start = time.perf_counter()
@@ -239,7 +240,7 @@ class DelrecMethod(Method[DelrecConfig]):
         train, _ = data.split("train")
         order = np.random.default_rng([seed, 1]).permutation(data.n_users)
         n_train = len(order) if s.users is None else min(s.users, len(order))
-        n_valid = max(4, n_train // 10)
+        n_valid = min(s.valid_users, max(1, len(order) - n_train))
         valid_users, train_users = order[:n_valid], order[n_valid : n_valid + n_train]
 
         def build(users: np.ndarray, salt: int) -> dict[str, list[Example]]:
@@ -292,7 +293,7 @@ class DelrecMethod(Method[DelrecConfig]):
         if (folder / ADAPTER).is_file():
             from peft import set_peft_model_state_dict
 
-            attach_lora(model, self.config.stage2, saved["seed"])
+            attach_lora(model, self.config.stage2, saved["seed"], saved.get("total_steps", 2))
             set_peft_model_state_dict(model.lm.model, torch.load(folder / ADAPTER))
             model.lm.model.eval()
         return model.eval()

@@ -55,6 +55,8 @@ class _Outside:
 class DelrecModel(SequentialRecommender):
     """``DelrecModel(lm, templates, soft, ...)``; ``soft`` ``[n_tokens, d]`` is P."""
 
+    has_user_vectors = False
+
     def __init__(
         self,
         lm: CandidateLM,
@@ -102,20 +104,21 @@ class DelrecModel(SequentialRecommender):
     def predict(
         self, seqs: Tensor, lengths: Tensor, candidates: Tensor, users: Tensor | None = None
     ) -> Tensor:
-        """``[B, C]`` scores of ``candidates``, each list written in a seeded order (fixed
-        by the user and the history's last item), so the column order never leaks."""
+        """``[B, C]`` scores of ``candidates``. Each list is written in a seeded shuffle of
+        its items (fixed by the user and the history's last item), whatever their column
+        order: the target's column (0 in the evaluation) never shows in the prompt."""
         out = torch.full(candidates.shape, float("-inf"))
         for b in range(len(seqs)):
             history = seqs[b, : int(lengths[b])].tolist()[-self.history_items :]
-            real = [int(c) for c in candidates[b].tolist() if c > 0]
+            items = sorted({int(c) for c in candidates[b].tolist() if c > 0})
             user = int(users[b]) if users is not None else 0
-            order = np.random.default_rng([self.seed, user, history[-1]]).permutation(len(real))
-            shown = [real[i] for i in order]
+            order = np.random.default_rng([self.seed, user, history[-1]]).permutation(len(items))
+            shown = [items[i] for i in order]
             scores = self.prompt_scores(self.templates.lsr(history, shown), shown).cpu()
-            row = torch.full((len(real),), float("-inf"))
-            row[torch.from_numpy(order)] = scores
-            keep = (candidates[b] > 0).nonzero()[:, 0].cpu()
-            out[b, keep] = row
+            by_item = dict(zip(shown, scores.tolist(), strict=True))
+            for c, item in enumerate(candidates[b].tolist()):
+                if item > 0:
+                    out[b, c] = by_item[int(item)]
         return out.to(seqs.device)
 
     def full_sort_predict(

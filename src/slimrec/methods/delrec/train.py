@@ -178,9 +178,12 @@ def distill(
 # -- stage 2 ----------------------------------------------------------------------------------
 
 
-def attach_lora(model: DelrecModel, s: Stage2Settings, seed: int) -> list[Tensor]:
-    """Wrap the LLM in LoRA adapters on the attention projections it has; their tensors."""
-    from peft import LoraConfig, get_peft_model
+def attach_lora(
+    model: DelrecModel, s: Stage2Settings, seed: int, total_steps: int = 1
+) -> list[Tensor]:
+    """Wrap the LLM in (Ada)LoRA adapters on the attention projections it has; their
+    tensors. ``total_steps``: the optimiser steps AdaLoRA's rank budget is planned over."""
+    from peft import AdaLoraConfig, LoraConfig, get_peft_model
 
     from slimrec.errors import ConfigError
 
@@ -194,13 +197,26 @@ def attach_lora(model: DelrecModel, s: Stage2Settings, seed: int) -> list[Tensor
             fix="name its attention projections (q_proj/v_proj for Llama/Qwen, q/v for T5)",
         )
     torch.manual_seed(seed)
-    lora = LoraConfig(
-        r=s.lora_rank,
-        lora_alpha=s.lora_alpha,
-        lora_dropout=s.lora_dropout,
-        target_modules=targets,
-        task_type="SEQ_2_SEQ_LM" if lm.seq2seq else "CAUSAL_LM",
-    )
+    common = {
+        "lora_alpha": s.lora_alpha,
+        "lora_dropout": s.lora_dropout,
+        "target_modules": targets,
+        "task_type": "SEQ_2_SEQ_LM" if lm.seq2seq else "CAUSAL_LM",
+    }
+    if s.adapter == "adalora":
+        # peft refuses total_step=None since 2025; tinit + tfinal must leave room to prune.
+        lora = AdaLoraConfig(
+            init_r=s.adalora_init_r,
+            target_r=s.lora_rank,
+            tinit=min(s.adalora_tinit, max(0, total_steps - 2)),
+            tfinal=min(s.adalora_tfinal, max(0, total_steps - 2 - s.adalora_tinit)),
+            deltaT=s.adalora_delta_t,
+            total_step=max(total_steps, 2),
+            orth_reg_weight=s.adalora_orth_weight,
+            **common,
+        )
+    else:
+        lora = LoraConfig(r=s.lora_rank, **common)
     with warnings.catch_warnings():  # peft calls an API transformers 5 deprecates
         warnings.filterwarnings(
             "ignore", message=".*is_gradient_checkpointing", category=FutureWarning
@@ -227,15 +243,16 @@ def tune(
     from peft.utils import get_peft_model_state_dict
 
     s = config.stage2
-    params = attach_lora(model, s, seed)
+    n_examples = len(examples_for_epoch(0))
+    steps_per_epoch = len(_batches(n_examples, s.batch_size, seed, 0))
+    params = attach_lora(model, s, seed, steps_per_epoch * s.epochs)
     lm = model.lm
+    adalora = s.adapter == "adalora"
     if (folder / DONE).is_file():
         set_peft_model_state_dict(lm.model, torch.load(folder / "best_adapter.pt"))
         lm.model.eval()
         return json.loads((folder / DONE).read_text())
     folder.mkdir(parents=True, exist_ok=True)
-    n_examples = len(examples_for_epoch(0))
-    steps_per_epoch = len(_batches(n_examples, s.batch_size, seed, 0))
     optimizer = _optimizer(config, params, s.lr, s.weight_decay)
     schedule = linear_schedule(optimizer, s.warmup_steps, steps_per_epoch * s.epochs)
     state: dict[str, Any] = {"epoch": 0, "best": -1.0, "best_epoch": -1, "history": []}
@@ -247,6 +264,8 @@ def tune(
         schedule.load_state_dict(saved["schedule"])
         state = saved["state"]
         restore_rng(saved["rng"])
+        if adalora:
+            _allocator_state(lm.model, saved["allocator"])
     start = time.perf_counter()
     while state["epoch"] < s.epochs:
         epoch = state["epoch"]
@@ -256,9 +275,12 @@ def tune(
         batches = _batches(len(examples), s.batch_size, seed, epoch)
         for rows in tqdm(batches, desc=f"delrec stage 2, epoch {epoch}", unit="step"):
             loss = listwise_loss(model, [examples[i] for i in rows])
-            loss.backward()
+            objective = loss + s.adalora_orth_weight * orthogonality(lm.model) if adalora else loss
+            objective.backward()
             torch.nn.utils.clip_grad_norm_(params, config.clip)
             optimizer.step()
+            if adalora:  # after the step, before the gradients go (peft's contract)
+                lm.model.base_model.update_and_allocate(int(schedule.last_epoch))
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
             total += float(loss.detach())
@@ -278,7 +300,8 @@ def tune(
             torch.save(
                 {"adapter": get_peft_model_state_dict(lm.model),
                  "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                 "state": state, "rng": rng_state()},
+                 "state": state, "rng": rng_state(),
+                 "allocator": _allocator_state(lm.model) if adalora else None},
                 tmp,
             )  # fmt: skip
         tqdm.write(f"delrec stage 2, epoch {epoch}: loss {mean_loss:.4f}  valid {score:.4f}")
@@ -286,6 +309,7 @@ def tune(
     lm.model.eval()
     record = {
         "epochs": s.epochs,
+        "steps": steps_per_epoch * s.epochs,
         "best_epoch": state["best_epoch"],
         "valid": state["best"],
         "seconds": round(time.perf_counter() - start, 1),
@@ -295,3 +319,30 @@ def tune(
     write_json_atomic(folder / DONE, record)
     last.unlink(missing_ok=True)
     return record
+
+
+def orthogonality(peft_model) -> Tensor:
+    """AdaLoRA's regulariser: mean ``||P P^T - I||_F`` over its left (A) and right (B)
+    singular-vector matrices. peft adds it only when the model computes its own loss from
+    labels; this loss is the method's own, so it is added here."""
+    terms = []
+    for name, p in peft_model.named_parameters():
+        if p.requires_grad and ("lora_A" in name or "lora_B" in name):
+            gram = p @ p.T if "lora_A" in name else p.T @ p
+            eye = torch.eye(len(gram), device=gram.device, dtype=gram.dtype)
+            terms.append(torch.linalg.matrix_norm(gram - eye))
+    return torch.stack(terms).mean()
+
+
+_ALLOCATOR = ("ipt", "exp_avg_ipt", "exp_avg_unc")
+
+
+def _allocator_state(peft_model, state: dict | None = None) -> dict | None:
+    """AdaLoRA's importance averages (read, or restored from ``state``): a resumed run
+    prunes the ranks an uninterrupted one would."""
+    allocator = peft_model.base_model.rankallocator
+    if state is None:
+        return {k: dict(getattr(allocator, k)) for k in _ALLOCATOR}
+    for k in _ALLOCATOR:
+        setattr(allocator, k, dict(state[k]))
+    return None
