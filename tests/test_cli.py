@@ -180,6 +180,8 @@ def test_methods_lists_every_registered_method_with_its_settings(capsys):
     assert names[: len(METHODS)] == list(METHODS)
     assert "slim-gate           Slim(fusion=gate): " in out
     assert "fusion: Literal['concat', 'residual', 'gate'] = 'residual'" in out
+    assert "stage1.tasks: tuple[Literal['ta', 'rps'], ...] = ('ta', 'rps')" in out
+    assert "Undefined" not in out  # nested sections list their own fields
 
 
 def _write(path: Path, text: str | bytes) -> Path:

@@ -372,10 +372,20 @@ def methods_cmd() -> None:
     typer.echo("\nConfig fields (a run sets them per method: `methods: [backbone, slim: {...}]`):")
     for cls in dict.fromkeys(e.config_cls for e in METHODS.values()):
         typer.echo(f"  {cls.__name__}")
-        for name, field in cls.model_fields.items():
-            kind = field.annotation
-            kind = kind.__name__ if isinstance(kind, type) else str(kind).replace("typing.", "")
-            typer.echo(f"    {name}: {kind} = {field.default!r}  {field.description or ''}")
+        _echo_fields(cls)
+
+
+def _echo_fields(cls: type, prefix: str = "") -> None:
+    """One line per field; a nested section's fields as ``section.field``."""
+    from pydantic import BaseModel
+
+    for name, field in cls.model_fields.items():
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            _echo_fields(kind, f"{prefix}{name}.")
+            continue
+        kind = kind.__name__ if isinstance(kind, type) else str(kind).replace("typing.", "")
+        typer.echo(f"    {prefix}{name}: {kind} = {field.default!r}  {field.description or ''}")
 
 
 @app.command("run")

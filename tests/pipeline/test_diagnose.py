@@ -67,3 +67,36 @@ def test_llm_srec_in_a_run_trains_its_teacher_first_and_is_diagnosed(tiny_run, l
         next((folder / "stages").glob("diagnose-order-shuffle-*/order-shuffle.json")).read_text()
     )
     assert {f["method"] for f in order["fits"]} == {"llm-srec"}
+
+
+def test_delrec_in_a_run_is_tested_on_the_sampled_lists_and_diagnosed(
+    tiny_run, lively_lm, tmp_path
+):
+    from slimrec.pipeline import run_pipeline
+    from slimrec.pipeline.artifacts import RunArtifacts
+
+    folder = tmp_path / "run"
+    shutil.copytree(tiny_run, folder)
+    small = {
+        "llm": str(lively_lm),
+        "prompt": {"history_items": 4},
+        "soft_prompt": {"n_tokens": 2},
+        "stage1": {"users": 4, "valid_users": 2, "sr_top_h": 4, "icl_length": 3, "icl_back": 1},
+        "stage2": {"users": 4, "valid_users": 4},
+    }
+    config = RunArtifacts(folder).config.model_dump()
+    config |= {"methods": [{"delrec": small}], "diagnose": {"order": ["shuffle"], "repeats": 1}}
+    config = type(RunArtifacts(folder).config).model_validate(config)
+    outcome = run_pipeline(config, folder, echo=lambda _: None)
+    status = outcome.status()
+    assert status["fit/sasrec/backbone/seed0"] == "cached"  # the SR teacher, reused
+    assert status["fit/sasrec/delrec/seed0"] == "ran"
+    report = outcome.report.read_text()
+    assert "| model | metric | delrec |" in report  # its SR teacher is not a listed method
+    assert "A random ranking of the sampled lists (1 + 100 candidates)" in report
+    order = json.loads(
+        next((folder / "stages").glob("diagnose-order-shuffle-*/order-shuffle.json")).read_text()
+    )
+    assert [(f["method"], f["protocol"], f["cosine"]) for f in order["fits"]] == [
+        ("delrec", "sampled", None)
+    ]

@@ -75,6 +75,9 @@ class Method(ABC, Generic[C]):
     """One configured method: ``Method(name, config)``. Subclasses set ``config_cls``."""
 
     config_cls: ClassVar[type[MethodConfig]]
+    # False for a method that scores only candidate lists (DELRec writes them in its
+    # prompt): full ranking, top-k recommendation and catalogue-wide analyses skip it.
+    ranks_catalogue: ClassVar[bool] = True
 
     def __init__(self, name: str, config: C, description: str = ""):
         self.name = name

@@ -126,7 +126,8 @@ def popularity_shares(
     users = np.arange(data.n_users)
     _, targets = data.split("test")
     first_seed = fits[0].seed
-    chosen = [f for f in fits if f.seed == first_seed]
+    # DELRec ranks only the candidates written in its prompt: no catalogue, no share.
+    chosen = [f for f in fits if f.seed == first_seed and _ranks_catalogue(f.folder)]
     shares: dict[str, dict[str, list[float]]] = {}
     cached: dict[str, list[float]] = {}
     for fit in chosen:
@@ -139,6 +140,15 @@ def popularity_shares(
         series["test targets"] = group_shares(targets, groups, n_groups).round(6).tolist()
         shares[panel] = series
     return shares
+
+
+def _ranks_catalogue(run: Path) -> bool:
+    from slimrec.config import load_yaml
+    from slimrec.methods import METHODS
+    from slimrec.training import TrainConfig
+
+    method = load_yaml(TrainConfig, run / "config.yaml").method
+    return method is None or METHODS[method].method_cls.ranks_catalogue
 
 
 def legend(config: RunConfig, method: str) -> str:

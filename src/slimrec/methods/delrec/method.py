@@ -55,6 +55,7 @@ class DelrecMethod(Method[DelrecConfig]):
     """See the module docstring."""
 
     config_cls = DelrecConfig
+    ranks_catalogue = False
 
     def needs(self) -> Needs:
         return Needs(teacher="backbone")
