@@ -4,7 +4,7 @@ tuned to pick the next item from a candidate list (Sun & Zhang, arXiv 2406.11156
 Its SR teacher is the run's own ``backbone`` fit on the same backbone and seed (trained
 on the training part ``s[:-2]`` only; the pipeline trains it or reuses it). One fit runs,
 each step resumable: the SR model's top-h after each user's training part
-(``sr_top.npy``), the stage-1 and stage-2 examples (built from the training part only,
+(``sr_top-<teacher key>.npy``), the stage-1 and stage-2 examples (built from the training part only,
 seeded), stage 1 (in ``../delrec-distill-<key>/`` beside the fit folder, keyed by what
 it reads, so the variants that share it distil once), stage 2 (``tune/``), then the test under the
 sampled protocol with the run's number of negatives -- the candidate lists every other
@@ -106,7 +106,7 @@ class DelrecMethod(Method[DelrecConfig]):
             torch.set_num_threads(cfg.threads)
         seconds: dict[str, float] = {}
         start = time.perf_counter()
-        sr_top = self.sr_top(teacher_dir, data, out)
+        sr_top = self.sr_top(teacher_dir, data, out / f"sr_top-{teacher_key[:16]}.npy")
         seconds["sr_top"] = round(time.perf_counter() - start, 1)
 
         titles = [clean_title(t, c.prompt) for t in data.titles()]
@@ -215,9 +215,9 @@ class DelrecMethod(Method[DelrecConfig]):
         )
         return model.to(where)
 
-    def sr_top(self, teacher_dir: Path, data: PreparedDataset, out: Path) -> np.ndarray:
-        """``[n_users, h]``: the SR model's top-h after each user's training part."""
-        path = out / "sr_top.npy"
+    def sr_top(self, teacher_dir: Path, data: PreparedDataset, path: Path) -> np.ndarray:
+        """``[n_users, h]``: the SR model's top-h after each user's training part (kept in
+        ``path``, named by the teacher run's key, so a retrained teacher is not reused)."""
         if path.is_file():
             return np.load(path)
         h = min(self.config.stage1.sr_top_h, data.n_items - 1)
