@@ -102,3 +102,34 @@ def test_fit_stage_key_follows_the_backbone_revision(tmp_path, monkeypatch):
     assert key("sasrec", {"item_text": False}) != sas  # a run's own settings are its own fit
     monkeypatch.setattr(SASRec, "revision", SASRec.revision + 1)
     assert key("gru4rec") == gru and key("sasrec") != sas
+
+
+def test_prepare_key_follows_the_data_content_not_its_copy_or_mtime(tmp_path, monkeypatch):
+    """A dataset copied elsewhere (a fresh machine) keeps its key; an edited one does not."""
+    import os
+    import shutil
+
+    from tests.run_fixtures import write_csv
+
+    from slimrec.pipeline.config import DataSection
+    from slimrec.pipeline.stages import prepare_stage
+
+    here = tmp_path / "here"
+    here.mkdir()
+    ratings, items = write_csv(here)
+    there = tmp_path / "there"
+    shutil.copytree(here, there)
+    for f in there.iterdir():
+        os.utime(f, (1, 1))  # a copy made at another time
+
+    def key(folder: Path) -> str:
+        monkeypatch.chdir(folder)  # the config names the files relative to the folder
+        section = DataSection.model_validate(
+            {"source": {"dataset": ratings.name, "items": items.name}}
+        )
+        return stage_key("prepare", prepare_stage(section)[0])
+
+    assert key(there) == key(here)
+    with items.open("a") as f:
+        f.write("sku999,Extra title\n")
+    assert key(here) != key(there)

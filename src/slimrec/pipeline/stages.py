@@ -18,6 +18,7 @@ from slimrec.backbones import backbone_revision
 from slimrec.data.loaders import DataSource
 from slimrec.data.loaders.embedded import EMBEDDED
 from slimrec.eval.order import OrderConfig
+from slimrec.io import sha256_file
 from slimrec.methods import Method
 from slimrec.pipeline.artifacts import Fit
 from slimrec.pipeline.config import DataSection, RunConfig, TeacherSection
@@ -45,11 +46,13 @@ TRAIN_RUNTIME = {"threads", "device"}
 MAX_FINGERPRINT_FILES = 2000
 
 
-def source_fingerprint(source: DataSource) -> list[tuple[str, int, int]] | str:
-    """What identifies the raw data: an embedded name, or (path, size, mtime) of its files.
+def source_fingerprint(source: DataSource) -> list[tuple[str, int, str]] | str:
+    """What identifies the raw data: an embedded name, or (name, size, sha256) of its files.
 
-    A file edited in place changes its size or modification time, and so the keys of the
-    prepare stage and everything after it.
+    By content, not modification time: a dataset copied to a fresh machine (or checked out
+    again) keeps its keys, so a long run resumes there from the stages it committed, while a
+    file edited in place changes the keys of the prepare stage and everything after it.
+    Names are relative to the dataset's folder, so moving the folder changes nothing.
     """
     if source.dataset in EMBEDDED and source.format in ("auto", "embedded"):
         return EMBEDDED[source.dataset].fingerprint
@@ -58,12 +61,12 @@ def source_fingerprint(source: DataSource) -> list[tuple[str, int, int]] | str:
     paths = [resolve_path(source.dataset)]
     if source.items:
         paths.append(Path(source.items).expanduser())
-    found: list[tuple[str, int, int]] = []
+    found: list[tuple[str, int, str]] = []
     for root in paths:
         files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
         for f in files[:MAX_FINGERPRINT_FILES]:
-            st = f.stat()
-            found.append((str(f.resolve()), st.st_size, st.st_mtime_ns))
+            name = f.relative_to(root).as_posix() if root.is_dir() else f.name
+            found.append((name, f.stat().st_size, sha256_file(f)))
     return found
 
 

