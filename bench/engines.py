@@ -2,11 +2,16 @@
 
 The same SLIM teacher prompts (ml-100k training histories, the quickstart's wording and
 history budget), the same greedy decoding and token cap, one engine after the other in
-one process: per engine the wall time, generated tokens per second, parse rate (all
-three steps) and mean answer length. The CPU's lscpu flags are printed with the table.
+one process: per engine the wall time, generated tokens per second, and what the answers
+are worth -- parse rate (all three steps), cap-hit rate, repeated-line rate, the share
+whose step 2 names five distinct categories, the share that echoes the instructions'
+own words, and mean answer length. An engine spec ``engine:parallel:json`` asks for
+structured output (methods/slim/structured.py: a JSON schema the engine turns into a
+grammar, rendered back into the three steps). The CPU's lscpu flags are printed too.
 
-Usage (the quickstart's 32 teacher users, ~5 min on 2 quiet cores):
+Usage (the quickstart's 32 teacher users, ~5 min per engine on 2 quiet cores):
     .venv/bin/python bench/engines.py --model qwen2.5-coder-0.5b --users 32 --out FILE
+    .venv/bin/python bench/engines.py --engines llamacpp:8,llamacpp:8:json --max-new-tokens 512
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -24,8 +30,11 @@ from slimrec.llm.backends import build_backend
 from slimrec.llm.backends.base import ChatRequest, SamplingConfig
 from slimrec.methods.slim.parse import parse_rationale
 from slimrec.methods.slim.prompts import PromptConfig
+from slimrec.methods.slim.structured import render
+from slimrec.methods.slim.student.sft_data import repeated_lines
 from slimrec.methods.slim.teach import TeacherConfig, select_users, user_prompts
 
+LIST_MARK = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s*")
 QUICKSTART = PromptConfig(
     domain="movies", verb="watched", category_noun="genres", per_category=2, max_items=15,
     hold_out_last=1,
@@ -41,22 +50,53 @@ def cpu_flags() -> str:
     return " ".join(keep)
 
 
-def run(engine: str, model: str, requests, sampling, parallel: int, threads: int) -> dict:
-    config = TeacherConfig(backend=engine, model=model, batch_size=parallel, threads=threads)
+def echoes(answer: str, instructions: str, n: int = 5) -> bool:
+    """Whether ``answer`` repeats any ``n`` consecutive words of the instructions."""
+    words = instructions.lower().split()
+    grams = {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
+    flat = " ".join(answer.lower().split())
+    return any(g in flat for g in grams)
+
+
+def five_distinct(step2: str) -> bool:
+    """Whether step 2 lists five different names (its list lines, when it has any)."""
+    lines = [ln.strip() for ln in step2.splitlines() if ln.strip()]
+    listed = [ln for ln in lines if LIST_MARK.match(ln)] or lines
+    names = {LIST_MARK.sub("", ln).strip(" *_").lower() for ln in listed}
+    return len(listed) == 5 and len(names) == 5
+
+
+def run(spec: str, model: str, prompts, users, sampling, threads: int, wording) -> dict:
+    engine, parallel, *mode = spec.split(":")
+    structured = mode == ["json"]
+    config = TeacherConfig(
+        backend=engine, model=model, batch_size=int(parallel), threads=threads,
+        structured=structured, prompt=wording, sampling=sampling,
+    )  # fmt: skip
+    requests = [ChatRequest(f"user {u}", config.messages(p)) for u, p in
+                zip(users, prompts, strict=True)]  # fmt: skip
     backend = build_backend(config)
     backend.check()
     start = time.perf_counter()
-    answers = dict(backend.generate(requests, sampling))
+    answers = dict(backend.generate(requests, config.sampling_for_requests()))
     seconds = time.perf_counter() - start
-    tokens = sum(a.completion_tokens for a in answers.values())
-    parsed = sum(parse_rationale(a.text).complete for a in answers.values())
     if hasattr(backend, "close"):
         backend.close()
+    texts = [answers[i].text for i in range(len(prompts))]
+    texts = [(structured and render(t)) or t for t in texts]
+    steps = [parse_rationale(t) for t in texts]
+    instructions = [p.user.split("</history>", 1)[1] for p in prompts]
+    tokens = [answers[i].completion_tokens for i in range(len(prompts))]
+    n = len(texts)
     return {
-        "engine": engine, "parallel": parallel, "answers": len(answers),
-        "seconds": round(seconds, 1), "new_tokens": tokens,
-        "new_tok_per_s": round(tokens / seconds, 2), "parse_rate": parsed / len(answers),
-        "mean_tokens": tokens / len(answers),
+        "engine": spec, "answers": n, "seconds": round(seconds, 1), "new_tokens": sum(tokens),
+        "new_tok_per_s": round(sum(tokens) / seconds, 2),
+        "parse_rate": sum(r.complete for r in steps) / n,
+        "cap_rate": sum(t >= sampling.max_new_tokens for t in tokens) / n,
+        "repeat_rate": sum(repeated_lines(t) > 0 for t in texts) / n,
+        "five_distinct": sum(five_distinct(r.categories) for r in steps) / n,
+        "echo_rate": sum(echoes(t, i) for t, i in zip(texts, instructions, strict=True)) / n,
+        "mean_tokens": sum(tokens) / n, "answers_text": texts,
     }  # fmt: skip
 
 
@@ -66,32 +106,39 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=32)
     ap.add_argument("--max-new-tokens", type=int, default=160)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--engines", default="hf:16,llamacpp:16,llamacpp:4")
+    ap.add_argument("--engines", default="hf:16,llamacpp:16,llamacpp:16:json")
+    ap.add_argument("--template", default=QUICKSTART.version, help="prompt template version")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     raw = load_dataset(DataSource(dataset="ml-100k"))
     data = prepare(raw, PrepareConfig(max_users=150, max_seq_len=50))
     users = select_users(data.n_users, args.users, 0)
-    requests = [ChatRequest(f"user {u}", p.messages()) for u, p in
-                zip(users, user_prompts(data, users, QUICKSTART), strict=True)]  # fmt: skip
+    wording = QUICKSTART.model_copy(update={"version": args.template})
+    prompts = user_prompts(data, users, wording)
     sampling = SamplingConfig(max_new_tokens=args.max_new_tokens)
     rows = []
     for spec in args.engines.split(","):
-        engine, parallel = spec.split(":")
-        rows.append(run(engine, args.model, requests, sampling, int(parallel), args.threads))
-        print(json.dumps(rows[-1]), flush=True)
+        rows.append(run(spec, args.model, prompts, users, sampling, args.threads, wording))
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != "answers_text"}), flush=True)
     flags = cpu_flags()
     cpu = platform.processor() or platform.machine()
-    print(f"\n{args.model}, {args.users} prompts, {args.max_new_tokens} new tokens max, greedy, "
-          f"{args.threads} threads; CPU {cpu}: {flags}\n")  # fmt: skip
-    print("| engine | parallel | wall s | new tok/s | parsed | mean tokens |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(f"\n{args.model}, template {args.template}, {args.users} prompts, "
+          f"{args.max_new_tokens} new tokens max, greedy, {args.threads} threads; "
+          f"CPU {cpu}: {flags}\n")  # fmt: skip
+    print("| engine:parallel[:json] | wall s | new tok/s | parsed | at cap | repeats a line "
+          "| 5 distinct categories | echoes the prompt | mean tokens |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    pct = lambda x: f"{100 * x:.0f}%"  # noqa: E731
     for r in rows:
-        print(f"| {r['engine']} | {r['parallel']} | {r['seconds']} | {r['new_tok_per_s']} | "
-              f"{100 * r['parse_rate']:.0f}% | {r['mean_tokens']:.0f} |")  # fmt: skip
+        print(f"| {r['engine']} | {r['seconds']} | {r['new_tok_per_s']} | {pct(r['parse_rate'])} "
+              f"| {pct(r['cap_rate'])} | {pct(r['repeat_rate'])} | {pct(r['five_distinct'])} "
+              f"| {pct(r['echo_rate'])} | {r['mean_tokens']:.0f} |")  # fmt: skip
     if args.out:
         args.out.write_text(
-            json.dumps({"model": args.model, "cpu_flags": flags, "rows": rows}, indent=1)
+            json.dumps(
+                {"model": args.model, "template": args.template, "cpu_flags": flags, "rows": rows},
+                indent=1,
+            )
         )
 
 

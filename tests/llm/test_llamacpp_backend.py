@@ -79,3 +79,55 @@ def test_without_xllamacpp_the_error_says_how_to_install_it(monkeypatch):
     backend = build_backend(BackendConfig(backend="llamacpp", model="smollm2-135m"))
     with pytest.raises(LLMError, match=r"slimrec\[llamacpp\]"):
         backend.check()
+
+
+COLOUR = {
+    "type": "object",
+    "properties": {"colour": {"type": "string", "minLength": 1, "maxLength": 12}},
+    "required": ["colour"],
+    "additionalProperties": False,
+}
+
+
+def test_a_response_schema_becomes_a_grammar_here_and_behind_serve_llm(smollm, serve_app):
+    """llama.cpp answers JSON of the schema directly, and through serve-llm to the openai
+    backend (which sends OpenAI's response_format)."""
+    import json
+
+    from slimrec.llm.backends.openai_backend import OpenAIBackend
+    from slimrec.serve.llm_server import create_app
+
+    sampling = SamplingConfig(max_new_tokens=40, response_schema=COLOUR)
+    request = ask("What colour is the sky? Answer in JSON.")
+    direct = dict(smollm.generate([request], sampling))[0].text
+    assert set(json.loads(direct)) == {"colour"}
+    with serve_app(create_app(smollm, model_name="smol")) as url:
+        remote = OpenAIBackend("smol", base_url=url, max_retries=0)
+        answer = dict(remote.generate([request], sampling))[0].text
+    assert json.loads(answer) == json.loads(direct)
+
+
+def test_a_structured_teacher_answers_in_three_steps_for_every_user(tmp_path):
+    """The grammar holds a 135M model to SLIM's shape: every answer is whole JSON, rendered
+    into three steps with five categories; the student's prompt column stays plain."""
+    import json
+
+    import pandas as pd
+    from tests.methods.slim.test_teach import make_dataset
+
+    from slimrec.methods.slim.prompts import PromptConfig
+    from slimrec.methods.slim.teach import TeacherConfig, teach
+
+    data = make_dataset(tmp_path, n_users=3)
+    config = TeacherConfig(
+        backend="llamacpp", model="smollm2-135m", batch_size=3, threads=2, structured=True,
+        prompt=PromptConfig(per_category=1, max_title_chars=30),
+        sampling=SamplingConfig(max_new_tokens=512),  # covers the schema's longest answer
+    )  # fmt: skip
+    cache = tmp_path / "answers.sqlite"
+    result = teach(data, tmp_path / "r.parquet", config, n_users=3, cache=cache, progress=False)
+    frame = pd.read_parquet(result.path)
+    assert result.parse_rate == 1.0
+    for row in frame.itertuples():
+        assert len(row.step2.splitlines()) == 5 and row.response.startswith("Step 1: ")
+        assert "JSON" not in json.loads(row.prompt)[0]["content"]

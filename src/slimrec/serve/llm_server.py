@@ -15,12 +15,12 @@ import contextlib
 import os
 import time
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from slimrec.llm.backends.base import Backend, ChatRequest, LLMError, SamplingConfig
@@ -44,6 +44,33 @@ class ChatMessage(BaseModel):
         return "".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
 
 
+class JsonSchemaFormat(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field("answer", description="Name of the schema.")
+    schema_: dict[str, Any] = Field(alias="schema", description="The JSON schema.")
+
+
+class ResponseFormat(BaseModel):
+    """OpenAI's ``response_format``: free text, any JSON object, or JSON following a schema."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["text", "json_object", "json_schema"] = Field(description="What to return.")
+    json_schema: JsonSchemaFormat | None = Field(None, description="For type json_schema.")
+
+    @model_validator(mode="after")
+    def _schema_when_asked(self) -> ResponseFormat:
+        if self.type == "json_schema" and self.json_schema is None:
+            raise ValueError("response_format of type json_schema needs json_schema.schema")
+        return self
+
+    def schema_or_none(self) -> dict[str, Any] | None:
+        if self.type == "json_schema" and self.json_schema is not None:
+            return self.json_schema.schema_
+        return {"type": "object"} if self.type == "json_object" else None
+
+
 class ChatCompletionRequest(BaseModel):
     """The subset of OpenAI's chat completion request a local model can honour."""
 
@@ -59,6 +86,9 @@ class ChatCompletionRequest(BaseModel):
     seed: int | None = Field(None, description="Sampling seed.")
     n: int = Field(1, description="Only 1 is supported.")
     stream: bool = Field(False, description="Only false is supported.")
+    response_format: ResponseFormat | None = Field(
+        None, description="Structured output, where the served backend offers it."
+    )
 
     @field_validator("n")
     @classmethod
@@ -76,8 +106,13 @@ class ChatCompletionRequest(BaseModel):
 
     def sampling(self) -> SamplingConfig:
         cap = self.max_completion_tokens or self.max_tokens or DEFAULT_MAX_TOKENS
+        schema = self.response_format.schema_or_none() if self.response_format else None
         return SamplingConfig(
-            max_new_tokens=cap, temperature=self.temperature, top_p=self.top_p, seed=self.seed
+            max_new_tokens=cap,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            seed=self.seed,
+            response_schema=schema,
         )
 
 

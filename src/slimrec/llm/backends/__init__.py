@@ -20,6 +20,7 @@ from slimrec.llm.backends.base import (
     ChatRequest,
     Completion,
     LLMError,
+    Message,
     SamplingConfig,
     redact_url,
 )
@@ -155,6 +156,7 @@ __all__ = [
     "ChatRequest",
     "Completion",
     "LLMError",
+    "Message",
     "SamplingConfig",
     "build_backend",
 ]

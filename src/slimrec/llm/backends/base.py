@@ -48,7 +48,7 @@ class SamplingConfig(LaterSettingsOmitted):
     """Decoding settings; part of every cache key."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    LATER_OFF: ClassVar[dict[str, Any]] = {"no_repeat_ngram": 0}
+    LATER_OFF: ClassVar[dict[str, Any]] = {"no_repeat_ngram": 0, "response_schema": None}
 
     max_new_tokens: int = Field(256, ge=1, description="Cap on generated tokens per answer.")
     temperature: float = Field(0.0, ge=0, description="0 = greedy (deterministic).")
@@ -61,12 +61,24 @@ class SamplingConfig(LaterSettingsOmitted):
         "(breaks the loops of small greedy models; 0 = off, else >= 2; local hf backend only).",
     )
 
+    response_schema: dict[str, Any] | None = Field(
+        None,
+        description="A JSON schema the answer must follow (llama.cpp grammars, OpenAI-style "
+        "response_format on endpoints such as vLLM's); None = free text.",
+    )
+
     @field_validator("no_repeat_ngram")
     @classmethod
     def _ngram_of_two_or_more(cls, n: int) -> int:
         if n == 1:
             raise ValueError("no_repeat_ngram 1 would forbid every token twice: use 0 or >= 2")
         return n
+
+
+def response_format(schema: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI's ``response_format`` asking for JSON that follows ``schema`` (not strict: the
+    strict mode rejects the length and count limits the schemas here use)."""
+    return {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
 
 
 @dataclass(frozen=True)

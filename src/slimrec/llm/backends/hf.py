@@ -184,6 +184,12 @@ class HFBackend:
     def generate(
         self, requests: Sequence[ChatRequest], sampling: SamplingConfig
     ) -> Iterator[tuple[int, Completion]]:
+        if sampling.response_schema is not None:
+            raise LLMError(
+                "a response schema (structured output) is not offered by the hf backend",
+                fix="use backend: llamacpp, or an OpenAI-compatible endpoint that has it "
+                "(vLLM, llama.cpp's server); or turn structured output off",
+            )
         self._load()
         prompts = [self.encode(r) for r in requests]
         for r, ids in zip(requests, prompts, strict=True):

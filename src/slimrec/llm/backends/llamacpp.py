@@ -23,7 +23,13 @@ from typing import Any
 
 from slimrec.errors import ConfigError
 from slimrec.io import cache_dir, sha256_file
-from slimrec.llm.backends.base import ChatRequest, Completion, LLMError, SamplingConfig
+from slimrec.llm.backends.base import (
+    ChatRequest,
+    Completion,
+    LLMError,
+    SamplingConfig,
+    response_format,
+)
 
 
 def gguf_file(model: str, *, cache: Path | None = None) -> tuple[Path, str]:
@@ -114,6 +120,8 @@ class LlamaCppBackend:
         body |= {"top_p": sampling.top_p}
         if sampling.seed is not None:
             body["seed"] = sampling.seed
+        if sampling.response_schema is not None:  # compiled to a grammar by llama.cpp
+            body["response_format"] = response_format(sampling.response_schema)
 
         def ask(request: ChatRequest) -> dict:
             return server.handle_chat_completions({"messages": request.messages, **body})

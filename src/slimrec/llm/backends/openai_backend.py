@@ -33,6 +33,7 @@ from slimrec.llm.backends.base import (
     LLMError,
     SamplingConfig,
     redact_url,
+    response_format,
 )
 
 log = logging.getLogger(__name__)
@@ -238,6 +239,8 @@ class OpenAIBackend:
         }
         if sampling.seed is not None:
             params["seed"] = sampling.seed
+        if sampling.response_schema is not None:
+            params["response_format"] = response_format(sampling.response_schema)
         try:
             async with asyncio.timeout(self.timeout_s):
                 raw = await client.chat.completions.with_raw_response.create(**params)

@@ -36,11 +36,11 @@ def normalize(title: str) -> str:
 
 def suggestion_lines(step3: str) -> list[str]:
     """The suggestions of a step-3 text: its list lines, markers and emphasis stripped
-    (a line ending in ':' that asks for suggestions is the prompt echoed, not one)."""
+    (a line ending in ':' heads a list -- a category, or the prompt echoed -- not an item)."""
     out = []
     for line in step3.splitlines():
         text = _MARKER.sub("", line).replace("**", "").strip().strip('"').strip()
-        if not text or (text.endswith(":") and "suggest" in text.lower()):
+        if not text or text.endswith(":"):
             continue
         out.append(text)
     return out

@@ -18,31 +18,67 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, model_validator
 from tqdm.auto import tqdm
 
+from slimrec.config import LaterSettingsOmitted
 from slimrec.data import PreparedDataset
 from slimrec.data.prepared import rationale_cutoff
 from slimrec.errors import ConfigError
 from slimrec.io import atomic_path
-from slimrec.llm.backends import Backend, BackendConfig, ChatRequest, build_backend
+from slimrec.llm.backends import (
+    Backend,
+    BackendConfig,
+    ChatRequest,
+    Message,
+    SamplingConfig,
+    build_backend,
+)
 from slimrec.llm.cache import AnswerCache, cache_key
 from slimrec.llm.usage import Usage
 from slimrec.methods.slim.parse import parse_rationale
 from slimrec.methods.slim.prompts import Prompt, PromptConfig, build_prompt
+from slimrec.methods.slim.structured import answer_schema, render, structured_messages
 
 
-class TeacherConfig(BackendConfig):
+class TeacherConfig(BackendConfig, LaterSettingsOmitted):
     """Which LLM writes the rationales (every :class:`BackendConfig` field), and how it is
     asked (SLIM's step-by-step prompt)."""
+
+    LATER_OFF: ClassVar[dict[str, Any]] = {"structured": False}
 
     prompt: PromptConfig = Field(
         default_factory=PromptConfig, description="Prompt wording and history budgets."
     )
+    structured: bool = Field(
+        False,
+        description="Constrain answers to SLIM's three steps as JSON (a grammar in llama.cpp, "
+        "response_format at OpenAI-compatible endpoints such as vLLM); rendered back to "
+        "step text. Not offered by backend hf.",
+    )
+
+    @model_validator(mode="after")
+    def _structured_needs_an_engine_with_schemas(self) -> TeacherConfig:
+        if self.structured and self.backend == "hf":
+            raise ValueError(
+                "structured output needs backend llamacpp or openai (an endpoint with "
+                "response_format, e.g. vLLM); backend hf has no grammar"
+            )
+        return self
+
+    def sampling_for_requests(self) -> SamplingConfig:
+        """The sampling sent with each request (and keyed in the cache)."""
+        if not self.structured:
+            return self.sampling
+        return self.sampling.model_copy(update={"response_schema": answer_schema(self.prompt)})
+
+    def messages(self, prompt: Prompt) -> list[Message]:
+        """What the teacher is sent for ``prompt`` (the student is always sent the plain one)."""
+        return structured_messages(prompt) if self.structured else prompt.messages()
 
 
 COLUMNS = [
@@ -167,17 +203,21 @@ def teach(
     prompts = user_prompts(dataset, users, config.prompt)
     backend = backend or build_backend(config)
     model_id = backend.model_id
-    keys = [cache_key(model_id, p.version, p.messages(), config.sampling) for p in prompts]
+    sampling = config.sampling_for_requests()
+    messages = [config.messages(p) for p in prompts]
+    keys = [
+        cache_key(model_id, p.version, m, sampling) for p, m in zip(prompts, messages, strict=True)
+    ]
     store = cache if isinstance(cache, AnswerCache) else AnswerCache(cache)
     usage = Usage(config.price_prompt_per_mtok, config.price_completion_per_mtok)
     try:
         known = store.get_many(keys)
         missing: dict[str, ChatRequest] = {}  # one request per distinct prompt
-        for user, key, prompt in zip(users, keys, prompts, strict=True):
+        for user, key, asked in zip(users, keys, messages, strict=True):
             if key not in known and key not in missing:
-                missing[key] = ChatRequest(key=f"user {user}", messages=prompt.messages())
+                missing[key] = ChatRequest(key=f"user {user}", messages=asked)
         if missing:
-            _ask(backend, store, missing, config, model_id, usage, progress)
+            _ask(backend, store, missing, config, sampling, model_id, usage, progress)
         answers = store.get_many(keys)
     finally:
         usage.retries = int(getattr(backend, "retries", 0))
@@ -193,7 +233,7 @@ def teach(
             rationale_row(
                 user,
                 prompt,
-                answer.response,
+                (config.structured and render(answer.response)) or answer.response,
                 model=answer.model,
                 prompt_tokens=answer.prompt_tokens,
                 completion_tokens=answer.completion_tokens,
@@ -219,6 +259,7 @@ def _ask(
     store: AnswerCache,
     missing: dict[str, ChatRequest],
     config: TeacherConfig,
+    sampling: SamplingConfig,
     model_id: str,
     usage: Usage,
     progress: bool,
@@ -228,7 +269,7 @@ def _ask(
     keys = list(missing)
     requests = [missing[k] for k in keys]
     with tqdm(total=len(requests), desc="teacher", unit="answer", disable=not progress) as bar:
-        for index, completion in backend.generate(requests, config.sampling):
+        for index, completion in backend.generate(requests, sampling):
             store.put(
                 keys[index],
                 completion,
@@ -236,7 +277,7 @@ def _ask(
                 template_version=config.prompt.version,
                 request={
                     "messages": requests[index].messages,
-                    "sampling": config.sampling.model_dump(mode="json"),
+                    "sampling": sampling.model_dump(mode="json"),
                 },
             )
             usage.add(completion)
