@@ -131,3 +131,10 @@ def test_a_structured_teacher_answers_in_three_steps_for_every_user(tmp_path):
     for row in frame.itertuples():
         assert len(row.step2.splitlines()) == 5 and row.response.startswith("Step 1: ")
         assert "JSON" not in json.loads(row.prompt)[0]["content"]
+
+
+def test_llama_cpp_keeps_quiet_unless_asked(smollm, capfd):
+    """Its per-slot timing lines would bury the progress bar (thousands per run)."""
+    capfd.readouterr()
+    dict(smollm.generate([ask("Name a fruit.")], SamplingConfig(max_new_tokens=4)))
+    assert "slot" not in capfd.readouterr().err

@@ -65,12 +65,16 @@ class LlamaCppBackend:
         threads: int | None = None,
         context_per_slot: int = 2048,
         gpu_layers: int = 0,
+        verbosity: int = 0,
     ):
         self.model_name = model
         self.parallel = parallel
         self.threads = threads or min(os.cpu_count() or 1, 8)
         self.context_per_slot = context_per_slot
         self.gpu_layers = gpu_layers
+        # llama.cpp logs every slot's timings to stderr (its default, 3), thousands of
+        # lines per run that bury the progress bar; its errors come back in the replies.
+        self.verbosity = verbosity
         self._server: Any = None
         self._path: Path | None = None
         self._model_id: str | None = None
@@ -104,6 +108,7 @@ class LlamaCppBackend:
             params.n_gpu_layers = self.gpu_layers
             params.cpuparams.n_threads = self.threads
             params.cpuparams_batch.n_threads = self.threads
+            params.verbosity = self.verbosity
             self._server = xllamacpp.Server(params)
         return self._server
 
