@@ -188,3 +188,28 @@ def test_page_and_api_send_security_headers(api):
 def test_health_names_the_run_without_its_path(api, tiny_run):
     model = api.get("/health").json()["model"]
     assert model["run"] == tiny_run.name and "/" not in model["run"]
+
+
+def named_item(service):
+    return next(it for it in service.catalog.items.values() if HOSTILE not in it.title)
+
+
+def with_suggestions(service, monkeypatch, user: int) -> None:
+    """User ``user``'s rationale names one catalog item (in other case) and one unknown."""
+    from slimrec.serve.explainer import Explanation
+
+    step3 = f"Under Pens:\n- {named_item(service).title.upper()}\n- A pen nobody sells"
+    steps = ("Likes pens.", "1. Pens", step3)
+    text = f"Step 1: {steps[0]}\nStep 2:\n{steps[1]}\nStep 3:\n{step3}"
+    monkeypatch.setitem(service.known, user, Explanation(text, steps, "run:student", True))
+
+
+def test_step3_suggestions_come_grounded_in_the_catalog(api, service, monkeypatch):
+    with_suggestions(service, monkeypatch, 0)
+    body = api.get(f"/users/{first_user(service)}/recommendations").json()
+    item = named_item(service)
+    assert body["rationale"]["suggestions"] == [
+        {"text": item.title.upper(), "item": {"id": item.id, "raw_id": item.raw_id,
+                                              "title": item.title}},
+        {"text": "A pen nobody sells", "item": None},
+    ]  # fmt: skip

@@ -135,3 +135,26 @@ def test_page_shows_recommendations_and_rationale_safely(browser, live_url, serv
     error = browser.find_element(By.ID, "error")
     wait(browser, lambda d: error.is_displayed())
     assert error.text.startswith("422: body.history.0: no item with id or title")
+
+
+def test_a_grounded_suggestion_links_to_its_catalog_item(browser, live_url, service, monkeypatch):
+    from tests.serve.test_api import named_item, with_suggestions
+
+    with_suggestions(service, monkeypatch, 0)
+    item = named_item(service)
+    browser.get(live_url + "/")
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#user-select option")) > 0)
+    user = service.catalog.user_raw[0]
+    browser.execute_script(f"document.getElementById('user-select').value = {user!r}")
+    browser.find_element(By.ID, "user-go").click()
+    wait(browser, results_shown)
+    lines = browser.find_elements(By.CSS_SELECTOR, "#rationale-suggestions li")
+    assert [li.text for li in lines] == [
+        f"{item.title.upper()} in the catalog: {item.title} ({item.raw_id})",
+        "A pen nobody sells (not in the catalog)",
+    ]
+    assert "1 of 2 suggestions" in browser.find_element(By.ID, "rationale-grounded").text
+    box = browser.find_element(By.ID, "history")
+    box.clear()
+    lines[0].find_element(By.CSS_SELECTOR, "button").click()
+    assert box.get_attribute("value") == item.raw_id

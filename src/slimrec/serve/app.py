@@ -77,6 +77,10 @@ def to_response(rec: Recommendation) -> dict[str, Any]:
     if rec.explanation is not None:
         e = rec.explanation
         rationale = {"steps": list(e.steps), "text": e.text, "source": e.source, "parsed": e.parsed}
+        rationale["suggestions"] = [
+            {"text": s.text, "item": None if s.item is None else _item(s.item)}
+            for s in rec.suggestions
+        ]
     return {
         "user": rec.user,
         "history": [_item(it) for it in rec.history],

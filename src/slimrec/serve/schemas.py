@@ -67,6 +67,13 @@ class ScoredItem(ItemOut):
     score: float = Field(description="The model's score (higher is better).")
 
 
+class SuggestionOut(BaseModel):
+    text: str = Field(description="One suggestion of step 3, as written (untrusted text).")
+    item: ItemOut | None = Field(
+        description="The catalog item it names (exact title, else a close one), or null."
+    )
+
+
 class RationaleOut(BaseModel):
     steps: list[str] = Field(
         description="Step 1 preferences, step 2 categories, step 3 items ('' if not found)."
@@ -76,6 +83,9 @@ class RationaleOut(BaseModel):
         description="run:student / run:teacher (read from the run) or student (generated now)."
     )
     parsed: bool = Field(description="Whether all three steps were found.")
+    suggestions: list[SuggestionOut] = Field(
+        default_factory=list, description="Step 3's suggestions, grounded in the catalog."
+    )
 
 
 class RecommendResponse(BaseModel):

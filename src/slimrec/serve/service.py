@@ -22,6 +22,7 @@ from pathlib import Path
 
 from slimrec.data.prepared import PreparedDataset
 from slimrec.errors import ConfigError
+from slimrec.methods.slim.grounding import CatalogIndex, suggestion_lines
 from slimrec.methods.slim.teach import prompt_items
 from slimrec.pipeline.artifacts import RunArtifacts
 from slimrec.serve.catalog import Catalog, Item
@@ -35,6 +36,14 @@ class Scored:
     score: float
 
 
+@dataclass(frozen=True)
+class Suggestion:
+    """One line of the rationale's step 3, and the catalog item it names (None if none)."""
+
+    text: str
+    item: Item | None
+
+
 @dataclass
 class Recommendation:
     """Top-k items for one history, with the rationale behind them (if any)."""
@@ -44,6 +53,7 @@ class Recommendation:
     explanation: Explanation | None
     user: str | None = None  # the original user id, for known users
     model: dict[str, str | int | None] = field(default_factory=dict)
+    suggestions: list[Suggestion] = field(default_factory=list)
 
 
 class RecommendService:
@@ -74,6 +84,8 @@ class RecommendService:
         self.fit = self.artifacts.fit(method, backbone, seed)
         self.dataset = PreparedDataset.load(self.artifacts.data_dir)
         self.catalog = Catalog(self.dataset)
+        # Step 3's suggestions resolved to catalog items, as the run's report counts them.
+        self.grounder = CatalogIndex.of(self.dataset)
         # What the student's prompt shows of each item, built as for training prompts.
         self.prompt_items = prompt_items(self.dataset.items)
         self.scorer = Scorer(self.fit.folder, device=device)
@@ -161,7 +173,15 @@ class RecommendService:
             for i, s in zip(ranked.items, ranked.scores, strict=True)
         ]
         history_items = [self.catalog.items[i] for i in history]
-        return Recommendation(history_items, items, explanation, user, self.model_info)
+        suggestions = self._suggestions(explanation) if explanation is not None else []
+        return Recommendation(history_items, items, explanation, user, self.model_info, suggestions)
+
+    def _suggestions(self, explanation: Explanation) -> list[Suggestion]:
+        out = []
+        for line in suggestion_lines(explanation.steps[2]):
+            item = self.grounder.resolve_line(line)
+            out.append(Suggestion(line, None if item is None else self.catalog.items[item]))
+        return out
 
     def close(self) -> None:
         if self.explainer is not None:

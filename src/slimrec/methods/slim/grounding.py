@@ -63,6 +63,12 @@ class CatalogIndex:
             for word in set(key.split()):
                 self.by_word[word].append(item)
 
+    @classmethod
+    def of(cls, data, threshold: float = THRESHOLD) -> CatalogIndex:
+        """The index of a :class:`~slimrec.data.PreparedDataset`'s titles."""
+        titles = data.titles()
+        return cls({item: titles[item] for item in range(1, len(titles))}, threshold)
+
     def resolve(self, name: str) -> int | None:
         """The catalog item ``name`` names, or None."""
         key = normalize(name)
@@ -150,8 +156,7 @@ def run_grounding(rationales, data, hold_out: int, index: CatalogIndex | None = 
     from slimrec.data.prepared import rationale_cutoff
 
     if index is None:
-        titles = data.items.set_index("item")["title"] if "title" in data.items else {}
-        index = CatalogIndex({int(i): str(t) for i, t in dict(titles).items() if str(t)})
+        index = CatalogIndex.of(data)
     histories, futures = [], []
     for user in rationales["user"].astype(int):
         seq = data.sequences[user]

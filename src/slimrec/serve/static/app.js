@@ -44,6 +44,7 @@ function render(answer) {
   for (let i = 0; i < 3; i++) {
     $(`rationale-step${i + 1}`).textContent = steps[i] || "(not found in the rationale)";
   }
+  renderSuggestions(rationale ? rationale.suggestions || [] : []);
   $("rationale-text").textContent = rationale ? rationale.text : "";
   $("rationale-source").textContent = rationale ? `(${rationale.source})` : "(no rationale)";
   const body = $("rec-table").querySelector("tbody");
@@ -59,6 +60,34 @@ function render(answer) {
   $("results").hidden = false;
   const who = answer.user !== null ? `user ${answer.user}` : "this history";
   $("status").textContent = `${answer.items.length} items for ${who}`;
+}
+
+// Step 3 line by line: a suggestion that names a catalog item links to it (a click adds
+// it to the history box); one that names nothing in the catalog says so.
+function renderSuggestions(suggestions) {
+  const list = $("rationale-suggestions");
+  list.replaceChildren();
+  for (const s of suggestions) {
+    const li = el("li", s.text);
+    if (s.item) {
+      const link = el("button", `in the catalog: ${s.item.title} (${s.item.raw_id})`);
+      link.type = "button";
+      link.className = "catalog-link";
+      link.addEventListener("click", () => addToHistory(s.item.raw_id));
+      li.append(" ", link);
+    } else {
+      li.append(" ", el("span", "(not in the catalog)"));
+    }
+    list.append(li);
+  }
+  const grounded = suggestions.filter((s) => s.item).length;
+  $("rationale-grounded").textContent = suggestions.length
+    ? `${grounded} of ${suggestions.length} suggestions found in the catalog` : "";
+}
+
+function addToHistory(rawId) {
+  const text = $("history").value.replace(/\s*$/, "");
+  $("history").value = (text ? text + "\n" : "") + rawId;
 }
 
 async function run(request) {
@@ -101,10 +130,7 @@ $("item-search").addEventListener("input", () => {
       for (const item of found.items) {
         const li = el("li", `${item.title} (${item.raw_id})`);
         li.dataset.id = item.raw_id;
-        li.addEventListener("click", () => {
-          const text = $("history").value.replace(/\s*$/, "");
-          $("history").value = (text ? text + "\n" : "") + item.raw_id;
-        });
+        li.addEventListener("click", () => addToHistory(item.raw_id));
         list.append(li);
       }
     } catch (e) {
