@@ -17,7 +17,7 @@ from slimrec.data.loaders import DataSource
 from slimrec.errors import SlimrecError
 from slimrec.eval.order import Perturbation
 from slimrec.eval.results import DEFAULT_TABLE_METRICS
-from slimrec.llm.backends import SamplingConfig
+from slimrec.llm.backends import EndpointConfig, SamplingConfig
 from slimrec.methods import METHODS, Method, Needs, get_method
 from slimrec.methods.slim.student import StudentConfig
 from slimrec.methods.slim.teach import TeacherConfig
@@ -85,6 +85,11 @@ class ReasonSection(BaseModel):
     )
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     shard_size: int = Field(256, ge=1, description="Users per resumable shard.")
+    endpoint: EndpointConfig | None = Field(
+        None,
+        description="Ask the distilled student at an OpenAI-compatible endpoint that serves "
+        "it (vLLM --enable-lora, slimrec serve-llm --adapter); also used by slimrec serve.",
+    )
 
 
 class EvalSection(BaseModel):

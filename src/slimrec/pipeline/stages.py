@@ -41,7 +41,16 @@ TEACHER_RUNTIME = {
     "answer_cache",
 }
 STUDENT_RUNTIME = {"threads", "device", "eval_batch_size"}
-REASON_RUNTIME = {"batch_size", "refill", "share_prefix", "shard_size", "threads", "device"}
+# Where the student runs (here or at an endpoint) is not what it is: the stage stays.
+REASON_RUNTIME = {
+    "batch_size",
+    "refill",
+    "share_prefix",
+    "shard_size",
+    "threads",
+    "device",
+    "endpoint",
+}
 TRAIN_RUNTIME = {"threads", "device"}
 MAX_FINGERPRINT_FILES = 2000
 

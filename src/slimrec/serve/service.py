@@ -125,15 +125,18 @@ class RecommendService:
         config = self.artifacts.config
         base = base_of(ReasonConfig(base_model=config.student.base_model, adapter=str(adapter)))
         section = config.reason
-        backend = HFBackend(
-            base,
-            adapter=str(adapter),
-            device=device,
-            dtype=section.dtype,
-            batch_size=min(section.batch_size, 8),
-            threads=threads,
-            progress=False,
-        )
+        if section.endpoint is not None:  # the student runs elsewhere (e.g. vLLM on GPUs)
+            backend = section.endpoint.build()
+        else:
+            backend = HFBackend(
+                base,
+                adapter=str(adapter),
+                device=device,
+                dtype=section.dtype,
+                batch_size=min(section.batch_size, 8),
+                threads=threads,
+                progress=False,
+            )
         backend.check()
         encoder = TextEncoder(config.encoder, cache=None)
         return Explainer(

@@ -98,6 +98,42 @@ class BackendConfig(BaseModel):
     )
 
 
+class EndpointConfig(BaseModel):
+    """An OpenAI-compatible endpoint serving one model (vLLM, llama.cpp's server, Ollama,
+    ``slimrec serve-llm``): for a model that runs elsewhere, e.g. the student on GPUs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str = Field(description="e.g. http://127.0.0.1:8000/v1")
+    model: str = Field(
+        description="The served model's name; it names the answers in caches, so serve "
+        "different weights (a new adapter) under a new name."
+    )
+
+    @field_serializer("base_url")
+    def _without_credentials(self, url: str) -> str | None:
+        return redact_url(url)
+
+    api_key_env: str = Field(
+        "OPENAI_API_KEY", description="Environment variable holding the key (never the key)."
+    )
+    concurrency: int = Field(16, ge=1, description="Requests in flight at once.")
+    timeout_s: float = Field(300.0, gt=0, description="Seconds to wait for one answer.")
+    max_retries: int = Field(5, ge=0, description="Retries on 429, 5xx and timeouts.")
+
+    def build(self) -> Backend:
+        from slimrec.llm.backends.openai_backend import OpenAIBackend
+
+        return OpenAIBackend(
+            self.model,
+            base_url=self.base_url,
+            api_key_env=self.api_key_env,
+            concurrency=self.concurrency,
+            timeout_s=self.timeout_s,
+            max_retries=self.max_retries,
+        )
+
+
 def _build_openai(config: BackendConfig) -> Backend:
     from slimrec.llm.backends.openai_backend import OpenAIBackend
 
@@ -155,6 +191,7 @@ __all__ = [
     "BackendConfig",
     "ChatRequest",
     "Completion",
+    "EndpointConfig",
     "LLMError",
     "Message",
     "SamplingConfig",

@@ -299,3 +299,18 @@ def test_cli_writes_rationales_and_bad_input_is_one_line(lively_lm, data, tmp_pa
     config.write_text("batch_size: 0\n")
     assert main([*args, "--config", str(config)]) == 2
     assert "batch_size" in capsys.readouterr().err
+
+
+def test_a_student_behind_an_endpoint_writes_the_same_rationales(
+    lively_lm, data, tmp_path, llm_server, llm_server_model
+):
+    """The student served by serve-llm (as vLLM or llama.cpp's server would) answers every
+    user as the in-process student does, greedy; its served name names the answers."""
+    reason(data, tmp_path / "here.parquet", cfg(lively_lm), progress=False)
+    endpoint = {"base_url": llm_server, "model": llm_server_model, "api_key_env": "NO_SUCH_KEY"}
+    result = reason(data, tmp_path / "there.parquet", cfg(lively_lm, endpoint=endpoint),
+                    progress=False)  # fmt: skip
+    here, there = pd.read_parquet(tmp_path / "here.parquet"), pd.read_parquet(result["path"])
+    assert there["response"].tolist() == here["response"].tolist()
+    assert there["prompt"].tolist() == here["prompt"].tolist()
+    assert set(there["model"]) == {llm_server_model} and result["model"] == llm_server_model

@@ -32,6 +32,7 @@ from slimrec.config import config_hash
 from slimrec.data import PreparedDataset
 from slimrec.errors import ConfigError
 from slimrec.io import atomic_path, write_json_atomic
+from slimrec.llm.backends import EndpointConfig
 from slimrec.llm.backends.base import ChatRequest, SamplingConfig
 from slimrec.methods.slim.prompts import Prompt, PromptConfig
 from slimrec.methods.slim.teach import COLUMNS, rationale_row, user_prompts
@@ -39,6 +40,8 @@ from slimrec.methods.slim.teach import COLUMNS, rationale_row, user_prompts
 DEFAULT_BASE = "smollm2-135m"
 # Settings that change how fast the answers come, not what they are.
 SPEED_ONLY = ("batch_size", "threads", "refill", "share_prefix", "device")
+# Where the student runs: the answers are named by the backend's model id instead.
+WHERE_IT_RUNS = ("endpoint",)
 
 
 def _reason_sampling() -> SamplingConfig:
@@ -90,6 +93,12 @@ class ReasonConfig(BaseModel):
     )
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     shard_size: int = Field(256, ge=1, description="Users per resumable shard.")
+    endpoint: EndpointConfig | None = Field(
+        None,
+        description="Ask the student at an OpenAI-compatible endpoint that serves it (base "
+        "model + this adapter, e.g. vLLM --enable-lora, or slimrec serve-llm --adapter) "
+        "instead of running it here; base_model, dtype, device and batching then do not apply.",
+    )
     users: list[int] | None = Field(
         None, description="Dense user ids to answer (default: every user of the dataset)."
     )
@@ -137,6 +146,9 @@ def reason(
             where=config.adapter,
             fix="give slimrec distill's OUT/adapter",
         )
+    if backend is None and config.endpoint is not None:
+        backend = config.endpoint.build()
+        backend.check()
     backend = backend or HFBackend(
         base_of(config),
         adapter=config.adapter,
@@ -149,7 +161,9 @@ def reason(
         progress=False,
     )
     key = config_hash(
-        config.model_dump(mode="json", exclude=set(SPEED_ONLY) | {"users", "base_model"}),
+        config.model_dump(
+            mode="json", exclude=set(SPEED_ONLY) | set(WHERE_IT_RUNS) | {"users", "base_model"}
+        ),
         backend.model_id,
         [int(u) for u in users],
         [p.messages() for p in prompts],
