@@ -50,6 +50,16 @@ def test_training_memorises_rationales_and_the_merged_adapter_reproduces_them(me
     assert "Step 2: 1. Pens 2. Notebooks 3. Staplers" in text
     info = json.loads((out / "adapter" / "student.json").read_text())
     assert info["epoch"] == results["best_epoch"] and info["base_model"] == cfg.base_model
+    # A folder base is named as given; a shipped one by its public id (vLLM knows it so).
+    adapter_config = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == cfg.base_model
+
+
+def test_a_shipped_base_is_named_by_its_public_id():
+    from slimrec.llm.models import upstream_id
+
+    assert upstream_id("smollm2-135m") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert upstream_id("/some/folder") == "/some/folder"
 
 
 def _adapter(folder):

@@ -29,6 +29,7 @@ from slimrec.config import config_hash, save_yaml
 from slimrec.errors import ConfigError
 from slimrec.io import atomic_dir, sha256_file, write_json_atomic
 from slimrec.llm.local import pick_device
+from slimrec.llm.models import upstream_id
 from slimrec.methods.slim.student.config import RESUMABLE, StudentConfig
 from slimrec.methods.slim.student.lora import load_student, token_nll
 from slimrec.methods.slim.student.sft_data import (
@@ -81,7 +82,7 @@ def _distill(rationales_path: str | Path, cfg: StudentConfig, out: Path) -> dict
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
-    tokenizer, model, folder = load_student(cfg, device)
+    tokenizer, model, _ = load_student(cfg, device)
     out.mkdir(parents=True, exist_ok=True)
     save_yaml(cfg, out / "config.yaml")
     pad_id = (
@@ -116,7 +117,8 @@ def _distill(rationales_path: str | Path, cfg: StudentConfig, out: Path) -> dict
             state.update(best=valid_loss, best_epoch=epoch)
             with atomic_dir(out / "adapter", overwrite=True) as tmp:
                 model.save_pretrained(tmp)
-                info = {"base_model": cfg.base_model, "base_folder": str(folder), "epoch": epoch}
+                _portable_base(tmp / "adapter_config.json", cfg.base_model)
+                info = {"base_model": cfg.base_model, "epoch": epoch}
                 write_json_atomic(tmp / "student.json", info | {"valid_loss": valid_loss})
         line = {"epoch": epoch, "train_loss": loss, "valid_loss": valid_loss, "best": improved}
         line |= {"steps": steps, "step": state["step"], "tokens": tokens}
@@ -196,6 +198,14 @@ def _validate(model, examples: list[Encoded], batch_size: int, pad_id: int, devi
         total += loss.item()
         count += n
     return total / max(count, 1)
+
+
+def _portable_base(config_file: Path, base_model: str) -> None:
+    """Name the base by its public id, not this machine's cache folder, so the adapter
+    loads elsewhere (vLLM ``--lora-modules``, peft on another machine)."""
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = upstream_id(base_model)
+    write_json_atomic(config_file, config)
 
 
 def _checkpoint(model, optimizer, last: Path, key: str, state: dict[str, Any]) -> None:
