@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import subprocess
 import time
 from pathlib import Path
@@ -30,11 +29,10 @@ from slimrec.llm.backends import build_backend
 from slimrec.llm.backends.base import ChatRequest, SamplingConfig
 from slimrec.methods.slim.parse import parse_rationale
 from slimrec.methods.slim.prompts import PromptConfig
+from slimrec.methods.slim.quality import echoes, five_distinct, instructions_of, repeated_lines
 from slimrec.methods.slim.structured import render
-from slimrec.methods.slim.student.sft_data import repeated_lines
 from slimrec.methods.slim.teach import TeacherConfig, select_users, user_prompts
 
-LIST_MARK = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s*")
 QUICKSTART = PromptConfig(
     domain="movies", verb="watched", category_noun="genres", per_category=2, max_items=15,
     hold_out_last=1,
@@ -48,22 +46,6 @@ def cpu_flags() -> str:
     )
     keep = [f for f in flags if f.startswith(("avx", "amx")) or f in ("fma", "f16c")]
     return " ".join(keep)
-
-
-def echoes(answer: str, instructions: str, n: int = 5) -> bool:
-    """Whether ``answer`` repeats any ``n`` consecutive words of the instructions."""
-    words = instructions.lower().split()
-    grams = {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
-    flat = " ".join(answer.lower().split())
-    return any(g in flat for g in grams)
-
-
-def five_distinct(step2: str) -> bool:
-    """Whether step 2 lists five different names (its list lines, when it has any)."""
-    lines = [ln.strip() for ln in step2.splitlines() if ln.strip()]
-    listed = [ln for ln in lines if LIST_MARK.match(ln)] or lines
-    names = {LIST_MARK.sub("", ln).strip(" *_").lower() for ln in listed}
-    return len(listed) == 5 and len(names) == 5
 
 
 def run(spec: str, model: str, prompts, users, sampling, threads: int, wording) -> dict:
@@ -85,7 +67,7 @@ def run(spec: str, model: str, prompts, users, sampling, threads: int, wording) 
     texts = [answers[i].text for i in range(len(prompts))]
     texts = [(structured and render(t)) or t for t in texts]
     steps = [parse_rationale(t) for t in texts]
-    instructions = [p.user.split("</history>", 1)[1] for p in prompts]
+    instructions = [instructions_of(p.user) for p in prompts]
     tokens = [answers[i].completion_tokens for i in range(len(prompts))]
     n = len(texts)
     return {

@@ -236,9 +236,10 @@ def test_rationale_table_shows_grounding_when_measured():
     from slimrec.pipeline.report import rationale_quality_table
 
     row = {"source": "teacher (m)", "answers": 10, "parse_rate": 0.5, "cap_rate": 0.1}
-    row |= {"repeat_rate": 0.0, "mean_tokens": 100.0}
+    row |= {"repeat_rate": 0.0, "echo_rate": 0.25, "distinct_rate": 0.9, "mean_tokens": 100.0}
     plain = rationale_quality_table([row])
     assert "in the catalog" not in plain
+    assert "| 0.0% | 25.0% | 90.0% | 100 |" in plain  # repeats, echoes, five distinct
     grounded = rationale_quality_table(
         [row | {"suggestions": 20, "grounded": 0.75, "new": 0.1, "hit": 0.2}]
     )

@@ -61,6 +61,9 @@ def test_whole_pipeline_then_cached_then_only_downstream(setup, capsys):
     for needle in ("## ID-agnostic", "SLIM-Step1", "## Cost of each stage", "](popularity.png)"):
         assert needle in report, needle
     assert "config hash: `" in report and "cores" in report
+    rows = [ln for ln in report.splitlines() if ln.startswith(("| teacher (", "| student ("))]
+    assert len(rows) == 2 and "| echoing the instructions | five distinct categories |" in report
+    assert all(ln.count("%") >= 6 for ln in rows)  # parsed, cap, repeats, echo, distinct, ...
 
     results = json.loads((run_dir / "results.json").read_text())
     runs = results["results"]["runs"]

@@ -8,6 +8,7 @@ folder's top level where people look for it.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -66,13 +67,14 @@ def interval_finder(fits: Sequence[Fit], run_dir: Path) -> IntervalFn:
 def rationale_quality(
     config: RunConfig, records: Sequence[StageRecord], run_dir: Path, data: Any = None
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """Teacher and student rationales: parse, cap-hit and repeated-line rates per source,
+    """Teacher and student rationales: parse, cap-hit, repeated-line, echo and
+    five-distinct-categories rates per source (:mod:`slimrec.methods.slim.quality`),
     step 3's grounding in the catalog of ``data`` (when given), and one user's rationale
     from each (the first user both wrote for)."""
     import pandas as pd
 
     from slimrec.methods.slim.grounding import run_grounding
-    from slimrec.methods.slim.student.sft_data import repeated_lines
+    from slimrec.methods.slim.quality import echoes_prompt, five_distinct, repeated_lines
 
     caps = {
         "teach": ("teacher", config.teacher.sampling.max_new_tokens),
@@ -88,12 +90,17 @@ def rationale_quality(
             continue
         frames[source] = frame
         tokens = frame["completion_tokens"].fillna(0).astype(int)
+        answered_prompts = zip(frame["response"], frame["prompt"], strict=True)
         row = {
             "source": f"{source} ({frame['model'].iloc[0]})",
             "answers": len(frame),
             "parse_rate": float(frame["parsed"].mean()),
             "cap_rate": float((tokens >= cap).mean()) if cap else 0.0,
             "repeat_rate": float(frame["response"].map(repeated_lines).gt(0).mean()),
+            "echo_rate": float(
+                np.mean([echoes_prompt(str(a), json.loads(p)) for a, p in answered_prompts])
+            ),
+            "distinct_rate": float(frame["step2"].fillna("").map(five_distinct).mean()),
             "mean_tokens": float(tokens.mean()),
         }
         if data is not None:

@@ -14,11 +14,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from slimrec.config import load_yaml
 from slimrec.errors import ConfigError, DataError
+from slimrec.methods.slim.quality import repeated_lines
 from slimrec.methods.slim.student import StudentConfig, distill
 from slimrec.methods.slim.student.sft_data import (
     load_rationales,
     prompt_ids,
-    repeated_lines,
     split_users,
 )
 

@@ -20,7 +20,6 @@ from slimrec.methods.slim.student.sft_data import (
     end_token_id,
     load_rationales,
     prompt_ids,
-    repeated_lines,
     split_users,
 )
 
@@ -155,18 +154,6 @@ def test_the_end_token_is_the_one_that_closes_an_assistant_turn(tokenizer):
     plain.chat_template = "{% for m in messages %}{{ m['content'] }}\n{% endfor %}"
     plain.eos_token = "<|endoftext|>"
     assert end_token_id(plain) == plain.eos_token_id  # no special token after the answer
-
-
-def test_repeated_lines_counts_loops_not_numbering_or_headers():
-    looping = (
-        "Step 1: Briefly summarise this user's preferences:\n"
-        "1. Fast Dry Correction Fluid\n2. Pendaflex File Folders\n"
-        "Step 2: Recommend five categories:\n"
-        "1. Fast Dry Correction Fluid\n2. **Pendaflex File Folders**\n3. fast dry correction fluid"
-    )
-    assert repeated_lines(looping) == 3
-    assert repeated_lines("Step 1: a\nStep 2: b\n1. Pens\n2. Pens") == 0  # too short to count
-    assert repeated_lines("Step 1: likes pens and paper\nStep 2: likes pens and paper") == 0
 
 
 def test_special_token_text_in_a_teacher_answer_never_becomes_a_special_token(tokenizer):

@@ -30,6 +30,7 @@ from slimrec.errors import ConfigError
 from slimrec.io import atomic_dir, sha256_file, write_json_atomic
 from slimrec.llm.local import pick_device
 from slimrec.llm.models import upstream_id
+from slimrec.methods.slim.quality import repeated_lines
 from slimrec.methods.slim.student.config import RESUMABLE, StudentConfig
 from slimrec.methods.slim.student.lora import load_student, token_nll
 from slimrec.methods.slim.student.sft_data import (
@@ -39,7 +40,6 @@ from slimrec.methods.slim.student.sft_data import (
     encode,
     end_token_id,
     load_rationales,
-    repeated_lines,
     split_users,
 )
 from slimrec.training.resume import restore_rng, rng_state, trim_metrics

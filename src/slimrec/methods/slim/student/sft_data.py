@@ -119,24 +119,6 @@ def _messages(prompt: object, path: Path, row: int) -> list[dict[str, str]]:
     return messages
 
 
-def repeated_lines(text: str, min_chars: int = 12) -> int:
-    """How many lines of ``text`` repeat an earlier one (list numbers and bullets ignored).
-
-    A weak teacher loops: the same list line again and again, step 2 restating step 1.
-    A student trained on such answers learns to loop (see docs/benchmarks.md, issue 5).
-    Lines shorter than ``min_chars`` (headers like "Step 2:") are not counted.
-    """
-    seen: set[str] = set()
-    repeats = 0
-    for line in text.splitlines():
-        core = line.replace("*", "").strip().lstrip("0123456789.)-# ").strip(" :").lower()
-        if len(core) < min_chars:
-            continue
-        repeats += core in seen
-        seen.add(core)
-    return repeats
-
-
 def split_users(
     records: list[RationaleRecord], valid_fraction: float, seed: int
 ) -> tuple[list[RationaleRecord], list[RationaleRecord]]:

@@ -1,0 +1,60 @@
+"""What a rationale is worth before anyone reads it: loops, echoes, distinct categories.
+
+SLIM's rationales (Wang et al., WWW 2024, Sec. 3.1) are read by a person on the page and
+learned by the student, so a defect in them is copied. Three checks that need no model:
+
+- *repeated lines*: a weak teacher loops -- the same list line again and again, step 2
+  restating step 1; a student trained on such answers learns to loop;
+- *echo*: the answer repeats the instructions' own words ("Step 3: Under each of those
+  five, suggest ...", "oldest first") instead of reasoning about the user;
+- *five distinct categories*: step 2 names five different categories, as asked.
+"""
+
+from __future__ import annotations
+
+import re
+
+ECHO_WORDS = 5  # this many consecutive words of the instructions in an answer is an echo
+_LIST_MARK = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s*")
+
+
+def repeated_lines(text: str, min_chars: int = 12) -> int:
+    """How many lines of ``text`` repeat an earlier one (list numbers and bullets ignored).
+
+    Lines shorter than ``min_chars`` (headers like "Step 2:") are not counted.
+    """
+    seen: set[str] = set()
+    repeats = 0
+    for line in text.splitlines():
+        core = line.replace("*", "").strip().lstrip("0123456789.)-# ").strip(" :").lower()
+        if len(core) < min_chars:
+            continue
+        repeats += core in seen
+        seen.add(core)
+    return repeats
+
+
+def instructions_of(user_message: str) -> str:
+    """The instructions of a SLIM prompt: everything after the history block."""
+    return user_message.rsplit("</history>", 1)[-1]
+
+
+def echoes(answer: str, instructions: str, n: int = ECHO_WORDS) -> bool:
+    """Whether ``answer`` repeats ``n`` consecutive words of ``instructions``."""
+    words = instructions.lower().split()
+    grams = {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
+    flat = " ".join(answer.lower().split())
+    return any(gram in flat for gram in grams)
+
+
+def echoes_prompt(answer: str, messages: list[dict[str, str]]) -> bool:
+    """:func:`echoes` against the instructions of the prompt ``messages`` (user last)."""
+    return echoes(answer, instructions_of(messages[-1]["content"]))
+
+
+def five_distinct(step2: str) -> bool:
+    """Whether step 2 lists five different names (its list lines, when it has any)."""
+    lines = [line.strip() for line in step2.splitlines() if line.strip()]
+    listed = [line for line in lines if _LIST_MARK.match(line)] or lines
+    names = {_LIST_MARK.sub("", line).strip(" *_").lower() for line in listed}
+    return len(listed) == 5 and len(names) == 5

@@ -1,0 +1,36 @@
+"""Rationale checks that need no model: loops, echoes of the instructions, five categories."""
+
+from __future__ import annotations
+
+from slimrec.methods.slim.prompts import PromptConfig, build_prompt
+from slimrec.methods.slim.quality import echoes, five_distinct, instructions_of, repeated_lines
+
+
+def test_repeated_lines_counts_loops_not_numbering_or_headers():
+    looping = (
+        "Step 1: Briefly summarise this user's preferences:\n"
+        "1. Fast Dry Correction Fluid\n2. Pendaflex File Folders\n"
+        "Step 2: Recommend five categories:\n"
+        "1. Fast Dry Correction Fluid\n2. **Pendaflex File Folders**\n3. fast dry correction fluid"
+    )
+    assert repeated_lines(looping) == 3
+    assert repeated_lines("Step 1: a\nStep 2: b\n1. Pens\n2. Pens") == 0  # too short to count
+    assert repeated_lines("Step 1: likes pens and paper\nStep 2: likes pens and paper") == 0
+
+
+def test_an_answer_that_restates_the_instructions_echoes_them():
+    prompt = build_prompt(["Star Wars", "Alien"], PromptConfig(domain="movies", verb="watched"))
+    instructions = instructions_of(prompt.user)
+    assert "Star Wars" not in instructions and "Step 1" in instructions
+    echo = "Step 1: Briefly summarise this user's preferences.\nThe user likes science fiction."
+    assert echoes(echo, instructions)
+    assert not echoes("Step 1: The user likes science fiction, Star Wars and Alien.", instructions)
+    assert not echoes("Star Wars, Alien", instructions)  # history words are not instructions
+
+
+def test_five_distinct_categories_counts_the_list_not_its_introduction():
+    listed = "Based on this, five genres fit:\n1. Action\n2. Drama\n3. Sci-Fi\n4. Comedy\n5. Horror"
+    assert five_distinct(listed)
+    assert not five_distinct("1. Drama\n2. Drama\n3. Drama\n4. Drama\n5. Drama")
+    assert not five_distinct("1. Action\n2. Drama\n3. Sci-Fi")
+    assert five_distinct("Action\nDrama\nSci-Fi\nComedy\nHorror")  # no list marks at all
