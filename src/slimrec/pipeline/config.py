@@ -85,6 +85,11 @@ class ReasonSection(BaseModel):
     )
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     shard_size: int = Field(256, ge=1, description="Users per resumable shard.")
+    engine: Literal["hf", "vllm"] = Field(
+        "hf",
+        description="hf: slimrec's batched decoder; vllm: a vLLM server slimrec starts "
+        "(adapter merged; scripts/vllm-env.sh makes its environment).",
+    )
     endpoint: EndpointConfig | None = Field(
         None,
         description="Ask the distilled student at an OpenAI-compatible endpoint that serves "

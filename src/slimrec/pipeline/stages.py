@@ -41,7 +41,7 @@ TEACHER_RUNTIME = {
     "answer_cache",
 }
 STUDENT_RUNTIME = {"threads", "device", "eval_batch_size"}
-# Where the student runs (here or at an endpoint) is not what it is: the stage stays.
+# Where the student runs (engine, endpoint) is not what it is: the stage stays.
 REASON_RUNTIME = {
     "batch_size",
     "refill",
@@ -50,6 +50,7 @@ REASON_RUNTIME = {
     "threads",
     "device",
     "endpoint",
+    "engine",
 }
 TRAIN_RUNTIME = {"threads", "device"}
 MAX_FINGERPRINT_FILES = 2000

@@ -38,11 +38,12 @@ class BackendConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["openai", "hf", "llamacpp"] = Field(
+    backend: Literal["openai", "hf", "llamacpp", "vllm"] = Field(
         "hf",
         description="openai: any OpenAI-compatible endpoint; hf: a local model through "
         "transformers; llamacpp: a shipped model or .gguf file through llama.cpp "
-        "(pip install 'slimrec[llamacpp]').",
+        "(pip install 'slimrec[llamacpp]'); vllm: a local model through a vLLM server "
+        "slimrec starts (its own environment: scripts/vllm-env.sh).",
     )
     model: str = Field(
         DEFAULT_TEACHER,
@@ -86,7 +87,10 @@ class BackendConfig(BaseModel):
         None, ge=0, description="Price per 1M completion tokens, for the cost estimate."
     )
     batch_size: int = Field(
-        16, ge=1, description="Prompts per forward pass (hf); parallel slots (llamacpp)."
+        16,
+        ge=1,
+        description="Prompts per forward pass (hf); parallel slots (llamacpp); requests in "
+        "flight (vllm).",
     )
     device: str = Field("auto", description="auto|cpu|cuda (hf).")
     dtype: str = Field("auto", description="auto|float32|bfloat16|float16 (hf).")
@@ -172,10 +176,17 @@ def _build_llamacpp(config: BackendConfig) -> Backend:
     )
 
 
+def _build_vllm(config: BackendConfig) -> Backend:
+    from slimrec.llm.backends.vllm import VLLMBackend
+
+    return VLLMBackend(config.model, dtype=config.dtype, concurrency=config.batch_size)
+
+
 BACKENDS: dict[str, Callable[[BackendConfig], Backend]] = {
     "openai": _build_openai,
     "hf": _build_hf,
     "llamacpp": _build_llamacpp,
+    "vllm": _build_vllm,
 }
 
 

@@ -22,7 +22,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,7 +41,7 @@ DEFAULT_BASE = "smollm2-135m"
 # Settings that change how fast the answers come, not what they are.
 SPEED_ONLY = ("batch_size", "threads", "refill", "share_prefix", "device")
 # Where the student runs: the answers are named by the backend's model id instead.
-WHERE_IT_RUNS = ("endpoint",)
+WHERE_IT_RUNS = ("endpoint", "engine")
 
 
 def _reason_sampling() -> SamplingConfig:
@@ -93,6 +93,12 @@ class ReasonConfig(BaseModel):
     )
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     shard_size: int = Field(256, ge=1, description="Users per resumable shard.")
+    engine: Literal["hf", "vllm"] = Field(
+        "hf",
+        description="Where the student runs here: hf (slimrec's batched decoder over "
+        "transformers) or vllm (a vLLM server slimrec starts, adapter merged; "
+        "scripts/vllm-env.sh).",
+    )
     endpoint: EndpointConfig | None = Field(
         None,
         description="Ask the student at an OpenAI-compatible endpoint that serves it (base "
@@ -146,8 +152,19 @@ def reason(
             where=config.adapter,
             fix="give slimrec distill's OUT/adapter",
         )
+    owned = backend is None  # started here, so stopped here (a vLLM server)
     if backend is None and config.endpoint is not None:
         backend = config.endpoint.build()
+        backend.check()
+    if backend is None and config.engine == "vllm":
+        from slimrec.llm.backends.vllm import VLLMBackend
+
+        backend = VLLMBackend(
+            base_of(config),
+            adapter=config.adapter,
+            dtype=config.dtype,
+            concurrency=config.batch_size,
+        )
         backend.check()
     backend = backend or HFBackend(
         base_of(config),
@@ -176,27 +193,31 @@ def reason(
     size = config.shard_size
     n_shards = (len(users) + size - 1) // size
     bar = tqdm(total=len(users), desc="reason", unit="user", disable=not progress)
-    with bar:
-        for s in range(n_shards):
-            path = shards / f"shard-{s:05d}.parquet"
-            chunk = range(s * size, min((s + 1) * size, len(users)))
-            if path.is_file():
-                bar.update(len(chunk))
-                continue
+    try:
+        with bar:
+            for s in range(n_shards):
+                path = shards / f"shard-{s:05d}.parquet"
+                chunk = range(s * size, min((s + 1) * size, len(users)))
+                if path.is_file():
+                    bar.update(len(chunk))
+                    continue
 
-            def tick(n_tokens: int) -> None:
-                nonlocal tokens
-                tokens += n_tokens
-                bar.update()
-                bar.set_postfix_str(f"{tokens / (time.perf_counter() - started):.1f} tok/s")
+                def tick(n_tokens: int) -> None:
+                    nonlocal tokens
+                    tokens += n_tokens
+                    bar.update()
+                    bar.set_postfix_str(f"{tokens / (time.perf_counter() - started):.1f} tok/s")
 
-            rows = _answer(
-                backend, config, [users[i] for i in chunk], [prompts[i] for i in chunk], tick
-            )
-            with atomic_path(path) as tmp:
-                pd.DataFrame(rows, columns=COLUMNS).to_parquet(tmp, index=False)
-            fresh.add(s)
-            generated += len(rows)
+                rows = _answer(
+                    backend, config, [users[i] for i in chunk], [prompts[i] for i in chunk], tick
+                )
+                with atomic_path(path) as tmp:
+                    pd.DataFrame(rows, columns=COLUMNS).to_parquet(tmp, index=False)
+                fresh.add(s)
+                generated += len(rows)
+    finally:
+        if owned and hasattr(backend, "close"):
+            backend.close()
     seconds = time.perf_counter() - started
     parts = []
     for s in range(n_shards):

@@ -1,0 +1,180 @@
+"""Local models through vLLM: its OpenAI-compatible server, started and stopped for you.
+
+vLLM is the engine GPU users run, and its CPU build runs on this kind of machine too
+(../shared/notes/models.md: SmolLM2-135M in bf16 at ~1.2x slimrec's own decoder, 2x
+llama.cpp, batched). It pins its own torch and transformers, so it lives in an
+environment of its own: ``python`` names that interpreter (default
+``$SLIMREC_VLLM_PYTHON``, else this one; ``scripts/vllm-env.sh`` makes ``.venv-vllm``).
+
+The backend starts ``vllm.entrypoints.openai.api_server`` on a free 127.0.0.1 port, waits
+for ``/health``, and sends the requests through the openai backend (vLLM batches them
+continuously; a JSON schema goes as ``response_format`` and becomes its guided decoding).
+``close()`` stops the server. A model is a shipped name (its converted safetensors
+folder), a folder, or a Hub id (vLLM then downloads it itself). A LoRA adapter is merged
+into a copy of the base first (cached by the adapter's hash): vLLM's own LoRA path was
+4.6x slower on CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import httpx
+
+from slimrec.llm.backends.base import ChatRequest, Completion, LLMError, SamplingConfig
+
+PYTHON_ENV = "SLIMREC_VLLM_PYTHON"
+SERVED_NAME = "slimrec"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class VLLMBackend:
+    """``generate`` over a vLLM server this object starts (see the module docstring)."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        adapter: str | None = None,
+        dtype: str = "auto",
+        python: str | None = None,
+        concurrency: int = 64,
+        max_model_len: int = 4096,
+        memory_fraction: float = 0.3,
+        startup_timeout_s: float = 600.0,
+        extra_args: Sequence[str] = (),
+    ):
+        self.model_name = model
+        self.adapter = adapter
+        self.dtype = dtype
+        self.python = python or os.environ.get(PYTHON_ENV) or sys.executable
+        self.concurrency = concurrency
+        self.max_model_len = max_model_len
+        self.memory_fraction = memory_fraction
+        self.startup_timeout_s = startup_timeout_s
+        self.extra_args = list(extra_args)
+        self._process: subprocess.Popen | None = None
+        self._log: Path | None = None
+        self._client = None
+        self._model_id: str | None = None
+
+    @property
+    def model_id(self) -> str:
+        # The weights decide the answers, as for the hf backend; the engine is named too,
+        # so answers of different engines never mix in a cache.
+        if self._model_id is None:
+            from slimrec.llm.backends.hf import HFBackend
+
+            self._model_id = "vllm:" + HFBackend(self.model_name, adapter=self.adapter).model_id
+        return self._model_id
+
+    def check(self) -> None:
+        """The interpreter can import vLLM and the model resolves; fails in one line."""
+        probe = subprocess.run(
+            [self.python, "-c", "import vllm, sys; sys.stdout.write(vllm.__version__)"],
+            capture_output=True,
+            text=True,
+        )
+        if probe.returncode != 0:
+            raise LLMError(
+                f"vLLM cannot be imported by {self.python}",
+                fix=f"run scripts/vllm-env.sh and set {PYTHON_ENV}=.venv-vllm/bin/python "
+                "(vLLM pins its own torch and transformers), or use backend: hf / llamacpp",
+            )
+        self.version = probe.stdout.strip()
+        self._folder()
+
+    def _folder(self) -> str:
+        """What vLLM loads: the (adapter-merged) model folder, or a Hub id."""
+        from slimrec.hub import is_hub_id
+        from slimrec.llm.local import resolve_base
+
+        if self.adapter:
+            from slimrec.llm.merge import merged_folder
+
+            return str(merged_folder(self.model_name, self.adapter))
+        if is_hub_id(self.model_name) and not Path(self.model_name).exists():
+            return self.model_name
+        return str(resolve_base(self.model_name))
+
+    def _start(self):
+        if self._client is not None:
+            return self._client
+        self.check()
+        port = _free_port()
+        self._log = Path(tempfile.mkstemp(prefix="slimrec-vllm-", suffix=".log")[1])
+        cmd = [self.python, "-m", "vllm.entrypoints.openai.api_server"]
+        cmd += ["--model", self._folder(), "--served-model-name", SERVED_NAME]
+        cmd += ["--host", "127.0.0.1", "--port", str(port), "--dtype", self.dtype]
+        # Eager mode: torch.compile adds ~90 s of start-up on CPU and gained nothing there.
+        cmd += ["--max-model-len", str(self.max_model_len), "--enforce-eager"]
+        # Weights + KV cache; vLLM's default (0.92 of the GPU, or of the CPU's memory on
+        # its CPU build) leaves nothing for the recommender beside it.
+        cmd += ["--gpu-memory-utilization", str(self.memory_fraction)]
+        cmd += self.extra_args
+        with self._log.open("w") as log:
+            self._process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + self.startup_timeout_s
+        while True:
+            if self._process.poll() is not None:
+                raise LLMError(
+                    f"the vLLM server exited with code {self._process.returncode} at start: "
+                    f"{self._tail()}",
+                    where=str(self._log),
+                )
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                self.close()
+                raise LLMError(
+                    f"the vLLM server did not start within {self.startup_timeout_s:g} s",
+                    where=str(self._log),
+                )
+            time.sleep(1)
+        from slimrec.llm.backends.openai_backend import OpenAIBackend
+
+        self._client = OpenAIBackend(
+            SERVED_NAME, base_url=f"{base}/v1", concurrency=self.concurrency, max_retries=2
+        )
+        return self._client
+
+    def _tail(self, lines: int = 3) -> str:
+        text = self._log.read_text(errors="replace") if self._log else ""
+        return " | ".join(text.strip().splitlines()[-lines:])[-600:]
+
+    def generate(
+        self, requests: Sequence[ChatRequest], sampling: SamplingConfig
+    ) -> Iterator[tuple[int, Completion]]:
+        client = self._start()
+        for index, completion in client.generate(requests, sampling):
+            completion.model = self.model_id
+            yield index, completion
+
+    def close(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(30)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+        self._process = None
+        self._client = None
+
+    def __del__(self) -> None:
+        self.close()
