@@ -236,10 +236,15 @@ def teach(
     n_users: int = typer.Option(200, help="How many users (seeded subset) get a rationale."),
     seed: int = typer.Option(0, help="Seed of the user subset."),
     config: Path | None = typer.Option(None, help="A TeacherConfig YAML; flags override it."),
-    backend: str | None = typer.Option(None, help="openai (any compatible endpoint) or hf."),
+    backend: str | None = typer.Option(
+        None, help="openai (any compatible endpoint), hf, llamacpp or vllm."
+    ),
     model: str | None = typer.Option(None, help="Model name at the endpoint, or a local model."),
     base_url: str | None = typer.Option(None, help="Endpoint, e.g. http://127.0.0.1:8000/v1"),
     concurrency: int | None = typer.Option(None, help="Requests in flight at once (openai)."),
+    structured: bool | None = typer.Option(
+        None, help="Hold answers to the three steps with a JSON schema (not backend hf)."
+    ),
     cache: Path | None = typer.Option(
         None, help="Answer cache (SQLite); default $SLIMREC_CACHE/llm-answers.sqlite."
     ),
@@ -248,7 +253,7 @@ def teach(
     from slimrec.methods.slim.teach import TeacherConfig
     from slimrec.methods.slim.teach import teach as run_teach
 
-    flags = {"backend": backend, "model": model, "base_url": base_url}
+    flags = {"backend": backend, "model": model, "base_url": base_url, "structured": structured}
     cfg = _config(TeacherConfig, config, flags | {"concurrency": concurrency})
     result = run_teach(data, out, cfg, n_users=n_users, seed=seed, cache=cache)
     typer.echo(result.summary())

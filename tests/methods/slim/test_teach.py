@@ -406,3 +406,18 @@ def test_serving_prompts_show_items_as_training_prompts_do(tmp_path):
     items = prompt_items(dataset.items)
     served = build_prompt([items[int(i)] for i in history[0]], cfg)  # as the service does
     assert served == trained and "Brand" in served.user
+
+
+def test_cli_structured_sends_the_schema_and_hf_refuses_it_in_one_line(data, tmp_path, capsys):
+    args = ["teach", "--data", str(data), "--out", str(tmp_path / "r.parquet"), "--n-users", "2"]
+    args += ["--cache", str(tmp_path / "c.sqlite"), "--structured"]
+    with FaultServer() as server:
+        extra = ["--backend", "openai", "--model", MODEL, "--base-url", server.url]
+        assert main([*args, *extra]) == 0
+        bodies = list(server.requests)
+    assert all(b["response_format"]["type"] == "json_schema" for b in bodies) and len(bodies) == 2
+    assert all("JSON" in b["messages"][0]["content"] for b in bodies)
+    capsys.readouterr()
+    assert main(args) == 2  # the default backend, hf, has no grammar
+    err = capsys.readouterr().err
+    assert "structured output needs backend llamacpp or openai" in err and err.count("\n") == 1
