@@ -350,16 +350,17 @@ def diagnose_order_cmd(
     repeats: int = typer.Option(3, help="Permutations per user, averaged."),
     seed: int = typer.Option(0, help="Seed of the permutations."),
     split: str = typer.Option("test", help="test | valid histories."),
-    device: str = typer.Option("cpu", help="cpu | cuda | cuda:N"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
 ) -> None:
     """Does each model use the order of a history? Scores shuffled histories (LLM-SRec's test)."""
     from slimrec.config import parse
     from slimrec.eval.order import OrderConfig
+    from slimrec.llm.local import pick_device
     from slimrec.pipeline.diagnose import diagnose_order
 
     flags = {"perturbation": perturbation, "repeats": repeats, "seed": seed, "split": split}
     config = parse(OrderConfig, flags, where="diagnose order")
-    table, _ = diagnose_order(run, config, device=device)
+    table, _ = diagnose_order(run, config, device=str(pick_device(device)))
     typer.echo(table.read_text(encoding="utf-8"))
     typer.echo(f"written: {table} and {table.with_suffix('.json')}")
 
@@ -446,7 +447,9 @@ def serve_cmd(
     seed: int = typer.Option(0, help="Which seed's model."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8080, help="TCP port."),
-    device: str = typer.Option("cpu", help="cpu|cuda for the recommender and the student."),
+    device: str = typer.Option(
+        "auto", help="auto|cpu|cuda for the recommender and the student (auto: CUDA if any)."
+    ),
     student: bool = typer.Option(
         True, "--student/--no-student", help="Explain new histories with the student."
     ),

@@ -248,7 +248,7 @@ def serve(
     seed: int = 0,
     host: str = "127.0.0.1",
     port: int = 8080,
-    device: str = "cpu",
+    device: str = "auto",
     student: bool = True,
     max_pending: int = 8,
     threads: int | None = 1,

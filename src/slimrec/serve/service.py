@@ -22,6 +22,7 @@ from pathlib import Path
 
 from slimrec.data.prepared import PreparedDataset
 from slimrec.errors import ConfigError
+from slimrec.llm.local import pick_device
 from slimrec.methods.slim.grounding import CatalogIndex, suggestion_lines
 from slimrec.methods.slim.teach import prompt_items
 from slimrec.pipeline.artifacts import RunArtifacts
@@ -66,7 +67,7 @@ class RecommendService:
         method: str = "slim",
         backbone: str | None = None,
         seed: int = 0,
-        device: str = "cpu",
+        device: str = "auto",
         student: bool = True,
         max_pending: int = 8,
         threads: int | None = None,
@@ -78,6 +79,7 @@ class RecommendService:
             import torch
 
             torch.set_num_threads(threads)
+        device = str(pick_device(device))  # auto: CUDA where there is one, as everywhere
         self.artifacts = RunArtifacts(run_dir)
         # Which rationales the model reads, as the run configured it.
         self.reads = self.artifacts.config.method(method).needs().user_text
