@@ -29,7 +29,12 @@ from slimrec.llm.backends import build_backend
 from slimrec.llm.backends.base import ChatRequest, SamplingConfig
 from slimrec.methods.slim.parse import parse_rationale
 from slimrec.methods.slim.prompts import PromptConfig
-from slimrec.methods.slim.quality import echoes, five_distinct, instructions_of, repeated_lines
+from slimrec.methods.slim.rationale_checks import (
+    echoes,
+    five_distinct,
+    instructions_of,
+    repeated_lines,
+)
 from slimrec.methods.slim.structured import render
 from slimrec.methods.slim.teach import TeacherConfig, select_users, user_prompts
 

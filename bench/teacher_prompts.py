@@ -22,7 +22,7 @@ from slimrec.data import PreparedDataset
 from slimrec.llm.backends.base import SamplingConfig
 from slimrec.methods.slim.grounding import run_grounding
 from slimrec.methods.slim.prompts import TEMPLATES, PromptConfig
-from slimrec.methods.slim.quality import repeated_lines
+from slimrec.methods.slim.rationale_checks import repeated_lines
 from slimrec.methods.slim.teach import TeacherConfig, teach
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,16 +17,11 @@ from slimrec.llm.backends.vllm import PYTHON_ENV, VLLMBackend
 PYTHON = os.environ.get(PYTHON_ENV, sys.executable)
 HAS_VLLM = subprocess.run([PYTHON, "-c", "import vllm"], capture_output=True).returncode == 0
 
-pytestmark = [
-    pytest.mark.network,
-    pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("SLIMREC_OFFLINE") == "1", reason="SLIMREC_OFFLINE=1"),
-    pytest.mark.skipif(
-        not HAS_VLLM,
-        reason=f"vLLM not importable by {PYTHON}: CI runs scripts/vllm-env.sh and sets "
-        f"{PYTHON_ENV}, so it is never skipped there",
-    ),
-]
+needs_vllm = pytest.mark.skipif(
+    not HAS_VLLM or os.environ.get("SLIMREC_OFFLINE") == "1",
+    reason=f"vLLM not importable by {PYTHON} (or SLIMREC_OFFLINE=1): CI runs "
+    f"scripts/vllm-env.sh and sets {PYTHON_ENV}, so it is never skipped there",
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +35,9 @@ def ask(text: str, key: str = "q") -> ChatRequest:
     return ChatRequest(key, [{"role": "user", "content": text}])
 
 
+@needs_vllm
+@pytest.mark.network
+@pytest.mark.slow
 def test_vllm_answers_every_request_and_follows_a_schema(smollm):
     requests = [ask(f"Name a colour. Number {i}.", f"q{i}") for i in range(5)]
     got = dict(smollm.generate(requests, SamplingConfig(max_new_tokens=12)))
@@ -56,12 +55,16 @@ def test_vllm_answers_every_request_and_follows_a_schema(smollm):
     assert set(json.loads(answer)) == {"colour"}
 
 
-def test_an_interpreter_without_vllm_is_one_line(tmp_path):
-    backend = VLLMBackend("smollm2-135m", python=sys.executable if not HAS_VLLM else "false")
-    with pytest.raises(LLMError, match="vLLM cannot be imported"):
-        backend.check()
+@pytest.mark.parametrize("python", [str(Path(sys.executable).parent / "no-such-python"), "false"])
+def test_an_interpreter_without_vllm_is_one_line(python):
+    with pytest.raises(LLMError, match="vLLM cannot be imported") as error:
+        VLLMBackend("smollm2-135m", python=python).check()
+    assert "scripts/vllm-env.sh" in error.value.one_line() and "\n" not in error.value.one_line()
 
 
+@needs_vllm
+@pytest.mark.network
+@pytest.mark.slow
 def test_the_student_on_vllm_mostly_agrees_with_the_transformers_student(tmp_path):
     """A LoRA student (random adapter on SmolLM2) writes for every user through vLLM, merged
     once and cached; greedy answers match the in-process student's for most users (fp32 on

@@ -41,7 +41,9 @@ def test_saved_config_loads_back_identically(name, tmp_path):
 def test_quickstart_is_the_embedded_default_with_local_models():
     cfg = load_yaml(RunConfig, CONFIGS / "quickstart.yaml")
     assert cfg.data.source.dataset == "ml-100k"
-    assert cfg.teacher.backend == "hf" and cfg.teacher.model == "qwen2.5-coder-0.5b"
+    # local and shipped: the 0.5B through llama.cpp, held to the three steps by a grammar
+    assert cfg.teacher.backend == "llamacpp" and cfg.teacher.model == "qwen2.5-coder-0.5b"
+    assert cfg.teacher.structured
     assert cfg.student.base_model == "smollm2-135m"
     assert set(cfg.methods) >= {"backbone", "backbone+", "slim-", "slim"}
 

@@ -133,3 +133,52 @@ def test_prepare_key_follows_the_data_content_not_its_copy_or_mtime(tmp_path, mo
     with items.open("a") as f:
         f.write("sku999,Extra title\n")
     assert key(here) != key(there)
+
+
+def test_the_reason_stage_is_keyed_by_where_the_student_runs_not_how_fast(tmp_path, monkeypatch):
+    """Another engine or endpoint may answer differently: its own stage; batching is not.
+    The endpoint reaches the student with its real URL (dumps redact credentials)."""
+    from slimrec.config import load_yaml
+    from slimrec.methods.slim.student import reason as reason_module
+    from slimrec.pipeline.config import RunConfig
+    from slimrec.pipeline.stages import reason_stage
+
+    quickstart = load_yaml(RunConfig, Path(__file__).parents[2] / "configs" / "quickstart.yaml")
+
+    def stage(**reason) -> tuple[str, object]:
+        config = quickstart.model_copy(
+            update={"reason": quickstart.reason.model_copy(update=reason)}
+        )
+        inputs, work = reason_stage(config, tmp_path, "data", tmp_path / "adapter", "distill")
+        return stage_key("reason", inputs), work
+
+    from slimrec.llm.backends import EndpointConfig
+
+    url = "http://user:secret@127.0.0.1:9/v1"
+    here = stage()[0]
+    assert stage(batch_size=7)[0] == here
+    assert stage(engine="vllm")[0] != here
+    at_a = stage(endpoint=EndpointConfig(base_url=url, model="a"))
+    assert at_a[0] not in (here, stage(endpoint=EndpointConfig(base_url=url, model="b"))[0])
+    assert stage(endpoint=EndpointConfig(base_url=url, model="a", concurrency=2))[0] == at_a[0]
+
+    seen = []
+    fake = {"users": 0, "parsed": 0, "parse_rate": 0.0, "tokens_per_s": 0.0}
+    fake |= {"completion_tokens": 0}
+    monkeypatch.setattr(reason_module, "reason", lambda data, out, cfg: seen.append(cfg) or fake)
+    at_a[1](tmp_path)
+    assert seen[0].endpoint.base_url == url
+
+
+def test_a_structured_teacher_keys_its_stage_by_the_schema_version(tmp_path, monkeypatch):
+    from slimrec.methods.slim import structured
+    from slimrec.pipeline.config import TeacherSection
+    from slimrec.pipeline.stages import teach_stage
+
+    def key(**teacher) -> str:
+        inputs = teach_stage(TeacherSection(**teacher), tmp_path, "data", tmp_path)[0]
+        return stage_key("teach", inputs)
+
+    plain, grammar = key(backend="llamacpp"), key(backend="llamacpp", structured=True)
+    monkeypatch.setattr(structured, "SCHEMA_VERSION", "slim-json-v2")
+    assert key(backend="llamacpp") == plain and key(backend="llamacpp", structured=True) != grammar

@@ -22,13 +22,14 @@ def merged_folder(base: str, adapter: str, *, cache: Path | None = None) -> Path
     out = (cache or cache_dir()) / "merged" / hashlib.sha256(identity.encode()).hexdigest()[:16]
     if (out / "config.json").is_file():
         return out
+    import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from slimrec.llm.local import resolve_base
 
     folder = resolve_base(base)
-    model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=torch.float32)
     model = PeftModel.from_pretrained(model, adapter, is_trainable=False).merge_and_unload()
     with atomic_dir(out, overwrite=True) as tmp:  # a racing twin wrote the same
         model.save_pretrained(tmp)

@@ -150,12 +150,6 @@ DEFAULT_STUDENT = "smollm2-135m"
 DEFAULT_TEACHER = "qwen2.5-coder-0.5b"
 
 
-def upstream_id(name: str) -> str:
-    """The Hugging Face id a shipped model was quantized from (``name`` itself otherwise):
-    what other engines (vLLM, llama.cpp's server) know the base model by."""
-    return MODELS[name].upstream.split(" (")[0] if name in MODELS else name
-
-
 def models_dir(cache: Path | None = None) -> Path:
     return (cache or cache_dir()) / "models"
 

@@ -20,6 +20,7 @@ from slimrec.eval.results import DEFAULT_TABLE_METRICS
 from slimrec.llm.backends import EndpointConfig, SamplingConfig
 from slimrec.methods import METHODS, Method, Needs, get_method
 from slimrec.methods.slim.student import StudentConfig
+from slimrec.methods.slim.student.reason import one_place_to_run
 from slimrec.methods.slim.teach import TeacherConfig
 from slimrec.text import DEFAULT_ENCODER
 from slimrec.training import TrainConfig
@@ -95,6 +96,11 @@ class ReasonSection(BaseModel):
         description="Ask the distilled student at an OpenAI-compatible endpoint that serves "
         "it (vLLM --enable-lora, slimrec serve-llm --adapter); also used by slimrec serve.",
     )
+
+    @model_validator(mode="after")
+    def _one_place_to_run(self) -> ReasonSection:
+        one_place_to_run(self.engine, self.endpoint)
+        return self
 
 
 class EvalSection(BaseModel):

@@ -68,13 +68,13 @@ def rationale_quality(
     config: RunConfig, records: Sequence[StageRecord], run_dir: Path, data: Any = None
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Teacher and student rationales: parse, cap-hit, repeated-line, echo and
-    five-distinct-categories rates per source (:mod:`slimrec.methods.slim.quality`),
+    five-distinct-categories rates per source (:mod:`slimrec.methods.slim.rationale_checks`),
     step 3's grounding in the catalog of ``data`` (when given), and one user's rationale
     from each (the first user both wrote for)."""
     import pandas as pd
 
     from slimrec.methods.slim.grounding import run_grounding
-    from slimrec.methods.slim.quality import echoes_prompt, five_distinct, repeated_lines
+    from slimrec.methods.slim.rationale_checks import echoes_prompt, five_distinct, repeated_lines
 
     caps = {
         "teach": ("teacher", config.teacher.sampling.max_new_tokens),

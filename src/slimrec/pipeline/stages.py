@@ -41,7 +41,8 @@ TEACHER_RUNTIME = {
     "answer_cache",
 }
 STUDENT_RUNTIME = {"threads", "device", "eval_batch_size"}
-# Where the student runs (engine, endpoint) is not what it is: the stage stays.
+# How fast the student's answers come, not what they are (engine and endpoint are keyed
+# apart in reason_stage).
 REASON_RUNTIME = {
     "batch_size",
     "refill",
@@ -62,7 +63,8 @@ def source_fingerprint(source: DataSource) -> list[tuple[str, int, str]] | str:
     By content, not modification time: a dataset copied to a fresh machine (or checked out
     again) keeps its keys, so a long run resumes there from the stages it committed, while a
     file edited in place changes the keys of the prepare stage and everything after it.
-    Names are relative to the dataset's folder, so moving the folder changes nothing.
+    Names are relative to the dataset's folder, so the same data found by name in another
+    place (``$SLIMREC_DATA_DIR``) keeps its key; a path written in the config still counts.
     """
     if source.dataset in EMBEDDED and source.format in ("auto", "embedded"):
         return EMBEDDED[source.dataset].fingerprint
@@ -96,6 +98,10 @@ def prepare_stage(data: DataSection) -> tuple[dict[str, Any], Work]:
 
 def teach_stage(teacher: TeacherSection, data_dir: Path, data_key: str, run_dir: Path):
     inputs = {"data": data_key, "teacher": teacher.model_dump(mode="json", exclude=TEACHER_RUNTIME)}
+    if teacher.structured:  # the schema and its rendering decide the rationales too
+        from slimrec.methods.slim.structured import SCHEMA_VERSION
+
+        inputs["schema"] = SCHEMA_VERSION
 
     def work(folder: Path) -> dict[str, Any]:
         from slimrec.methods.slim.teach import teach
@@ -154,6 +160,12 @@ def reason_stage(config: RunConfig, data_dir: Path, data_key: str, adapter: Path
         "prompt": config.teacher.prompt.model_dump(mode="json"),
         "reason": section.model_dump(mode="json", exclude=REASON_RUNTIME),
     }
+    # Another engine or an endpoint may answer differently (other kernels, other weights
+    # behind a name): each is its own stage; the default engine leaves old keys alone.
+    if section.engine != "hf":
+        inputs["engine"] = section.engine
+    if section.endpoint is not None:
+        inputs["endpoint"] = section.endpoint.model
 
     def work(folder: Path) -> dict[str, Any]:
         from slimrec.methods.slim.student.reason import ReasonConfig, reason
@@ -162,7 +174,8 @@ def reason_stage(config: RunConfig, data_dir: Path, data_key: str, adapter: Path
             base_model=config.student.base_model,
             adapter=str(adapter),
             prompt=config.teacher.prompt,
-            **section.model_dump(),
+            endpoint=section.endpoint,  # the object: a dump would redact its URL
+            **section.model_dump(exclude={"endpoint"}),
         )
         result = reason(data_dir, folder, cfg)
         return {

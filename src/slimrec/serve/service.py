@@ -37,6 +37,10 @@ class Scored:
     score: float
 
 
+MAX_SUGGESTIONS = 50  # step 3 asks for 5 x per_category (<= 10) items
+MAX_SUGGESTION_CHARS = 200
+
+
 @dataclass(frozen=True)
 class Suggestion:
     """One line of the rationale's step 3, and the catalog item it names (None if none)."""
@@ -183,7 +187,8 @@ class RecommendService:
 
     def _suggestions(self, explanation: Explanation) -> list[Suggestion]:
         out = []
-        for line in suggestion_lines(explanation.steps[2]):
+        for line in suggestion_lines(explanation.steps[2])[:MAX_SUGGESTIONS]:
+            line = line[:MAX_SUGGESTION_CHARS]  # model output: capped before it is shown
             item = self.grounder.resolve_line(line)
             out.append(Suggestion(line, None if item is None else self.catalog.items[item]))
         return out

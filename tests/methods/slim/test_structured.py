@@ -50,7 +50,8 @@ def test_no_value_can_open_a_step_of_its_own():
 @pytest.mark.parametrize(
     "bad",
     ['{"preferences": "cut by the token cap', "Step 1: free text", "[]", '{"preferences": 3}',
-     json.dumps({"preferences": "x", "recommendations": [{"category": "y", "items": [1]}]})],
+     json.dumps({"preferences": "x", "recommendations": [{"category": "y", "items": [1]}]}),
+     json.dumps({"preferences": "x", "recommendations": [{"category": "y", "items": "abc"}]})],
 )  # fmt: skip
 def test_anything_but_a_whole_answer_is_left_to_the_parser(bad):
     assert render(bad) is None

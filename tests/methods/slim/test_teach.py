@@ -420,4 +420,6 @@ def test_cli_structured_sends_the_schema_and_hf_refuses_it_in_one_line(data, tmp
     capsys.readouterr()
     assert main(args) == 2  # the default backend, hf, has no grammar
     err = capsys.readouterr().err
-    assert "structured output needs backend llamacpp or openai" in err and err.count("\n") == 1
+    assert (
+        "structured output needs backend llamacpp, vllm or openai" in err and err.count("\n") == 1
+    )

@@ -119,7 +119,9 @@ class EndpointConfig(BaseModel):
         return redact_url(url)
 
     api_key_env: str = Field(
-        "OPENAI_API_KEY", description="Environment variable holding the key (never the key)."
+        "SLIMREC_ENDPOINT_API_KEY",
+        description="Environment variable holding the key (never the key); not "
+        "OPENAI_API_KEY by default, so that key never goes to an endpoint of your own.",
     )
     concurrency: int = Field(16, ge=1, description="Requests in flight at once.")
     timeout_s: float = Field(300.0, gt=0, description="Seconds to wait for one answer.")

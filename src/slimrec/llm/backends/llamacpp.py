@@ -65,7 +65,7 @@ class LlamaCppBackend:
         threads: int | None = None,
         context_per_slot: int = 2048,
         gpu_layers: int = 0,
-        verbosity: int = 0,
+        verbosity: int = 1,
     ):
         self.model_name = model
         self.parallel = parallel
@@ -73,7 +73,7 @@ class LlamaCppBackend:
         self.context_per_slot = context_per_slot
         self.gpu_layers = gpu_layers
         # llama.cpp logs every slot's timings to stderr (its default, 3), thousands of
-        # lines per run that bury the progress bar; its errors come back in the replies.
+        # lines per run that bury the progress bar; 1 keeps its errors (a bad file).
         self.verbosity = verbosity
         self._server: Any = None
         self._path: Path | None = None

@@ -18,6 +18,7 @@ into a copy of the base first (cached by the adapter's hash): vLLM's own LoRA pa
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -68,6 +69,7 @@ class VLLMBackend:
         self._process: subprocess.Popen | None = None
         self._log: Path | None = None
         self._client = None
+        self._healthy = False
         self._model_id: str | None = None
 
     @property
@@ -82,12 +84,17 @@ class VLLMBackend:
 
     def check(self) -> None:
         """The interpreter can import vLLM and the model resolves; fails in one line."""
-        probe = subprocess.run(
-            [self.python, "-c", "import vllm, sys; sys.stdout.write(vllm.__version__)"],
-            capture_output=True,
-            text=True,
-        )
-        if probe.returncode != 0:
+        if getattr(self, "version", None):
+            return  # checked once
+        try:
+            probe = subprocess.run(
+                [self.python, "-c", "import vllm, sys; sys.stdout.write(vllm.__version__)"],
+                capture_output=True,
+                text=True,
+            )
+        except OSError:  # no such interpreter
+            probe = None
+        if probe is None or probe.returncode != 0:
             raise LLMError(
                 f"vLLM cannot be imported by {self.python}",
                 fix=f"run scripts/vllm-env.sh and set {PYTHON_ENV}=.venv-vllm/bin/python "
@@ -114,7 +121,9 @@ class VLLMBackend:
             return self._client
         self.check()
         port = _free_port()
-        self._log = Path(tempfile.mkstemp(prefix="slimrec-vllm-", suffix=".log")[1])
+        handle, name = tempfile.mkstemp(prefix="slimrec-vllm-", suffix=".log")
+        os.close(handle)
+        self._log = Path(name)
         cmd = [self.python, "-m", "vllm.entrypoints.openai.api_server"]
         cmd += ["--model", self._folder(), "--served-model-name", SERVED_NAME]
         cmd += ["--host", "127.0.0.1", "--port", str(port), "--dtype", self.dtype]
@@ -125,7 +134,10 @@ class VLLMBackend:
         cmd += ["--gpu-memory-utilization", str(self.memory_fraction)]
         cmd += self.extra_args
         with self._log.open("w") as log:
-            self._process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+            # Its own process group: vLLM starts an engine process that must stop with it.
+            self._process = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + self.startup_timeout_s
         while True:
@@ -136,15 +148,19 @@ class VLLMBackend:
                     where=str(self._log),
                 )
             try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                # Ours, not another server that took the port first: it serves our name.
+                served = httpx.get(f"{base}/v1/models", timeout=2).json().get("data", [])
+                if any(m.get("id") == SERVED_NAME for m in served):
+                    self._healthy = True
                     break
-            except httpx.HTTPError:
+            except (httpx.HTTPError, ValueError):
                 pass
             if time.monotonic() > deadline:
+                log = str(self._log)
                 self.close()
                 raise LLMError(
                     f"the vLLM server did not start within {self.startup_timeout_s:g} s",
-                    where=str(self._log),
+                    where=log,
                 )
             time.sleep(1)
         from slimrec.llm.backends.openai_backend import OpenAIBackend
@@ -167,14 +183,21 @@ class VLLMBackend:
             yield index, completion
 
     def close(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(30)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-        self._process = None
-        self._client = None
+        process, self._process, self._client = self._process, None, None
+        if process is not None:
+            for sig, wait_s in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+                try:
+                    os.killpg(process.pid, sig)  # the server and its engine process
+                except ProcessLookupError:
+                    break
+                try:
+                    process.wait(wait_s)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        if self._log is not None and self._healthy and self._log.exists():
+            self._log.unlink()  # a server that failed keeps its log: the error names it
+        self._log, self._healthy = None, False
 
     def __del__(self) -> None:
         self.close()

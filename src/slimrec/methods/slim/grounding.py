@@ -17,9 +17,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
+from slimrec.methods.slim.rationale_checks import LIST_MARK
+
 _YEAR = re.compile(r"\(\s*\d{4}\s*\)")
 _WORD = re.compile(r"[a-z0-9]+")
-_MARKER = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s*")
 ARTICLES = {"the", "a", "an"}
 THRESHOLD = 0.85
 
@@ -39,7 +40,7 @@ def suggestion_lines(step3: str) -> list[str]:
     (a line ending in ':' heads a list -- a category, or the prompt echoed -- not an item)."""
     out = []
     for line in step3.splitlines():
-        text = _MARKER.sub("", line).replace("**", "").strip().strip('"').strip()
+        text = LIST_MARK.sub("", line).replace("**", "").strip().strip('"').strip()
         if not text or text.endswith(":"):
             continue
         out.append(text)
@@ -65,9 +66,12 @@ class CatalogIndex:
 
     @classmethod
     def of(cls, data, threshold: float = THRESHOLD) -> CatalogIndex:
-        """The index of a :class:`~slimrec.data.PreparedDataset`'s titles."""
-        titles = data.titles()
-        return cls({item: titles[item] for item in range(1, len(titles))}, threshold)
+        """The index of a :class:`~slimrec.data.PreparedDataset`'s real titles (an item
+        without one is not named "item 12" here, or "Item 123" would resolve to it)."""
+        if "title" not in data.items:
+            return cls({}, threshold)
+        titles = data.items.set_index("item")["title"].dropna().astype(str)
+        return cls({int(i): t for i, t in titles.items() if t.strip()}, threshold)
 
     def resolve(self, name: str) -> int | None:
         """The catalog item ``name`` names, or None."""

@@ -23,7 +23,9 @@ from typing import Any
 from slimrec.llm.backends.base import Message
 from slimrec.methods.slim.prompts import Prompt, PromptConfig
 
-SCHEMA_VERSION = "slim-json-v1"  # part of every structured request (in its messages)
+# Part of every structured request (in its messages) and of the teach stage's key: bump it
+# when the schema, the instruction or the rendering changes.
+SCHEMA_VERSION = "slim-json-v1"
 N_CATEGORIES = 5
 MAX_PREFERENCES_CHARS = 300
 MAX_CATEGORY_CHARS = 60
@@ -85,8 +87,8 @@ def render(answer: str) -> str | None:
         data = json.loads(answer)
         preferences = _line(data["preferences"])
         groups = [
-            (_line(group["category"]), [_line(title) for title in group["items"]])
-            for group in data["recommendations"]
+            (_line(group["category"]), [_line(title) for title in _list(group["items"])])
+            for group in _list(data["recommendations"])
         ]
     except (ValueError, TypeError, KeyError):
         return None
@@ -97,6 +99,12 @@ def render(answer: str) -> str | None:
         f"Under {name}:\n" + "\n".join(f"- {title}" for title in titles) for name, titles in groups
     )
     return f"Step 1: {preferences}\nStep 2:\n{categories}\nStep 3:\n{items}"
+
+
+def _list(value: object) -> list:
+    if not isinstance(value, list):  # a string would iterate as characters
+        raise TypeError("not a list")
+    return value
 
 
 def _line(value: object) -> str:

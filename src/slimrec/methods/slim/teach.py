@@ -65,8 +65,8 @@ class TeacherConfig(BackendConfig, LaterSettingsOmitted):
     def _structured_needs_an_engine_with_schemas(self) -> TeacherConfig:
         if self.structured and self.backend == "hf":
             raise ValueError(
-                "structured output needs backend llamacpp or openai (an endpoint with "
-                "response_format, e.g. vLLM); backend hf has no grammar"
+                "structured output needs backend llamacpp, vllm or openai (an endpoint "
+                "with response_format); backend hf has no grammar"
             )
         return self
 
@@ -201,6 +201,7 @@ def teach(
     dataset = PreparedDataset.load(data)
     users = select_users(dataset.n_users, n_users, seed)
     prompts = user_prompts(dataset, users, config.prompt)
+    owned = backend is None  # started here, so stopped here (a vLLM server, llama.cpp)
     backend = backend or build_backend(config)
     model_id = backend.model_id
     sampling = config.sampling_for_requests()
@@ -223,6 +224,8 @@ def teach(
         usage.retries = int(getattr(backend, "retries", 0))
         if store is not cache:
             store.close()
+        if owned and hasattr(backend, "close"):
+            backend.close()
 
     rows = []
     for user, key, prompt in zip(users, keys, prompts, strict=True):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,7 +15,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from slimrec.config import load_yaml
 from slimrec.errors import ConfigError, DataError
-from slimrec.methods.slim.quality import repeated_lines
+from slimrec.methods.slim.rationale_checks import repeated_lines
 from slimrec.methods.slim.student import StudentConfig, distill
 from slimrec.methods.slim.student.sft_data import (
     load_rationales,
@@ -50,16 +51,9 @@ def test_training_memorises_rationales_and_the_merged_adapter_reproduces_them(me
     assert "Step 2: 1. Pens 2. Notebooks 3. Staplers" in text
     info = json.loads((out / "adapter" / "student.json").read_text())
     assert info["epoch"] == results["best_epoch"] and info["base_model"] == cfg.base_model
-    # A folder base is named as given; a shipped one by its public id (vLLM knows it so).
+    # The base as slimrec knows it (here a folder, by its whole path), not a cache folder.
     adapter_config = json.loads((out / "adapter" / "adapter_config.json").read_text())
-    assert adapter_config["base_model_name_or_path"] == cfg.base_model
-
-
-def test_a_shipped_base_is_named_by_its_public_id():
-    from slimrec.llm.models import upstream_id
-
-    assert upstream_id("smollm2-135m") == "HuggingFaceTB/SmolLM2-135M-Instruct"
-    assert upstream_id("/some/folder") == "/some/folder"
+    assert adapter_config["base_model_name_or_path"] == str(Path(cfg.base_model).resolve())
 
 
 def _adapter(folder):

@@ -29,8 +29,7 @@ from slimrec.config import config_hash, save_yaml
 from slimrec.errors import ConfigError
 from slimrec.io import atomic_dir, sha256_file, write_json_atomic
 from slimrec.llm.local import pick_device
-from slimrec.llm.models import upstream_id
-from slimrec.methods.slim.quality import repeated_lines
+from slimrec.methods.slim.rationale_checks import repeated_lines
 from slimrec.methods.slim.student.config import RESUMABLE, StudentConfig
 from slimrec.methods.slim.student.lora import load_student, token_nll
 from slimrec.methods.slim.student.sft_data import (
@@ -201,10 +200,13 @@ def _validate(model, examples: list[Encoded], batch_size: int, pad_id: int, devi
 
 
 def _portable_base(config_file: Path, base_model: str) -> None:
-    """Name the base by its public id, not this machine's cache folder, so the adapter
-    loads elsewhere (vLLM ``--lora-modules``, peft on another machine)."""
+    """Name the base as slimrec knows it -- a shipped name, a Hub id, a whole folder path
+    -- not this machine's cache folder, so the adapter's record holds on another machine.
+    (A shipped name is the de-quantised GGUF, not the upstream checkpoint: serve the
+    merged model elsewhere, see llm/merge.py.)"""
     config = json.loads(config_file.read_text(encoding="utf-8"))
-    config["base_model_name_or_path"] = upstream_id(base_model)
+    folder = Path(base_model).expanduser()
+    config["base_model_name_or_path"] = str(folder.resolve()) if folder.is_dir() else base_model
     write_json_atomic(config_file, config)
 
 

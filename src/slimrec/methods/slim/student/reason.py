@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm.auto import tqdm
 
 from slimrec.config import config_hash
@@ -108,6 +108,20 @@ class ReasonConfig(BaseModel):
     users: list[int] | None = Field(
         None, description="Dense user ids to answer (default: every user of the dataset)."
     )
+
+    @model_validator(mode="after")
+    def _one_place_to_run(self) -> ReasonConfig:
+        one_place_to_run(self.engine, self.endpoint)
+        return self
+
+
+def one_place_to_run(engine: str, endpoint: EndpointConfig | None) -> None:
+    """The student runs here (``engine``) or at an ``endpoint``, never both."""
+    if endpoint is not None and engine != "hf":
+        raise ValueError(
+            "give either an endpoint (the student runs there) or engine: vllm (it runs "
+            "here), not both"
+        )
 
 
 def base_of(config: ReasonConfig) -> str:

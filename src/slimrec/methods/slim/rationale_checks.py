@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 ECHO_WORDS = 5  # this many consecutive words of the instructions in an answer is an echo
-_LIST_MARK = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s*")
+LIST_MARK = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s*")  # "1." "2)" "-" "*" "•"
 
 
 def repeated_lines(text: str, min_chars: int = 12) -> int:
@@ -55,6 +55,6 @@ def echoes_prompt(answer: str, messages: list[dict[str, str]]) -> bool:
 def five_distinct(step2: str) -> bool:
     """Whether step 2 lists five different names (its list lines, when it has any)."""
     lines = [line.strip() for line in step2.splitlines() if line.strip()]
-    listed = [line for line in lines if _LIST_MARK.match(line)] or lines
-    names = {_LIST_MARK.sub("", line).strip(" *_").lower() for line in listed}
+    listed = [line for line in lines if LIST_MARK.match(line)] or lines
+    names = {LIST_MARK.sub("", line).strip(" *_").lower() for line in listed}
     return len(listed) == 5 and len(names) == 5

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from slimrec.methods.slim.prompts import PromptConfig, build_prompt
-from slimrec.methods.slim.quality import echoes, five_distinct, instructions_of, repeated_lines
+from slimrec.methods.slim.rationale_checks import (
+    echoes,
+    five_distinct,
+    instructions_of,
+    repeated_lines,
+)
 
 
 def test_repeated_lines_counts_loops_not_numbering_or_headers():
