@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 
 from slimrec.llm.backends.base import ChatRequest, LLMError, SamplingConfig
-from slimrec.llm.backends.vllm import PYTHON_ENV, VLLMBackend
+from slimrec.llm.backends.vllm import MEMORY_ENV, PYTHON_ENV, VLLMBackend
 
 PYTHON = os.environ.get(PYTHON_ENV, sys.executable)
 HAS_VLLM = subprocess.run([PYTHON, "-c", "import vllm"], capture_output=True).returncode == 0
+
+SMALL = 0.12  # of this machine's memory: the 135M model and a small KV cache
 
 needs_vllm = pytest.mark.skipif(
     not HAS_VLLM or os.environ.get("SLIMREC_OFFLINE") == "1",
@@ -24,9 +26,9 @@ needs_vllm = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def smollm():
-    backend = VLLMBackend("smollm2-135m", dtype="float32", concurrency=8)
+@pytest.fixture
+def smollm():  # one test's server, stopped before the next test starts its own
+    backend = VLLMBackend("smollm2-135m", dtype="float32", concurrency=8, memory_fraction=SMALL)
     yield backend
     backend.close()
 
@@ -65,7 +67,7 @@ def test_an_interpreter_without_vllm_is_one_line(python):
 @needs_vllm
 @pytest.mark.network
 @pytest.mark.slow
-def test_the_student_on_vllm_mostly_agrees_with_the_transformers_student(tmp_path):
+def test_the_student_on_vllm_mostly_agrees_with_the_transformers_student(tmp_path, monkeypatch):
     """A LoRA student (random adapter on SmolLM2) writes for every user through vLLM, merged
     once and cached; greedy answers match the in-process student's for most users (fp32 on
     both; kernels differ, so a late token may differ)."""
@@ -79,6 +81,7 @@ def test_the_student_on_vllm_mostly_agrees_with_the_transformers_student(tmp_pat
     from slimrec.llm.merge import merged_folder
     from slimrec.methods.slim.student.reason import ReasonConfig, reason
 
+    monkeypatch.setenv(MEMORY_ENV, str(SMALL))
     torch.manual_seed(0)
     base = AutoModelForCausalLM.from_pretrained(resolve_base("smollm2-135m"))
     lora = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
@@ -94,3 +97,42 @@ def test_the_student_on_vllm_mostly_agrees_with_the_transformers_student(tmp_pat
     print(f"vLLM vs transformers student, greedy, fp32: {agree:.0%} of {len(a)} answers equal")
     assert agree >= 0.5 and b["model"].iloc[0].startswith("vllm:hf:smollm2-135m+lora@")
     assert (merged_folder("smollm2-135m", str(tmp_path / "adapter")) / "config.json").is_file()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@needs_vllm
+@pytest.mark.network
+@pytest.mark.slow
+def test_a_killed_run_takes_its_vllm_server_with_it(tmp_path):
+    """SIGKILL leaves no chance to clean up: the server must go by itself (Linux)."""
+    import time
+
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import sys\n"
+        "from slimrec.llm.backends.base import ChatRequest, SamplingConfig\n"
+        "from slimrec.llm.backends.vllm import VLLMBackend\n"
+        f"b = VLLMBackend('smollm2-135m', dtype='float32', memory_fraction={SMALL})\n"
+        "q = [ChatRequest('q', [{'role': 'user', 'content': 'hi'}])]\n"
+        "dict(b.generate(q, SamplingConfig(max_new_tokens=2)))\n"
+        "print(b._process.pid, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    run = subprocess.Popen(
+        [sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    server = int(run.stdout.readline())
+    assert _alive(server)
+    run.kill()
+    run.wait()
+    deadline = time.monotonic() + 60
+    while _alive(server) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _alive(server)

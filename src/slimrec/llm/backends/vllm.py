@@ -32,7 +32,19 @@ import httpx
 from slimrec.llm.backends.base import ChatRequest, Completion, LLMError, SamplingConfig
 
 PYTHON_ENV = "SLIMREC_VLLM_PYTHON"
+MEMORY_ENV = "SLIMREC_VLLM_MEMORY_FRACTION"  # default 0.3
 SERVED_NAME = "slimrec"
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: on Linux, stop when the process that started it dies,
+    however it dies (a SIGTERM'd or killed run must not leave a server holding memory)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: close() and Ctrl-C still stop it
+        pass
 
 
 def _free_port() -> int:
@@ -53,7 +65,7 @@ class VLLMBackend:
         python: str | None = None,
         concurrency: int = 64,
         max_model_len: int = 4096,
-        memory_fraction: float = 0.3,
+        memory_fraction: float | None = None,
         startup_timeout_s: float = 600.0,
         extra_args: Sequence[str] = (),
     ):
@@ -63,7 +75,9 @@ class VLLMBackend:
         self.python = python or os.environ.get(PYTHON_ENV) or sys.executable
         self.concurrency = concurrency
         self.max_model_len = max_model_len
-        self.memory_fraction = memory_fraction
+        # Weights + KV cache, as a share of the GPU's memory, or of the machine's on the CPU
+        # build; vLLM's own default (0.92) leaves nothing for the recommender beside it.
+        self.memory_fraction = memory_fraction or float(os.environ.get(MEMORY_ENV, "0.3"))
         self.startup_timeout_s = startup_timeout_s
         self.extra_args = list(extra_args)
         self._process: subprocess.Popen | None = None
@@ -129,14 +143,16 @@ class VLLMBackend:
         cmd += ["--host", "127.0.0.1", "--port", str(port), "--dtype", self.dtype]
         # Eager mode: torch.compile adds ~90 s of start-up on CPU and gained nothing there.
         cmd += ["--max-model-len", str(self.max_model_len), "--enforce-eager"]
-        # Weights + KV cache; vLLM's default (0.92 of the GPU, or of the CPU's memory on
-        # its CPU build) leaves nothing for the recommender beside it.
         cmd += ["--gpu-memory-utilization", str(self.memory_fraction)]
         cmd += self.extra_args
         with self._log.open("w") as log:
             # Its own process group: vLLM starts an engine process that must stop with it.
             self._process = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + self.startup_timeout_s

@@ -314,3 +314,19 @@ def test_a_student_behind_an_endpoint_writes_the_same_rationales(
     assert there["response"].tolist() == here["response"].tolist()
     assert there["prompt"].tolist() == here["prompt"].tolist()
     assert set(there["model"]) == {llm_server_model} and result["model"] == llm_server_model
+
+
+def test_shards_are_keyed_by_the_adapter_weights_not_where_its_folder_lies(data):
+    """A run's committed shards resume in another checkout (another absolute path)."""
+    from slimrec.methods.slim.student.reason import shard_key
+
+    dataset = PreparedDataset.load(data)
+    users = list(range(dataset.n_users))
+    prompts = user_prompts(dataset, users, ReasonConfig().prompt)
+
+    def key(adapter: str, model_id: str = "hf:base+lora@abc") -> str:
+        return shard_key(ReasonConfig(adapter=adapter), model_id, users, prompts)
+
+    here = key("/work/run/stages/distill-1/adapter")
+    assert key("bench/run/stages/distill-1/adapter") == here
+    assert key("/work/run/stages/distill-1/adapter", "hf:base+lora@def") != here

@@ -191,14 +191,7 @@ def reason(
         share_prefix=config.share_prefix,
         progress=False,
     )
-    key = config_hash(
-        config.model_dump(
-            mode="json", exclude=set(SPEED_ONLY) | set(WHERE_IT_RUNS) | {"users", "base_model"}
-        ),
-        backend.model_id,
-        [int(u) for u in users],
-        [p.messages() for p in prompts],
-    )
+    key = shard_key(config, backend.model_id, users, prompts)
     shards = shard_dir(out)
     _claim(shards, key)
     started = time.perf_counter()
@@ -269,6 +262,17 @@ def _users(config: ReasonConfig, n_users: int) -> list[int]:
     if len(set(config.users)) != len(config.users):
         raise ConfigError("users lists a user twice", where="users", fix="list each user once")
     return list(config.users)
+
+
+def shard_key(config: ReasonConfig, model_id: str, users: list[int], prompts: list[Prompt]) -> str:
+    """What decides the shards' answers. The model id names base and adapter by their
+    weights, so where the adapter folder lies (an absolute path here, a relative one in
+    another checkout) is left out, and a run resumes from shards committed elsewhere."""
+    settings = config.model_dump(
+        mode="json",
+        exclude=set(SPEED_ONLY) | set(WHERE_IT_RUNS) | {"users", "base_model", "adapter"},
+    )
+    return config_hash(settings, model_id, [int(u) for u in users], [p.messages() for p in prompts])
 
 
 def _claim(shards: Path, key: str) -> None:
