@@ -23,18 +23,15 @@ import subprocess
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from slimrec.data import PrepareConfig, prepare
 from slimrec.data.loaders import DataSource, load_dataset
 from slimrec.llm.backends import build_backend
 from slimrec.llm.backends.base import ChatRequest, SamplingConfig
 from slimrec.methods.slim.parse import parse_rationale
 from slimrec.methods.slim.prompts import PromptConfig
-from slimrec.methods.slim.rationale_checks import (
-    echoes,
-    five_distinct,
-    instructions_of,
-    repeated_lines,
-)
+from slimrec.methods.slim.rationale_checks import table_rates
 from slimrec.methods.slim.structured import render
 from slimrec.methods.slim.teach import TeacherConfig, select_users, user_prompts
 
@@ -72,18 +69,17 @@ def run(spec: str, model: str, prompts, users, sampling, threads: int, wording) 
     texts = [answers[i].text for i in range(len(prompts))]
     texts = [(structured and render(t)) or t for t in texts]
     steps = [parse_rationale(t) for t in texts]
-    instructions = [instructions_of(p.user) for p in prompts]
     tokens = [answers[i].completion_tokens for i in range(len(prompts))]
-    n = len(texts)
+    table = pd.DataFrame({
+        "response": texts, "prompt": [json.dumps(r.messages) for r in requests],
+        "parsed": [r.complete for r in steps], "step2": [r.categories for r in steps],
+        "completion_tokens": tokens,
+    })  # fmt: skip
+    rates = table_rates(table, sampling.max_new_tokens)
     return {
-        "engine": spec, "answers": n, "seconds": round(seconds, 1), "new_tokens": sum(tokens),
-        "new_tok_per_s": round(sum(tokens) / seconds, 2),
-        "parse_rate": sum(r.complete for r in steps) / n,
-        "cap_rate": sum(t >= sampling.max_new_tokens for t in tokens) / n,
-        "repeat_rate": sum(repeated_lines(t) > 0 for t in texts) / n,
-        "five_distinct": sum(five_distinct(r.categories) for r in steps) / n,
-        "echo_rate": sum(echoes(t, i) for t, i in zip(texts, instructions, strict=True)) / n,
-        "mean_tokens": sum(tokens) / n, "answers_text": texts,
+        "engine": spec, "answers": len(texts), "seconds": round(seconds, 1),
+        "new_tokens": sum(tokens), "new_tok_per_s": round(sum(tokens) / seconds, 2),
+        **rates, "answers_text": texts,
     }  # fmt: skip
 
 
@@ -118,7 +114,7 @@ def main() -> None:
     pct = lambda x: f"{100 * x:.0f}%"  # noqa: E731
     for r in rows:
         print(f"| {r['engine']} | {r['seconds']} | {r['new_tok_per_s']} | {pct(r['parse_rate'])} "
-              f"| {pct(r['cap_rate'])} | {pct(r['repeat_rate'])} | {pct(r['five_distinct'])} "
+              f"| {pct(r['cap_rate'])} | {pct(r['repeat_rate'])} | {pct(r['distinct_rate'])} "
               f"| {pct(r['echo_rate'])} | {r['mean_tokens']:.0f} |")  # fmt: skip
     if args.out:
         args.out.write_text(

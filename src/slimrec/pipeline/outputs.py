@@ -8,7 +8,6 @@ folder's top level where people look for it.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -74,7 +73,7 @@ def rationale_quality(
     import pandas as pd
 
     from slimrec.methods.slim.grounding import run_grounding
-    from slimrec.methods.slim.rationale_checks import echoes_prompt, five_distinct, repeated_lines
+    from slimrec.methods.slim.rationale_checks import table_rates
 
     caps = {
         "teach": ("teacher", config.teacher.sampling.max_new_tokens),
@@ -89,20 +88,8 @@ def rationale_quality(
         if not len(frame):
             continue
         frames[source] = frame
-        tokens = frame["completion_tokens"].fillna(0).astype(int)
-        answered_prompts = zip(frame["response"], frame["prompt"], strict=True)
-        row = {
-            "source": f"{source} ({frame['model'].iloc[0]})",
-            "answers": len(frame),
-            "parse_rate": float(frame["parsed"].mean()),
-            "cap_rate": float((tokens >= cap).mean()) if cap else 0.0,
-            "repeat_rate": float(frame["response"].map(repeated_lines).gt(0).mean()),
-            "echo_rate": float(
-                np.mean([echoes_prompt(str(a), json.loads(p)) for a, p in answered_prompts])
-            ),
-            "distinct_rate": float(frame["step2"].fillna("").map(five_distinct).mean()),
-            "mean_tokens": float(tokens.mean()),
-        }
+        row = {"source": f"{source} ({frame['model'].iloc[0]})", "answers": len(frame)}
+        row |= table_rates(frame, cap)
         if data is not None:
             found = run_grounding(frame, data, config.teacher.prompt.hold_out_last)
             row |= {"grounded": found.grounded_share, "new": found.new_share}

@@ -8,6 +8,7 @@ from slimrec.methods.slim.rationale_checks import (
     five_distinct,
     instructions_of,
     repeated_lines,
+    table_rates,
 )
 
 
@@ -39,3 +40,24 @@ def test_five_distinct_categories_counts_the_list_not_its_introduction():
     assert not five_distinct("1. Drama\n2. Drama\n3. Drama\n4. Drama\n5. Drama")
     assert not five_distinct("1. Action\n2. Drama\n3. Sci-Fi")
     assert five_distinct("Action\nDrama\nSci-Fi\nComedy\nHorror")  # no list marks at all
+
+
+def test_table_rates_are_shares_of_the_answers_of_a_rationales_table():
+    import json
+
+    import pandas as pd
+
+    prompt = build_prompt(["Star Wars"], PromptConfig(domain="movies", verb="watched"))
+    messages = json.dumps(prompt.messages())
+    good = "Step 1: Likes space operas.\nStep 2:\n1. A\n2. B\n3. C\n4. D\n5. E\nStep 3: Alien"
+    looping = "Step 1: Briefly summarise this user's preferences.\nThe Empire Strikes Back\n" * 2
+    table = pd.DataFrame({
+        "response": [good, looping], "prompt": [messages, messages], "parsed": [True, False],
+        "step2": ["1. A\n2. B\n3. C\n4. D\n5. E", None], "completion_tokens": [40, 64],
+    })  # fmt: skip
+    rates = table_rates(table, cap=64)
+    assert rates == {
+        "parse_rate": 0.5, "cap_rate": 0.5, "repeat_rate": 0.5, "echo_rate": 0.5,
+        "distinct_rate": 0.5, "mean_tokens": 52.0,
+    }  # fmt: skip
+    assert table_rates(table, cap=None)["cap_rate"] == 0.0

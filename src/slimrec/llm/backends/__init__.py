@@ -11,7 +11,7 @@ when chosen, so remote models never load torch.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
@@ -128,19 +128,11 @@ class EndpointConfig(BaseModel):
     max_retries: int = Field(5, ge=0, description="Retries on 429, 5xx and timeouts.")
 
     def build(self) -> Backend:
-        from slimrec.llm.backends.openai_backend import OpenAIBackend
-
-        return OpenAIBackend(
-            self.model,
-            base_url=self.base_url,
-            api_key_env=self.api_key_env,
-            concurrency=self.concurrency,
-            timeout_s=self.timeout_s,
-            max_retries=self.max_retries,
-        )
+        return _openai(self)
 
 
-def _build_openai(config: BackendConfig) -> Backend:
+def _openai(config: BackendConfig | EndpointConfig, **more: Any) -> Backend:
+    """The openai backend on what an endpoint config and a backend config share."""
     from slimrec.llm.backends.openai_backend import OpenAIBackend
 
     return OpenAIBackend(
@@ -150,6 +142,13 @@ def _build_openai(config: BackendConfig) -> Backend:
         concurrency=config.concurrency,
         timeout_s=config.timeout_s,
         max_retries=config.max_retries,
+        **more,
+    )
+
+
+def _build_openai(config: BackendConfig) -> Backend:
+    return _openai(
+        config,
         backoff_base_s=config.backoff_base_s,
         backoff_max_s=config.backoff_max_s,
         max_tokens_field=config.max_tokens_field,

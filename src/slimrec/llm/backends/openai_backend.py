@@ -61,6 +61,7 @@ class OpenAIBackend:
         *,
         base_url: str | None = None,
         api_key_env: str = "OPENAI_API_KEY",
+        api_key: str | None = None,
         concurrency: int = 8,
         timeout_s: float = 120.0,
         max_retries: int = 5,
@@ -73,6 +74,7 @@ class OpenAIBackend:
         self._real_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
         self.base_url = redact_url(self._real_url)  # what logs and errors show
         self.api_key_env = api_key_env
+        self._key = api_key  # given by a caller that made it (a server it started); else env
         self.concurrency = concurrency
         self.timeout_s = timeout_s
         self.max_retries = max_retries
@@ -95,7 +97,7 @@ class OpenAIBackend:
     # -- set-up -----------------------------------------------------------------------
 
     def _api_key(self) -> str:
-        key = os.environ.get(self.api_key_env)
+        key = self._key or os.environ.get(self.api_key_env)
         if key:
             return key
         if urlparse(self.base_url).hostname in LOCAL_HOSTS:

@@ -9,7 +9,9 @@ environment of its own: ``python`` names that interpreter (default
 The backend starts ``vllm.entrypoints.openai.api_server`` on a free 127.0.0.1 port, waits
 for ``/health``, and sends the requests through the openai backend (vLLM batches them
 continuously; a JSON schema goes as ``response_format`` and becomes its guided decoding).
-``close()`` stops the server. A model is a shipped name (its converted safetensors
+``close()`` stops the server. The server takes a random API key made for it (passed in its
+environment, never on its command line, where ``ps`` would show it), so no other local
+process can use it. A model is a shipped name (its converted safetensors
 folder), a folder, or a Hub id (vLLM then downloads it itself). A LoRA adapter is merged
 into a copy of the base first (cached by the adapter's hash): vLLM's own LoRA path was
 4.6x slower on CPU.
@@ -18,6 +20,7 @@ into a copy of the base first (cached by the adapter's hash): vLLM's own LoRA pa
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -145,16 +148,19 @@ class VLLMBackend:
         cmd += ["--max-model-len", str(self.max_model_len), "--enforce-eager"]
         cmd += ["--gpu-memory-utilization", str(self.memory_fraction)]
         cmd += self.extra_args
+        key = secrets.token_urlsafe(24)
         with self._log.open("w") as log:
             # Its own process group: vLLM starts an engine process that must stop with it.
             self._process = subprocess.Popen(
                 cmd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env={**os.environ, "VLLM_API_KEY": key},
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
             )
         base = f"http://127.0.0.1:{port}"
+        auth = {"Authorization": f"Bearer {key}"}
         deadline = time.monotonic() + self.startup_timeout_s
         while True:
             if self._process.poll() is not None:
@@ -165,7 +171,8 @@ class VLLMBackend:
                 )
             try:
                 # Ours, not another server that took the port first: it serves our name.
-                served = httpx.get(f"{base}/v1/models", timeout=2).json().get("data", [])
+                answer = httpx.get(f"{base}/v1/models", headers=auth, timeout=2)
+                served = answer.json().get("data", [])
                 if any(m.get("id") == SERVED_NAME for m in served):
                     self._healthy = True
                     break
@@ -182,7 +189,11 @@ class VLLMBackend:
         from slimrec.llm.backends.openai_backend import OpenAIBackend
 
         self._client = OpenAIBackend(
-            SERVED_NAME, base_url=f"{base}/v1", concurrency=self.concurrency, max_retries=2
+            SERVED_NAME,
+            base_url=f"{base}/v1",
+            api_key=key,
+            concurrency=self.concurrency,
+            max_retries=2,
         )
         return self._client
 

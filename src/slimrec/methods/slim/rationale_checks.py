@@ -12,7 +12,9 @@ learned by the student, so a defect in them is copied. Three checks that need no
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 ECHO_WORDS = 5  # this many consecutive words of the instructions in an answer is an echo
 LIST_MARK = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s*")  # "1." "2)" "-" "*" "•"
@@ -58,3 +60,20 @@ def five_distinct(step2: str) -> bool:
     listed = [line for line in lines if LIST_MARK.match(line)] or lines
     names = {LIST_MARK.sub("", line).strip(" *_").lower() for line in listed}
     return len(listed) == 5 and len(names) == 5
+
+
+def table_rates(frame: Any, cap: int | None) -> dict[str, float]:
+    """The checks over a rationales table (teach's and reason's columns), as shares of its
+    answers: parsed into three steps, at the token ``cap``, repeating a line, echoing the
+    prompt's instructions, naming five distinct categories; and the mean answer length."""
+    tokens = frame["completion_tokens"].fillna(0).astype(int)
+    answered = zip(frame["response"], frame["prompt"], strict=True)
+    echoed = [echoes_prompt(str(answer), json.loads(prompt)) for answer, prompt in answered]
+    return {
+        "parse_rate": float(frame["parsed"].mean()),
+        "cap_rate": float((tokens >= cap).mean()) if cap else 0.0,
+        "repeat_rate": float(frame["response"].map(repeated_lines).gt(0).mean()),
+        "echo_rate": sum(echoed) / len(echoed),
+        "distinct_rate": float(frame["step2"].fillna("").map(five_distinct).mean()),
+        "mean_tokens": float(tokens.mean()),
+    }

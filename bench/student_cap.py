@@ -1,0 +1,86 @@
+"""The distilled student of a run under other decoding settings, side by side (issues 17, 20).
+
+Takes a run folder that has a distill stage (e.g. bench/runs/amazon-games), asks its
+student for the first N users' rationales under each variant (engine, dtype, token cap)
+through the pipeline's own `reason`, and prints per variant: parse rate, share at the cap,
+share repeating a line, share echoing the instructions, share with five distinct step-2
+names, mean tokens, new tokens/s, and the share
+of answers identical to the first variant. lscpu flags are printed with the table.
+
+Usage (~3 min per variant for 96 users on 2 cores, vLLM computing on one):
+    SLIMREC_DATA_DIR=../shared/data SLIMREC_VLLM_PYTHON=$PWD/.venv-vllm/bin/python \
+        .venv/bin/python bench/student_cap.py --run bench/runs/amazon-games --users 96 \
+        --variant vllm:float32:192 --variant vllm:float32:256 --variant vllm:bfloat16:256
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from engines import cpu_flags
+
+from slimrec.config import load_yaml
+from slimrec.methods.slim.rationale_checks import table_rates
+from slimrec.methods.slim.student.reason import ReasonConfig, reason
+from slimrec.pipeline.config import RunConfig
+
+
+def stage_folder(run: Path, name: str) -> Path:
+    info = json.loads((run / "stages.json").read_text(encoding="utf-8"))
+    folders = [s["folder"] for s in info["stages"] if s["name"] == name]
+    if not folders:
+        sys.exit(f"{run}/stages.json has no {name} stage: run the pipeline that far first")
+    return run / folders[-1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", type=Path, required=True)
+    ap.add_argument("--users", type=int, default=96)
+    ap.add_argument("--variant", action="append", required=True, help="engine:dtype:cap")
+    ap.add_argument("--out", type=Path, help="write the table as JSON here")
+    args = ap.parse_args()
+    config = load_yaml(RunConfig, args.run / "config.yaml")
+    data = stage_folder(args.run, "prepare") / "data"
+    adapter = stage_folder(args.run, "distill") / "adapter"
+    rows, reference = [], None
+    for variant in args.variant:
+        engine, dtype, cap = variant.split(":")
+        cfg = ReasonConfig(
+            base_model=config.student.base_model,
+            adapter=str(adapter),
+            prompt=config.teacher.prompt,
+            engine=engine,
+            dtype=dtype,
+            users=list(range(args.users)),
+            sampling=config.reason.sampling.model_copy(update={"max_new_tokens": int(cap)}),
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            result = reason(data, Path(tmp), cfg, progress=False)
+            frame = pd.read_parquet(result["path"])
+        texts = frame["response"].tolist()
+        reference = reference or texts
+        rates = {k: round(v, 3) for k, v in table_rates(frame, int(cap)).items()}
+        rows.append({
+            "variant": variant, **rates, "tok_per_s": result["tokens_per_s"],
+            "same_as_first": round(sum(map(str.__eq__, texts, reference)) / len(texts), 3),
+        })  # fmt: skip
+        print(json.dumps(rows[-1]), flush=True)
+    print(f"\n{args.users} users of {args.run}; CPU flags: {cpu_flags()}")
+    print("| " + " | ".join(rows[0]) + " |")
+    print("|---|" + "---:|" * (len(rows[0]) - 1))
+    for row in rows:
+        print("| " + " | ".join(str(v) for v in row.values()) + " |")
+    if args.out:
+        args.out.write_text(json.dumps({"rows": rows, "cpu_flags": cpu_flags()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
