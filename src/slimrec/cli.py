@@ -354,8 +354,8 @@ def diagnose_order_cmd(
 ) -> None:
     """Does each model use the order of a history? Scores shuffled histories (LLM-SRec's test)."""
     from slimrec.config import parse
+    from slimrec.devices import pick_device
     from slimrec.eval.order import OrderConfig
-    from slimrec.llm.local import pick_device
     from slimrec.pipeline.diagnose import diagnose_order
 
     flags = {"perturbation": perturbation, "repeats": repeats, "seed": seed, "split": split}
@@ -419,6 +419,10 @@ def reason_cmd(
     max_new_tokens: int | None = typer.Option(None, help="Cap on tokens per rationale."),
     threads: int | None = typer.Option(None, help="torch CPU threads."),
     dtype: str | None = typer.Option(None, help="auto|float32|bfloat16|float16."),
+    device: str | None = typer.Option(None, help="auto|cpu|cuda|cuda:N (auto: CUDA if any)."),
+    engine: str | None = typer.Option(
+        None, help="hf (slimrec's decoder) or vllm (scripts/vllm-env.sh first)."
+    ),
     shard_size: int | None = typer.Option(None, help="Users per resumable shard."),
     config: Path | None = typer.Option(None, help="A ReasonConfig YAML; flags override it."),
 ) -> None:
@@ -427,7 +431,7 @@ def reason_cmd(
 
     flags = {"adapter": str(adapter) if adapter else None, "base_model": base_model}
     flags |= {"batch_size": batch_size, "threads": threads, "dtype": dtype}
-    flags |= {"shard_size": shard_size}
+    flags |= {"device": device, "engine": engine, "shard_size": shard_size}
     cfg = _config(ReasonConfig, config, flags)
     if max_new_tokens is not None:
         sampling = cfg.sampling.model_dump() | {"max_new_tokens": max_new_tokens}

@@ -66,6 +66,7 @@ def write(tmp_path: Path, data: dict) -> Path:
         ({"train": {"rationale_holdout": 1}}, "teacher.prompt.hold_out_last"),
         ({"eval": {"protocols": ["loo"]}}, "eval.protocols.0"),
         ({"student": {"epochs": 0}}, "student.epochs"),
+        ({"encoder_device": "gpu"}, "encoder_device"),
         # Typos in model or method options fail when the config loads, before any stage.
         ({"train": {"model": {"n_layer": 2}}}, "unknown option(s) ['n_layer'] for backbone"),
         ({"methods": ["backbone", {"slim": {"fusoin": "gate"}}]}, "method 'slim': fusoin"),

@@ -33,6 +33,19 @@ def test_cache_serves_known_texts_without_loading_the_model(encoder):
     np.testing.assert_array_equal(first[0], first[2])
 
 
+def test_the_encoder_runs_where_it_is_asked_and_a_missing_gpu_is_one_line(encoder):
+    import torch
+
+    from slimrec.errors import ConfigError
+
+    encoder.encode(["load the model"])
+    expected = "cuda" if torch.cuda.is_available() else "cpu"  # auto: CUDA where there is one
+    assert encoder._st.device.type == expected
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            TextEncoder(cache=None, device="cuda").encode(["a text not cached"])
+
+
 def _write_some(cache: str, start: int) -> None:
     TextEncoder(cache=cache, batch_size=8).encode(
         [f"text number {i}" for i in range(start, start + 40)]

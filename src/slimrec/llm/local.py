@@ -1,5 +1,5 @@
-"""Local language models: a name or folder resolved to a folder, and the one device and
-dtype policy every in-process LLM (student, LLM-SRec, DELRec) follows.
+"""Local language models: a name or folder resolved to a folder, and the one dtype policy
+every in-process LLM (student, LLM-SRec, DELRec) follows (devices: :mod:`slimrec.devices`).
 
 Nothing is fetched from a hub here unless the name is a Hub id and the user allowed it
 (:func:`slimrec.llm.models.resolve_model`); a folder path is used as it is.
@@ -10,8 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-
-from slimrec.errors import ConfigError
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -24,19 +22,6 @@ def resolve_base(name: str) -> Path:
     from slimrec.llm.models import resolve_model
 
     return Path(resolve_model(name))
-
-
-def pick_device(name: str) -> torch.device:
-    """``auto`` (CUDA when there is one), ``cpu``, ``cuda``, ``cuda:N``; one line when absent."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise ConfigError(f"unknown device {name!r}", where="device", fix="auto|cpu|cuda") from e
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("CUDA is not available here", where="device", fix="use --device cpu")
-    return device
 
 
 def pick_dtype(name: str, device: torch.device) -> torch.dtype:

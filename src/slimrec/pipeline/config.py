@@ -171,6 +171,11 @@ class RunConfig(BaseModel):
     encoder: str = Field(
         DEFAULT_ENCODER, description="Sentence encoder of item texts and rationales."
     )
+    encoder_device: str = Field(
+        "auto",
+        pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+        description="Where the encoder runs: auto (CUDA if any) | cpu | cuda | cuda:N.",
+    )
     backbones: list[Backbone] = Field(["sasrec"], min_length=1, description="ID backbones.")
     methods: list[str] = Field(
         ["backbone", "backbone+", "slim-", "slim"],

@@ -79,7 +79,9 @@ def run_pipeline(
     if config.needs_item_text():
         rec = runner.run(
             "embed/items",
-            *stages.item_embed_stage(config.encoder, str(encoder_id), data_dir, prep.key),
+            *stages.item_embed_stage(
+                config.encoder, str(encoder_id), data_dir, prep.key, device=config.encoder_device
+            ),
         )
         items = (path(rec, "table"), rec.key)
     user_tables: dict[tuple[str, str], tuple[Path, str]] = {}
@@ -87,7 +89,15 @@ def run_pipeline(
         file, key = rationales[source]
         rec = runner.run(
             f"embed/{source}/{field}",
-            *stages.user_embed_stage(config.encoder, str(encoder_id), n_users, file, key, field),
+            *stages.user_embed_stage(
+                config.encoder,
+                str(encoder_id),
+                n_users,
+                file,
+                key,
+                field,
+                device=config.encoder_device,
+            ),
         )
         user_tables[(source, field)] = (path(rec, "table"), rec.key)
 

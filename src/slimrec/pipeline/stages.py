@@ -192,8 +192,10 @@ def reason_stage(config: RunConfig, data_dir: Path, data_key: str, adapter: Path
     return inputs, work
 
 
-def item_embed_stage(encoder: str, encoder_id: str, data_dir: Path, data_key: str):
-    inputs = {"data": data_key, "encoder": encoder_id}
+def item_embed_stage(
+    encoder: str, encoder_id: str, data_dir: Path, data_key: str, *, device: str = "auto"
+):
+    inputs = {"data": data_key, "encoder": encoder_id}  # the device is left out: same vectors
 
     def work(folder: Path) -> dict[str, Any]:
         import numpy as np
@@ -203,7 +205,8 @@ def item_embed_stage(encoder: str, encoder_id: str, data_dir: Path, data_key: st
         from slimrec.text.encoder import default_cache
 
         items = PreparedDataset.load(data_dir).items
-        table = item_embedding_table(items, TextEncoder(encoder, cache=default_cache()))
+        encoder_ = TextEncoder(encoder, cache=default_cache(), device=device)
+        table = item_embedding_table(items, encoder_)
         np.save(folder / "items.npy", table)
         return {"table": "items.npy", "shape": list(table.shape)}
 
@@ -211,7 +214,14 @@ def item_embed_stage(encoder: str, encoder_id: str, data_dir: Path, data_key: st
 
 
 def user_embed_stage(
-    encoder: str, encoder_id: str, n_users: int, rationales: Path, source_key: str, field: str
+    encoder: str,
+    encoder_id: str,
+    n_users: int,
+    rationales: Path,
+    source_key: str,
+    field: str,
+    *,
+    device: str = "auto",
 ):
     inputs = {"rationales": source_key, "field": field, "encoder": encoder_id, "n_users": n_users}
 
@@ -223,7 +233,7 @@ def user_embed_stage(
         from slimrec.text import TextEncoder
         from slimrec.text.encoder import default_cache
 
-        encoder_ = TextEncoder(encoder, cache=default_cache())
+        encoder_ = TextEncoder(encoder, cache=default_cache(), device=device)
         table, missing = user_text_table(pd.read_parquet(rationales), n_users, encoder_, field)
         np.save(folder / "users.npy", table)
         return {"table": "users.npy", "shape": list(table.shape), "users_without_text": missing}

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from slimrec.data.prepared import PreparedDataset
+from slimrec.devices import pick_device
 from slimrec.errors import ConfigError
-from slimrec.llm.local import pick_device
 from slimrec.methods.slim.grounding import CatalogIndex, suggestion_lines
 from slimrec.methods.slim.teach import prompt_items
 from slimrec.pipeline.artifacts import RunArtifacts
@@ -144,7 +144,7 @@ class RecommendService:
                 progress=False,
             )
         backend.check()
-        encoder = TextEncoder(config.encoder, cache=None)
+        encoder = TextEncoder(config.encoder, cache=None, device=device)
         return Explainer(
             backend, config.teacher.prompt, section.sampling, encoder, max_pending=max_pending
         )

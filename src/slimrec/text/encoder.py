@@ -81,7 +81,7 @@ class TextEncoder:
         *,
         cache: str | Path | None = None,
         batch_size: int = 64,
-        device: str | None = None,
+        device: str = "auto",
         max_seq_length: int | None = 256,
     ) -> None:
         self.model = model
@@ -129,8 +129,10 @@ class TextEncoder:
                 ) from e
             # Always a local folder by now (Hub ids are resolved to their snapshot), so
             # nothing needs the network, whatever HF_HUB_OFFLINE says.
+            from slimrec.devices import pick_device
+
             self._st = SentenceTransformer(
-                self._path, device=self.device or "cpu", local_files_only=True
+                self._path, device=str(pick_device(self.device)), local_files_only=True
             )
             if self.max_seq_length:
                 self._st.max_seq_length = self.max_seq_length

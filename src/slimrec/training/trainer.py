@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from slimrec.backbones import SequentialRecommender, build_backbone
 from slimrec.config import config_hash, load_yaml, save_yaml
 from slimrec.data.prepared import PreparedDataset
+from slimrec.devices import pick_device
 from slimrec.errors import ConfigError
 from slimrec.eval import EvalConfig, per_user_metrics, summarize
 from slimrec.eval.protocol import UserScoreFn
@@ -84,7 +85,7 @@ class Trainer:
             done = json.loads(results_path.read_text())
             if done.get("key") == results_key:
                 if not (self.out / PER_USER).is_file():  # a run from before they were kept
-                    device = _device(cfg.device)
+                    device = pick_device(cfg.device)
                     self.model_ = self.build_model(data).to(device)
                     best = torch.load(self.out / "best.pt", map_location=device)
                     self.model_.load_state_dict(best)
@@ -96,7 +97,7 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
-        device = _device(cfg.device)
+        device = pick_device(cfg.device)
 
         self.model_ = self.build_model(data).to(device)
         write_json_atomic(self.out / STRUCTURE, dict(self.recipe.structure))
@@ -325,12 +326,6 @@ def _dump(cfg: TrainConfig, exclude: set[str] | None = None) -> dict[str, Any]:
     plain backbone runs did not change when methods were added."""
     exclude = set(exclude or ()) | ({"method"} if cfg.method is None else set())
     return cfg.model_dump(mode="json", exclude=exclude)
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 @torch.inference_mode()

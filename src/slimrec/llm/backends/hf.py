@@ -153,13 +153,9 @@ class HFBackend:
         self._model_id = model_id
 
     def _device(self, torch: Any) -> Any:
-        name = self.device_name
-        if name == "auto":
-            name = "cuda" if torch.cuda.is_available() else "cpu"
-        try:
-            return torch.device(name)
-        except RuntimeError as e:
-            raise ConfigError(f"unknown device {name!r}", fix="auto, cpu, cuda or cuda:N") from e
+        from slimrec.devices import pick_device
+
+        return pick_device(self.device_name)
 
     def _dtype(self, torch: Any, device: Any) -> Any:
         if self.dtype_name != "auto":

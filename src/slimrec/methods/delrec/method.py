@@ -27,12 +27,13 @@ import torch
 from slimrec.backbones import SequentialRecommender
 from slimrec.config import config_hash, save_yaml
 from slimrec.data import PreparedDataset
+from slimrec.devices import pick_device
 from slimrec.errors import ConfigError
 from slimrec.eval import EvalConfig, summarize
 from slimrec.io import atomic_path, write_json_atomic
 from slimrec.llm.backends.hf import model_identity
 from slimrec.llm.candidates import CandidateLM
-from slimrec.llm.local import pick_device, pick_dtype, resolve_base
+from slimrec.llm.local import pick_dtype, resolve_base
 from slimrec.methods.base import FitContext, Method, Needs
 from slimrec.methods.delrec.config import DelrecConfig
 from slimrec.methods.delrec.examples import Example, lsr_example, rps_example, ta_example

@@ -101,7 +101,7 @@ class LLMSRecMethod(Method[LLMSRecConfig]):
         self, llm: Path, titles: list[str], teacher_dir: Path, device: str = "cpu"
     ) -> LLMSRec:
         """The model (fresh trainable parts) over the frozen LLM and teacher."""
-        from slimrec.llm.local import pick_device
+        from slimrec.devices import pick_device
 
         where = str(pick_device(device))
         teacher = load_model(teacher_dir, device=where)

@@ -286,7 +286,8 @@ def test_adapter_changes_the_answers_and_names_its_base(lively_lm, data, tmp_pat
 def test_cli_writes_rationales_and_bad_input_is_one_line(lively_lm, data, tmp_path, capsys):
     out = tmp_path / "cli"  # a folder: rationales.parquet goes inside
     args = ["reason", "--data", str(data), "--out", str(out), "--base-model", str(lively_lm)]
-    assert main([*args, "--max-new-tokens", "4", "--threads", "1", "--batch-size", "4"]) == 0
+    flags = ["--max-new-tokens", "4", "--threads", "1", "--batch-size", "4", "--device", "cpu"]
+    assert main([*args, *flags]) == 0
     assert "rationales" in capsys.readouterr().out
     frame = pd.read_parquet(out / "rationales.parquet")
     assert len(frame) == PreparedDataset.load(data).n_users
@@ -295,6 +296,9 @@ def test_cli_writes_rationales_and_bad_input_is_one_line(lively_lm, data, tmp_pa
     assert main([*args, "--adapter", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "adapter_config.json" in err
+    assert main([*args, "--engine", "llama"]) == 2  # a usage error: one line, exit 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "engine" in err
     config = tmp_path / "bad.yaml"
     config.write_text("batch_size: 0\n")
     assert main([*args, "--config", str(config)]) == 2

@@ -26,9 +26,9 @@ import torch
 from tqdm.auto import tqdm
 
 from slimrec.config import config_hash, save_yaml
+from slimrec.devices import pick_device
 from slimrec.errors import ConfigError
 from slimrec.io import atomic_dir, sha256_file, write_json_atomic
-from slimrec.llm.local import pick_device
 from slimrec.methods.slim.rationale_checks import repeated_lines
 from slimrec.methods.slim.student.config import RESUMABLE, StudentConfig
 from slimrec.methods.slim.student.lora import load_student, token_nll
