@@ -98,12 +98,16 @@ def prepare_stage(data: DataSection) -> tuple[dict[str, Any], Work]:
 
 def teach_stage(teacher: TeacherSection, data_dir: Path, data_key: str, run_dir: Path):
     inputs = {"data": data_key, "teacher": teacher.model_dump(mode="json", exclude=TEACHER_RUNTIME)}
+    engine = teacher.teacher_config().engine()
+    if teacher.backend == "auto":  # the engine found here decides the weights (GGUF or fp32)
+        inputs["teacher"]["backend"] = engine
     if teacher.structured:  # the schema and its rendering decide the rationales too
         from slimrec.methods.slim.structured import SCHEMA_VERSION
 
         inputs["schema"] = SCHEMA_VERSION
 
     def work(folder: Path) -> dict[str, Any]:
+        from slimrec.llm.backends import engine_version
         from slimrec.methods.slim.teach import teach
 
         # The answer cache ($SLIMREC_CACHE/llm-answers.sqlite) makes an interrupted
@@ -122,6 +126,8 @@ def teach_stage(teacher: TeacherSection, data_dir: Path, data_key: str, run_dir:
             "users": result.users,
             "parsed": result.parsed,
             "parse_rate": round(result.parse_rate, 4),
+            "engine": engine,
+            "engine_version": engine_version(engine),
             "cost": {
                 "teacher_answers": usage.answers,
                 "teacher_prompt_tokens": usage.prompt_tokens,

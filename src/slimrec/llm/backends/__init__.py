@@ -38,12 +38,13 @@ class BackendConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["openai", "hf", "llamacpp", "vllm"] = Field(
+    backend: Literal["auto", "openai", "hf", "llamacpp", "vllm"] = Field(
         "hf",
         description="openai: any OpenAI-compatible endpoint; hf: a local model through "
         "transformers; llamacpp: a shipped model or .gguf file through llama.cpp "
         "(pip install 'slimrec[llamacpp]'); vllm: a local model through a vLLM server "
-        "slimrec starts (its own environment: scripts/vllm-env.sh).",
+        "slimrec starts (its own environment: scripts/vllm-env.sh); auto: the fastest of "
+        "these installed here for the model and device (resolve_backend).",
     )
     model: str = Field(
         DEFAULT_TEACHER,
@@ -191,9 +192,48 @@ BACKENDS: dict[str, Callable[[BackendConfig], Backend]] = {
 }
 
 
+def resolve_backend(config: BackendConfig) -> str:
+    """The backend that answers ``config``: its ``backend``, or for ``auto`` the fastest
+    engine installed here, as measured (docs/benchmarks.md, "Engines"): an endpoint
+    (``base_url`` given) is openai; on a GPU, vLLM where its environment is set up; on the
+    CPU, llama.cpp for a model it reads as it is shipped (GGUF, 2-5x transformers'
+    de-quantised fp32); else hf, which runs everything."""
+    if config.backend != "auto":
+        return config.backend
+    if config.base_url:
+        return "openai"
+    from slimrec.devices import pick_device
+
+    if pick_device(config.device).type == "cuda":
+        from slimrec.llm.backends.vllm import vllm_version
+
+        return "vllm" if vllm_version() else "hf"
+    from slimrec.llm.backends.llamacpp import reads_as_shipped
+
+    return "llamacpp" if reads_as_shipped(config.model) else "hf"
+
+
+def engine_version(engine: str) -> str | None:
+    """The installed version of what runs ``engine`` here, for stage manifests (None for
+    an endpoint, whose server is not ours to ask)."""
+    if engine == "vllm":
+        from slimrec.llm.backends.vllm import vllm_version
+
+        return vllm_version()
+    package = {"hf": "transformers", "llamacpp": "xllamacpp"}.get(engine)
+    if package is None:
+        return None
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
 def build_backend(config: BackendConfig) -> Backend:
     """The backend ``config`` describes (not yet checked: call its ``check()``)."""
-    return BACKENDS[config.backend](config)
+    return BACKENDS[resolve_backend(config)](config)
 
 
 __all__ = [
@@ -208,4 +248,6 @@ __all__ = [
     "Message",
     "SamplingConfig",
     "build_backend",
+    "engine_version",
+    "resolve_backend",
 ]

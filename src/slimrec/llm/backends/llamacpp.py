@@ -32,6 +32,18 @@ from slimrec.llm.backends.base import (
 )
 
 
+def reads_as_shipped(model: str) -> bool:
+    """llama.cpp is installed and ``model`` is a GGUF it can read: a shipped name or a
+    ``.gguf`` file (a transformers folder or a Hub id is not)."""
+    import importlib.util
+
+    from slimrec.llm.models import MODELS
+
+    if importlib.util.find_spec("xllamacpp") is None:
+        return False
+    return model in MODELS or (Path(model).suffix == ".gguf" and Path(model).is_file())
+
+
 def gguf_file(model: str, *, cache: Path | None = None) -> tuple[Path, str]:
     """``(GGUF path, its name in model ids)`` for a shipped name or a ``.gguf`` file."""
     from slimrec.llm.models import MODELS, assemble_gguf

@@ -50,6 +50,18 @@ def _die_with_parent() -> None:
         pass
 
 
+def vllm_version(python: str | None = None) -> str | None:
+    """vLLM's version as ``python`` (default ``$SLIMREC_VLLM_PYTHON``, else this one)
+    imports it; None where it cannot."""
+    python = python or os.environ.get(PYTHON_ENV) or sys.executable
+    code = "import vllm, sys; sys.stdout.write(vllm.__version__)"
+    try:
+        probe = subprocess.run([python, "-c", code], capture_output=True, text=True)
+    except OSError:  # no such interpreter
+        return None
+    return probe.stdout.strip() if probe.returncode == 0 else None
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -103,21 +115,14 @@ class VLLMBackend:
         """The interpreter can import vLLM and the model resolves; fails in one line."""
         if getattr(self, "version", None):
             return  # checked once
-        try:
-            probe = subprocess.run(
-                [self.python, "-c", "import vllm, sys; sys.stdout.write(vllm.__version__)"],
-                capture_output=True,
-                text=True,
-            )
-        except OSError:  # no such interpreter
-            probe = None
-        if probe is None or probe.returncode != 0:
+        version = vllm_version(self.python)
+        if version is None:
             raise LLMError(
                 f"vLLM cannot be imported by {self.python}",
                 fix=f"run scripts/vllm-env.sh and set {PYTHON_ENV}=.venv-vllm/bin/python "
                 "(vLLM pins its own torch and transformers), or use backend: hf / llamacpp",
             )
-        self.version = probe.stdout.strip()
+        self.version = version
         self._folder()
 
     def _folder(self) -> str:

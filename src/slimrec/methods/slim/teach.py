@@ -37,6 +37,7 @@ from slimrec.llm.backends import (
     Message,
     SamplingConfig,
     build_backend,
+    resolve_backend,
 )
 from slimrec.llm.cache import AnswerCache, cache_key
 from slimrec.llm.usage import Usage
@@ -69,6 +70,19 @@ class TeacherConfig(BackendConfig, LaterSettingsOmitted):
                 "with response_format); backend hf has no grammar"
             )
         return self
+
+    def engine(self) -> str:
+        """The backend that answers (``auto`` resolved here); hf cannot hold answers to a
+        schema, so ``auto`` that finds only hf refuses a structured teacher."""
+        engine = resolve_backend(self)
+        if self.structured and engine == "hf":
+            raise ConfigError(
+                "structured output needs llama.cpp, vLLM or an endpoint, and backend auto "
+                "found none installed here (hf has no grammar)",
+                where="teacher.backend",
+                fix="pip install 'slimrec[llamacpp]', or set structured: false",
+            )
+        return engine
 
     def sampling_for_requests(self) -> SamplingConfig:
         """The sampling sent with each request (and keyed in the cache)."""
@@ -202,7 +216,9 @@ def teach(
     users = select_users(dataset.n_users, n_users, seed)
     prompts = user_prompts(dataset, users, config.prompt)
     owned = backend is None  # started here, so stopped here (a vLLM server, llama.cpp)
-    backend = backend or build_backend(config)
+    if backend is None:
+        config.engine()  # refuses a structured teacher that auto resolved to hf
+        backend = build_backend(config)
     model_id = backend.model_id
     sampling = config.sampling_for_requests()
     messages = [config.messages(p) for p in prompts]
