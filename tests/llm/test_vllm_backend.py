@@ -13,10 +13,10 @@ import httpx
 import pytest
 
 from slimrec.llm.backends.base import ChatRequest, LLMError, SamplingConfig
-from slimrec.llm.backends.vllm import MEMORY_ENV, PYTHON_ENV, VLLMBackend
+from slimrec.llm.backends.vllm import MEMORY_ENV, PYTHON_ENV, VLLMBackend, vllm_version
 
 PYTHON = os.environ.get(PYTHON_ENV, sys.executable)
-HAS_VLLM = subprocess.run([PYTHON, "-c", "import vllm"], capture_output=True).returncode == 0
+HAS_VLLM = vllm_version(PYTHON) is not None
 
 SMALL = 0.12  # of this machine's memory: the 135M model and a small KV cache
 
@@ -105,9 +105,9 @@ def test_the_student_on_vllm_mostly_agrees_with_the_transformers_student(tmp_pat
     assert (merged_folder("smollm2-135m", str(tmp_path / "adapter")) / "config.json").is_file()
 
 
-def _alive(pid: int) -> bool:
+def _group_alive(pgid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     return True
@@ -117,28 +117,34 @@ def _alive(pid: int) -> bool:
 @pytest.mark.network
 @pytest.mark.slow
 def test_a_killed_run_takes_its_vllm_server_with_it(tmp_path):
-    """SIGKILL leaves no chance to clean up: the server must go by itself (Linux)."""
+    """SIGKILL leaves no chance to clean up, and the run dies while the server is busy
+    answering: the server and its engine processes must all go by themselves (Linux)."""
     import time
 
     script = tmp_path / "run.py"
     script.write_text(
-        "import sys\n"
+        "import sys, threading\n"
         "from slimrec.llm.backends.base import ChatRequest, SamplingConfig\n"
         "from slimrec.llm.backends.vllm import VLLMBackend\n"
         f"b = VLLMBackend('smollm2-135m', dtype='float32', memory_fraction={SMALL})\n"
-        "q = [ChatRequest('q', [{'role': 'user', 'content': 'hi'}])]\n"
-        "dict(b.generate(q, SamplingConfig(max_new_tokens=2)))\n"
+        "q = [ChatRequest(f'q{i}', [{'role': 'user', 'content': f'Count to {i}'}])\n"
+        "     for i in range(16)]\n"
+        "dict(b.generate(q[:1], SamplingConfig(max_new_tokens=2)))\n"
+        "busy = threading.Thread(target=lambda: dict(b.generate(q, SamplingConfig(\n"
+        "    max_new_tokens=400))), daemon=True)\n"
+        "busy.start()\n"
         "print(b._process.pid, flush=True)\n"
         "sys.stdin.read()\n"
     )
     run = subprocess.Popen(
         [sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
-    server = int(run.stdout.readline())
-    assert _alive(server)
+    group = int(run.stdout.readline())  # the server's process group (its guard leads it)
+    assert _group_alive(group)
+    time.sleep(1)  # the requests reach the server (the assertion holds either way)
     run.kill()
     run.wait()
     deadline = time.monotonic() + 60
-    while _alive(server) and time.monotonic() < deadline:
+    while _group_alive(group) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert not _alive(server)
+    assert not _group_alive(group)

@@ -39,9 +39,21 @@ MEMORY_ENV = "SLIMREC_VLLM_MEMORY_FRACTION"  # default 0.3
 SERVED_NAME = "slimrec"
 
 
+# The server runs as the child of this guard, in the process group the backend starts.
+# When the run that started it dies (PR_SET_PDEATHSIG sends the guard SIGTERM) or close()
+# signals the group, the guard kills every process of the group at once: vLLM's own
+# graceful shutdown can hang with requests in flight (a server outlived its killed test
+# by 40 minutes), and PR_SET_PDEATHSIG reaches only the direct child, not vLLM's engine.
+_GUARD = (
+    "import os, signal, subprocess, sys\n"
+    "signal.signal(signal.SIGTERM, lambda *_: os.killpg(0, signal.SIGKILL))\n"
+    "sys.exit(subprocess.call(sys.argv[1:]))\n"
+)
+
+
 def _die_with_parent() -> None:
-    """In the child before exec: on Linux, stop when the process that started it dies,
-    however it dies (a SIGTERM'd or killed run must not leave a server holding memory)."""
+    """In the guard before exec: on Linux, get SIGTERM when the process that started it
+    dies, however it dies (a killed run must not leave a server holding memory)."""
     try:
         import ctypes
 
@@ -157,7 +169,7 @@ class VLLMBackend:
         with self._log.open("w") as log:
             # Its own process group: vLLM starts an engine process that must stop with it.
             self._process = subprocess.Popen(
-                cmd,
+                [self.python, "-c", _GUARD, *cmd],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "VLLM_API_KEY": key},
