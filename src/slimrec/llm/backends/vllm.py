@@ -93,7 +93,7 @@ class VLLMBackend:
         concurrency: int = 64,
         max_model_len: int = 4096,
         memory_fraction: float | None = None,
-        startup_timeout_s: float = 600.0,
+        startup_timeout_s: float = 1800.0,  # ~1 min when quiet; >10 min seen on a busy CPU
         extra_args: Sequence[str] = (),
     ):
         self.model_name = model
