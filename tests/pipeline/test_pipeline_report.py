@@ -164,7 +164,8 @@ def test_small_runs_carry_a_caveat_and_big_ones_do_not():
     from slimrec.pipeline.report import caveat
 
     assert "150 test users and 1 seed " in caveat(150, 1)
-    assert "3 seeds" in caveat(999, 3)
+    assert "3 seeds" in caveat(999, 3) and "small run" in caveat(999, 3)
+    assert "not training randomness" in caveat(5000, 1) and "small run" not in caveat(5000, 1)
     assert caveat(1000, 3) is None
 
 
