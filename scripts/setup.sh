@@ -13,4 +13,4 @@ fi
 if [ "${SLIMREC_TORCH:-cpu}" != "skip" ]; then
   .venv/bin/python -m pip install -q "torch==2.13.0"
 fi
-.venv/bin/python -m pip install -q -e ".[dev,llamacpp]"
+.venv/bin/python -m pip install -q -e ".[dev,llamacpp,ray]"

@@ -107,3 +107,23 @@ def _tokenizer(vocab_size: int, special: list[str]):
     )
     fast.chat_template = CHAT_TEMPLATE
     return fast
+
+
+def make_random_adapter(lm: str | Path, path: str | Path, *, scale: float = 20.0) -> Path:
+    """A LoRA adapter on ``lm`` with random, scaled-up B matrices: unlike peft's default
+    (B = 0) it really changes the model's answers. Saved to ``path``."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(lm, local_files_only=True)
+    lora = LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj", "down_proj"])
+    lora.init_lora_weights = False
+    model = get_peft_model(base, lora)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.mul_(scale)
+    model.save_pretrained(path)
+    return Path(path)

@@ -424,14 +424,26 @@ def reason_cmd(
         None, help="hf (slimrec's decoder) or vllm (scripts/vllm-env.sh first)."
     ),
     shard_size: int | None = typer.Option(None, help="Users per resumable shard."),
+    ray_replicas: int | None = typer.Option(
+        None, help="Answer the shards on Ray with this many student replicas."
+    ),
+    ray_address: str | None = typer.Option(
+        None, help="The Ray cluster to join (auto, ray://HOST:10001); default a local one."
+    ),
     config: Path | None = typer.Option(None, help="A ReasonConfig YAML; flags override it."),
 ) -> None:
     """The student writes a rationale for every user; resumable in shards."""
     from slimrec.methods.slim.student.reason import ReasonConfig, reason
 
-    flags = {"adapter": str(adapter) if adapter else None, "base_model": base_model}
+    flags: dict[str, object] = {
+        "adapter": str(adapter) if adapter else None,
+        "base_model": base_model,
+    }
     flags |= {"batch_size": batch_size, "threads": threads, "dtype": dtype}
     flags |= {"device": device, "engine": engine, "shard_size": shard_size}
+    if ray_replicas is not None or ray_address is not None:
+        ray = {"replicas": ray_replicas or 2, "address": ray_address}
+        flags["ray"] = {k: v for k, v in ray.items() if v is not None}
     cfg = _config(ReasonConfig, config, flags)
     if max_new_tokens is not None:
         sampling = cfg.sampling.model_dump() | {"max_new_tokens": max_new_tokens}

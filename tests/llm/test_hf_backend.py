@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tests.tiny_lm import make_random_adapter
 
 from slimrec.llm.backends.base import ChatRequest, LLMError, SamplingConfig
 from slimrec.llm.backends.hf import HFBackend
@@ -117,19 +118,12 @@ def test_sampling_is_seeded_and_independent_of_the_batch(lm):
 
 
 def test_lora_adapter_is_merged(lm, tmp_path):
-    from peft import LoraConfig, get_peft_model
+    from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    torch.manual_seed(0)
+    make_random_adapter(lm, tmp_path / "lora")
     base = AutoModelForCausalLM.from_pretrained(lm, local_files_only=True)
-    cfg = LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj", "down_proj"])
-    cfg.init_lora_weights = False  # random B, so the adapter changes the outputs
-    peft_model = get_peft_model(base, cfg).eval()
-    with torch.no_grad():
-        for name, p in peft_model.named_parameters():
-            if "lora_B" in name:
-                p.mul_(20)
-    peft_model.save_pretrained(tmp_path / "lora")
+    peft_model = PeftModel.from_pretrained(base, tmp_path / "lora").eval()  # unmerged
 
     tok = AutoTokenizer.from_pretrained(lm, local_files_only=True)
     backend = HFBackend(str(lm), adapter=str(tmp_path / "lora"), progress=False)

@@ -8,6 +8,7 @@ user's file. One seed, two epochs: the point is the pipeline, not the numbers.
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import yaml
@@ -84,6 +85,13 @@ def test_whole_pipeline_then_cached_then_only_downstream(setup, capsys):
     again = run_pipeline(cfg, run_dir, echo=lambda _: None)
     assert set(again.status().values()) == {"cached"}
     assert again.status().keys() == set(names)
+
+    # -- the student's rationales kept, its adapter gone (a fresh clone of bench/runs/) --
+    distill = next(s for s in stages if s["name"] == "distill")
+    shutil.rmtree(run_dir / distill["folder"])
+    clone = run_pipeline(cfg, run_dir, echo=lambda _: None).status()
+    assert "distill" not in clone and clone["reason"] == "cached"
+    assert {name for name, status in clone.items() if status == "ran"} <= {"report"}
 
     # -- one student value changed: the student's side and what reads it run again -------
     changed = RunConfig.model_validate(tiny_config(ratings, items, lm, student_epochs=2))

@@ -18,6 +18,7 @@ from slimrec.errors import SlimrecError
 from slimrec.eval.order import Perturbation
 from slimrec.eval.results import DEFAULT_TABLE_METRICS
 from slimrec.llm.backends import EndpointConfig, SamplingConfig
+from slimrec.llm.ray_data import RayConfig
 from slimrec.methods import METHODS, Method, Needs, get_method
 from slimrec.methods.slim.student import StudentConfig
 from slimrec.methods.slim.student.reason import one_place_to_run
@@ -96,10 +97,15 @@ class ReasonSection(BaseModel):
         description="Ask the distilled student at an OpenAI-compatible endpoint that serves "
         "it (vLLM --enable-lora, slimrec serve-llm --adapter); also used by slimrec serve.",
     )
+    ray: RayConfig | None = Field(
+        None,
+        description="Write the rationales across a Ray cluster, one student replica per "
+        "actor (pip install 'slimrec[ray]'); the same answers and files as without it.",
+    )
 
     @model_validator(mode="after")
     def _one_place_to_run(self) -> ReasonSection:
-        one_place_to_run(self.engine, self.endpoint)
+        one_place_to_run(self.engine, self.endpoint, self.ray)
         return self
 
 

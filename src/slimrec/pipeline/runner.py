@@ -21,7 +21,7 @@ from slimrec.pipeline import stages
 from slimrec.pipeline.artifacts import Fit
 from slimrec.pipeline.config import RunConfig
 from slimrec.pipeline.outputs import write_outputs
-from slimrec.pipeline.stage import StageRecord, StageRunner
+from slimrec.pipeline.stage import StageRecord, StageRunner, stage_key
 
 
 @dataclass
@@ -63,11 +63,21 @@ def run_pipeline(
         rationales["teacher"] = (path(teach, "rationales"), teach.key)
     if "student" in needed:
         teach_file, teach_key = rationales["teacher"]
-        dist = runner.run("distill", *stages.distill_stage(config, teach_file, teach_key))
-        reason = runner.run(
-            "reason",
-            *stages.reason_stage(config, data_dir, prep.key, path(dist, "adapter"), dist.key),
+        distill_inputs, distill_work = stages.distill_stage(config, teach_file, teach_key)
+        distill_key = stage_key("distill", distill_inputs)
+        adapter = runner.folder("distill", distill_key) / "adapter"
+        reason_inputs, reason_work = stages.reason_stage(
+            config, data_dir, prep.key, adapter, distill_key
         )
+        # Finished rationales travel in git without the adapter (bench/runs/): a fresh
+        # clone reuses them without retraining the student that wrote them.
+        if runner.finished("distill", distill_inputs) or not runner.finished(
+            "reason", reason_inputs
+        ):
+            runner.run("distill", distill_inputs, distill_work)
+        else:
+            echo("[distill] skipped: the student's rationales are written, its adapter absent")
+        reason = runner.run("reason", reason_inputs, reason_work)
         rationales["student"] = (path(reason, "rationales"), reason.key)
 
     items = None

@@ -73,6 +73,11 @@ class StageRunner:
     def folder(self, name: str, key: str) -> Path:
         return self.run_dir / "stages" / f"{_slug(name)}-{key}"
 
+    def finished(self, name: str, inputs: dict[str, Any]) -> bool:
+        """Whether the stage with these inputs has already finished in this run folder."""
+        key = stage_key(name, inputs)
+        return _read_manifest(self.folder(name, key) / MANIFEST, key) is not None
+
     def run(
         self,
         name: str,

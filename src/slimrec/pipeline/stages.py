@@ -52,6 +52,7 @@ REASON_RUNTIME = {
     "device",
     "endpoint",
     "engine",
+    "ray",
 }
 TRAIN_RUNTIME = {"threads", "device"}
 MAX_FINGERPRINT_FILES = 2000

@@ -231,9 +231,10 @@ def engine_version(engine: str) -> str | None:
         return None
 
 
-def build_backend(config: BackendConfig) -> Backend:
-    """The backend ``config`` describes (not yet checked: call its ``check()``)."""
-    return BACKENDS[resolve_backend(config)](config)
+def build_backend(config: BackendConfig, engine: str | None = None) -> Backend:
+    """The backend ``config`` describes (not yet checked: call its ``check()``); ``engine``
+    is ``resolve_backend(config)`` where the caller has it already (auto probes engines)."""
+    return BACKENDS[engine or resolve_backend(config)](config)
 
 
 __all__ = [

@@ -217,8 +217,8 @@ def teach(
     prompts = user_prompts(dataset, users, config.prompt)
     owned = backend is None  # started here, so stopped here (a vLLM server, llama.cpp)
     if backend is None:
-        config.engine()  # refuses a structured teacher that auto resolved to hf
-        backend = build_backend(config)
+        # engine() resolves auto once and refuses a structured teacher it resolved to hf
+        backend = build_backend(config, config.engine())
     model_id = backend.model_id
     sampling = config.sampling_for_requests()
     messages = [config.messages(p) for p in prompts]

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from tests.tiny_lm import make_random_adapter
 
 from slimrec.cli import main
 from slimrec.data import PrepareConfig, PreparedDataset, prepare
@@ -254,20 +255,7 @@ def test_prompts_hold_the_training_history_only(lively_lm, data, tmp_path):
 
 
 def test_adapter_changes_the_answers_and_names_its_base(lively_lm, data, tmp_path):
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(0)
-    base = AutoModelForCausalLM.from_pretrained(lively_lm, local_files_only=True)
-    lora = LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj", "down_proj"])
-    lora.init_lora_weights = False  # random B: the adapter really changes the model
-    peft_model = get_peft_model(base, lora)
-    with torch.no_grad():
-        for name, p in peft_model.named_parameters():
-            if "lora_B" in name:
-                p.mul_(20)
-    adapter = tmp_path / "adapter"
-    peft_model.save_pretrained(adapter)
+    adapter = make_random_adapter(lively_lm, tmp_path / "adapter")
     (adapter / "student.json").write_text(json.dumps({"base_model": str(lively_lm)}))
 
     plain = reason(data, tmp_path / "plain.parquet", cfg(lively_lm), progress=False)
@@ -334,3 +322,16 @@ def test_shards_are_keyed_by_the_adapter_weights_not_where_its_folder_lies(data)
     here = key("/work/run/stages/distill-1/adapter")
     assert key("bench/run/stages/distill-1/adapter") == here
     assert key("/work/run/stages/distill-1/adapter", "hf:base+lora@def") != here
+
+
+def test_ray_is_one_place_to_run_beside_an_engine_or_an_endpoint():
+    from pydantic import ValidationError
+
+    from slimrec.llm.backends import EndpointConfig
+    from slimrec.llm.ray_data import RayConfig
+
+    with pytest.raises(ValidationError, match="ray runs slimrec's decoder"):
+        ReasonConfig(engine="vllm", ray=RayConfig())
+    with pytest.raises(ValidationError, match="ray runs slimrec's decoder"):
+        endpoint = EndpointConfig(model="student", base_url="http://127.0.0.1:8000/v1")
+        ReasonConfig(endpoint=endpoint, ray=RayConfig())

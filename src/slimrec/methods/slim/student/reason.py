@@ -13,12 +13,18 @@ answered ``shard_size`` at a time, each shard written atomically to
 shards, and the final file is assembled atomically from them. ``<out>.shards/key.json``
 holds a hash of everything that decides the answers (model and adapter weights, prompts,
 sampling, dtype, shard layout): when it changes, old shards are discarded.
+
+With ``ray`` set, the pending shards are answered across a Ray cluster instead
+(:func:`slimrec.llm.ray_data.generate_shards`: one student replica per actor, the adapter
+shipped as bytes, each shard one ``generate`` call as here), and written here as they
+return: same files, same resume, same key.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,13 +39,14 @@ from slimrec.data import PreparedDataset
 from slimrec.errors import ConfigError
 from slimrec.io import atomic_path, write_json_atomic
 from slimrec.llm.backends import EndpointConfig
-from slimrec.llm.backends.base import ChatRequest, SamplingConfig
+from slimrec.llm.backends.base import ChatRequest, Completion, SamplingConfig
+from slimrec.llm.ray_data import RayConfig
 from slimrec.methods.slim.prompts import Prompt, PromptConfig
 from slimrec.methods.slim.teach import COLUMNS, rationale_row, user_prompts
 
 DEFAULT_BASE = "smollm2-135m"
 # Settings that change how fast the answers come, not what they are.
-SPEED_ONLY = ("batch_size", "threads", "refill", "share_prefix", "device")
+SPEED_ONLY = ("batch_size", "threads", "refill", "share_prefix", "device", "ray")
 # Where the student runs: the answers are named by the backend's model id instead.
 WHERE_IT_RUNS = ("endpoint", "engine")
 
@@ -105,22 +112,34 @@ class ReasonConfig(BaseModel):
         "model + this adapter, e.g. vLLM --enable-lora, or slimrec serve-llm --adapter) "
         "instead of running it here; base_model, dtype, device and batching then do not apply.",
     )
+    ray: RayConfig | None = Field(
+        None,
+        description="Answer the shards across a Ray cluster, one student replica per "
+        "actor (pip install 'slimrec[ray]'); same answers and files as without it.",
+    )
     users: list[int] | None = Field(
         None, description="Dense user ids to answer (default: every user of the dataset)."
     )
 
     @model_validator(mode="after")
     def _one_place_to_run(self) -> ReasonConfig:
-        one_place_to_run(self.engine, self.endpoint)
+        one_place_to_run(self.engine, self.endpoint, self.ray)
         return self
 
 
-def one_place_to_run(engine: str, endpoint: EndpointConfig | None) -> None:
-    """The student runs here (``engine``) or at an ``endpoint``, never both."""
+def one_place_to_run(
+    engine: str, endpoint: EndpointConfig | None, ray: RayConfig | None = None
+) -> None:
+    """The student runs here (``engine``), at an ``endpoint``, or on Ray: one of them."""
     if endpoint is not None and engine != "hf":
         raise ValueError(
             "give either an endpoint (the student runs there) or engine: vllm (it runs "
             "here), not both"
+        )
+    if ray is not None and (endpoint is not None or engine != "hf"):
+        raise ValueError(
+            "ray runs slimrec's decoder in each replica: drop the endpoint (it already "
+            "spreads the work) or engine: vllm"
         )
 
 
@@ -199,26 +218,44 @@ def reason(
     fresh: set[int] = set()
     size = config.shard_size
     n_shards = (len(users) + size - 1) // size
+    chunks = {s: range(s * size, min((s + 1) * size, len(users))) for s in range(n_shards)}
+    requests = [
+        ChatRequest(key=f"user {u}", messages=p.messages())
+        for u, p in zip(users, prompts, strict=True)
+    ]
     bar = tqdm(total=len(users), desc="reason", unit="user", disable=not progress)
+
+    def tick(n_tokens: int, n_users: int = 1) -> None:
+        nonlocal tokens
+        tokens += n_tokens
+        bar.update(n_users)
+        bar.set_postfix_str(f"{tokens / (time.perf_counter() - started):.1f} tok/s")
+
     try:
         with bar:
-            for s in range(n_shards):
-                path = shards / f"shard-{s:05d}.parquet"
-                chunk = range(s * size, min((s + 1) * size, len(users)))
-                if path.is_file():
+            pending = {}
+            for s, chunk in chunks.items():
+                if (shards / f"shard-{s:05d}.parquet").is_file():
                     bar.update(len(chunk))
-                    continue
-
-                def tick(n_tokens: int) -> None:
-                    nonlocal tokens
-                    tokens += n_tokens
-                    bar.update()
-                    bar.set_postfix_str(f"{tokens / (time.perf_counter() - started):.1f} tok/s")
-
-                rows = _answer(
-                    backend, config, [users[i] for i in chunk], [prompts[i] for i in chunk], tick
+                else:
+                    pending[s] = [requests[i] for i in chunk]
+            if config.ray is None:
+                answered = (
+                    (s, _complete(backend, config.sampling, part, tick))
+                    for s, part in pending.items()
                 )
-                _write(pd.DataFrame(rows, columns=COLUMNS), path)
+            else:
+                from slimrec.llm.ray_data import generate_shards
+
+                answered = generate_shards(
+                    pending, _ShippedStudent(config), config.sampling, config.ray
+                )
+            for s, completions in answered:
+                if config.ray is not None:
+                    tick(sum(c.completion_tokens for c in completions), len(completions))
+                chunk = chunks[s]
+                rows = _rows([users[i] for i in chunk], [prompts[i] for i in chunk], completions)
+                _write(pd.DataFrame(rows, columns=COLUMNS), shards / f"shard-{s:05d}.parquet")
                 fresh.add(s)
                 generated += len(rows)
     finally:
@@ -295,34 +332,67 @@ def _claim(shards: Path, key: str) -> None:
     write_json_atomic(marker, {"key": key})
 
 
-def _answer(
+def _complete(
     backend: Any,
-    config: ReasonConfig,
-    users: list[int],
-    prompts: list[Prompt],
+    sampling: SamplingConfig,
+    requests: list[ChatRequest],
     tick: Callable[[int], None],
-) -> list[dict]:
-    """One row per user, in order, in the teacher's columns; ``tick`` per answer."""
-    requests = [
-        ChatRequest(key=f"user {u}", messages=p.messages())
-        for u, p in zip(users, prompts, strict=True)
-    ]
-    answers: dict[int, Any] = {}
-    for i, completion in backend.generate(requests, config.sampling):
+) -> list[Completion]:
+    """The completions of ``requests``, in order; ``tick`` per answer."""
+    answers: dict[int, Completion] = {}
+    for i, completion in backend.generate(requests, sampling):
         answers[i] = completion
         tick(completion.completion_tokens)
-    rows = []
-    for i, (user, prompt) in enumerate(zip(users, prompts, strict=True)):
-        answer = answers[i]
-        rows.append(
-            rationale_row(
-                user,
-                prompt,
-                answer.text,
-                model=answer.model,
-                prompt_tokens=answer.prompt_tokens,
-                completion_tokens=answer.completion_tokens,
-                cached=False,
-            )
+    return [answers[i] for i in range(len(requests))]
+
+
+def _rows(users: list[int], prompts: list[Prompt], answers: list[Completion]) -> list[dict]:
+    """One row per user, in order, in the teacher's columns."""
+    return [
+        rationale_row(
+            user,
+            prompt,
+            answer.text,
+            model=answer.model,
+            prompt_tokens=answer.prompt_tokens,
+            completion_tokens=answer.completion_tokens,
+            cached=False,
         )
-    return rows
+        for user, prompt, answer in zip(users, prompts, answers, strict=True)
+    ]
+
+
+class _ShippedStudent:
+    """Builds the student in a Ray actor; the adapter travels as bytes, so the nodes of a
+    cluster need no shared file system (only slimrec and the base model installed)."""
+
+    def __init__(self, config: ReasonConfig):
+        self.base = base_of(config)
+        self.files: dict[str, bytes] = {}
+        if config.adapter:
+            root = Path(config.adapter)
+            self.files = {
+                str(f.relative_to(root)): f.read_bytes() for f in root.rglob("*") if f.is_file()
+            }
+        assert config.ray is not None
+        self.settings = {
+            "device": config.device,
+            "dtype": config.dtype,
+            "batch_size": config.batch_size,
+            "threads": config.threads or max(1, int(config.ray.cpus_per_replica)),
+            "refill": config.refill,
+            "share_prefix": config.share_prefix,
+        }
+
+    def __call__(self) -> Any:
+        from slimrec.llm.backends.hf import HFBackend
+
+        adapter = None
+        if self.files:
+            adapter = Path(tempfile.mkdtemp(prefix="slimrec-adapter-"))
+            for name, data in self.files.items():
+                (adapter / name).parent.mkdir(parents=True, exist_ok=True)
+                (adapter / name).write_bytes(data)
+        return HFBackend(
+            self.base, adapter=str(adapter) if adapter else None, progress=False, **self.settings
+        )
