@@ -2,7 +2,8 @@
 
 Takes a run folder that has a distill stage (e.g. bench/runs/amazon-games), asks its
 student for the first N users' rationales under each variant (engine, dtype, token cap)
-through the pipeline's own `reason`, and prints per variant: parse rate, share at the cap,
+through the pipeline's own `reason` (optionally with no n-gram repeated, the decoder's
+loop breaker), and prints per variant: parse rate, share at the cap,
 share repeating a line, share echoing the instructions, share with five distinct step-2
 names, mean tokens, new tokens/s, and the share
 of answers identical to the first variant. lscpu flags are printed with the table.
@@ -44,7 +45,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", type=Path, required=True)
     ap.add_argument("--users", type=int, default=96)
-    ap.add_argument("--variant", action="append", required=True, help="engine:dtype:cap")
+    ap.add_argument(
+        "--variant", action="append", required=True, help="engine:dtype:cap[:no_repeat_ngram]"
+    )
     ap.add_argument("--out", type=Path, help="write the table as JSON here")
     args = ap.parse_args()
     config = load_yaml(RunConfig, args.run / "config.yaml")
@@ -52,7 +55,8 @@ def main() -> None:
     adapter = stage_folder(args.run, "distill") / "adapter"
     rows, reference = [], None
     for variant in args.variant:
-        engine, dtype, cap = variant.split(":")
+        engine, dtype, cap, *ngram = variant.split(":")
+        sampling = {"max_new_tokens": int(cap), "no_repeat_ngram": int(ngram[0]) if ngram else 0}
         cfg = ReasonConfig(
             base_model=config.student.base_model,
             adapter=str(adapter),
@@ -60,7 +64,7 @@ def main() -> None:
             engine=engine,
             dtype=dtype,
             users=list(range(args.users)),
-            sampling=config.reason.sampling.model_copy(update={"max_new_tokens": int(cap)}),
+            sampling=config.reason.sampling.model_copy(update=sampling),
         )
         with tempfile.TemporaryDirectory() as tmp:
             result = reason(data, Path(tmp), cfg, progress=False)

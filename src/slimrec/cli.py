@@ -77,6 +77,19 @@ def _print_stats(title: str, stats: dict[str, Any]) -> None:
         typer.echo(f"  {key.replace('_', ' '):<24} {shown}")
 
 
+RAY_REPLICAS = typer.Option(None, help="Run on Ray Data with this many model replicas.")
+RAY_ADDRESS = typer.Option(
+    None, help="The Ray cluster to join (auto, ray://HOST:10001); default a local one."
+)
+
+
+def _ray(replicas: int | None, address: str | None) -> dict[str, Any] | None:
+    """The ``ray`` section the two Ray flags ask for (None: neither given)."""
+    if replicas is None and address is None:
+        return None
+    return {"replicas": replicas or 2} | ({"address": address} if address else {})
+
+
 def _config(cls: type[M], path: Path | None, flags: dict[str, Any]) -> M:
     """A config from an optional YAML file, with the command line's given flags on top."""
     from slimrec.config import load_yaml, parse
@@ -248,13 +261,16 @@ def teach(
     cache: Path | None = typer.Option(
         None, help="Answer cache (SQLite); default $SLIMREC_CACHE/llm-answers.sqlite."
     ),
+    ray_replicas: int | None = RAY_REPLICAS,
+    ray_address: str | None = RAY_ADDRESS,
 ) -> None:
     """Ask the teacher LLM for step-by-step rationales; cached and resumable."""
     from slimrec.methods.slim.teach import TeacherConfig
     from slimrec.methods.slim.teach import teach as run_teach
 
     flags = {"backend": backend, "model": model, "base_url": base_url, "structured": structured}
-    cfg = _config(TeacherConfig, config, flags | {"concurrency": concurrency})
+    flags |= {"concurrency": concurrency, "ray": _ray(ray_replicas, ray_address)}
+    cfg = _config(TeacherConfig, config, flags)
     result = run_teach(data, out, cfg, n_users=n_users, seed=seed, cache=cache)
     typer.echo(result.summary())
 
@@ -424,12 +440,8 @@ def reason_cmd(
         None, help="hf (slimrec's decoder) or vllm (scripts/vllm-env.sh first)."
     ),
     shard_size: int | None = typer.Option(None, help="Users per resumable shard."),
-    ray_replicas: int | None = typer.Option(
-        None, help="Answer the shards on Ray with this many student replicas."
-    ),
-    ray_address: str | None = typer.Option(
-        None, help="The Ray cluster to join (auto, ray://HOST:10001); default a local one."
-    ),
+    ray_replicas: int | None = RAY_REPLICAS,
+    ray_address: str | None = RAY_ADDRESS,
     config: Path | None = typer.Option(None, help="A ReasonConfig YAML; flags override it."),
 ) -> None:
     """The student writes a rationale for every user; resumable in shards."""
@@ -441,9 +453,7 @@ def reason_cmd(
     }
     flags |= {"batch_size": batch_size, "threads": threads, "dtype": dtype}
     flags |= {"device": device, "engine": engine, "shard_size": shard_size}
-    if ray_replicas is not None or ray_address is not None:
-        ray = {"replicas": ray_replicas or 2, "address": ray_address}
-        flags["ray"] = {k: v for k, v in ray.items() if v is not None}
+    flags["ray"] = _ray(ray_replicas, ray_address)
     cfg = _config(ReasonConfig, config, flags)
     if max_new_tokens is not None:
         sampling = cfg.sampling.model_dump() | {"max_new_tokens": max_new_tokens}

@@ -38,6 +38,7 @@ TEACHER_RUNTIME = {
     "batch_size",
     "device",
     "threads",
+    "ray",
     "answer_cache",
 }
 STUDENT_RUNTIME = {"threads", "device", "eval_batch_size"}

@@ -10,12 +10,17 @@ Answers go through the :class:`~slimrec.llm.cache.AnswerCache`: what is cached i
 asked again, each new answer is stored the moment it arrives, so a run that is killed or
 fails half-way resumes asking only for what is missing. The result, one row per user, is
 written atomically to a Parquet file.
+
+With ``ray`` set, a local teacher (llama.cpp, transformers, vLLM) answers on a Ray
+cluster instead, one replica per actor (:func:`slimrec.llm.ray_data.generate_shards`),
+each shard's answers stored as it returns: the same cache, the same resume.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -34,12 +39,14 @@ from slimrec.llm.backends import (
     Backend,
     BackendConfig,
     ChatRequest,
+    Completion,
     Message,
     SamplingConfig,
     build_backend,
     resolve_backend,
 )
 from slimrec.llm.cache import AnswerCache, cache_key
+from slimrec.llm.ray_data import RayConfig
 from slimrec.llm.usage import Usage
 from slimrec.methods.slim.parse import parse_rationale
 from slimrec.methods.slim.prompts import Prompt, PromptConfig, build_prompt
@@ -50,7 +57,7 @@ class TeacherConfig(BackendConfig, LaterSettingsOmitted):
     """Which LLM writes the rationales (every :class:`BackendConfig` field), and how it is
     asked (SLIM's step-by-step prompt)."""
 
-    LATER_OFF: ClassVar[dict[str, Any]] = {"structured": False}
+    LATER_OFF: ClassVar[dict[str, Any]] = {"structured": False, "ray": None}
 
     prompt: PromptConfig = Field(
         default_factory=PromptConfig, description="Prompt wording and history budgets."
@@ -61,6 +68,11 @@ class TeacherConfig(BackendConfig, LaterSettingsOmitted):
         "response_format at OpenAI-compatible endpoints such as vLLM); rendered back to "
         "step text. Not offered by backend hf.",
     )
+    ray: RayConfig | None = Field(
+        None,
+        description="Run a local teacher on a Ray cluster, one model replica per actor "
+        "(pip install 'slimrec[ray]'); an endpoint spreads its own work, so not with openai.",
+    )
 
     @model_validator(mode="after")
     def _structured_needs_an_engine_with_schemas(self) -> TeacherConfig:
@@ -68,6 +80,11 @@ class TeacherConfig(BackendConfig, LaterSettingsOmitted):
             raise ValueError(
                 "structured output needs backend llamacpp, vllm or openai (an endpoint "
                 "with response_format); backend hf has no grammar"
+            )
+        if self.ray is not None and (self.backend == "openai" or self.base_url):
+            raise ValueError(
+                "ray runs a local teacher in each replica; an endpoint (backend openai) "
+                "already spreads its work: drop ray, or run the model locally"
             )
         return self
 
@@ -216,9 +233,11 @@ def teach(
     users = select_users(dataset.n_users, n_users, seed)
     prompts = user_prompts(dataset, users, config.prompt)
     owned = backend is None  # started here, so stopped here (a vLLM server, llama.cpp)
+    engine = None
     if backend is None:
         # engine() resolves auto once and refuses a structured teacher it resolved to hf
-        backend = build_backend(config, config.engine())
+        engine = config.engine()
+        backend = build_backend(config, engine)
     model_id = backend.model_id
     sampling = config.sampling_for_requests()
     messages = [config.messages(p) for p in prompts]
@@ -234,7 +253,13 @@ def teach(
             if key not in known and key not in missing:
                 missing[key] = ChatRequest(key=f"user {user}", messages=asked)
         if missing:
-            _ask(backend, store, missing, config, sampling, model_id, usage, progress)
+            if config.ray is None:
+                backend.check()
+                stream = backend.generate(list(missing.values()), sampling)
+            else:  # replicas built where they run; this backend only named the model
+                make = functools.partial(build_backend, config, engine or config.engine())
+                stream = _on_ray(list(missing.values()), make, config, sampling)
+            _store(stream, store, missing, config, sampling, model_id, usage, progress)
         answers = store.get_many(keys)
     finally:
         usage.retries = int(getattr(backend, "retries", 0))
@@ -273,8 +298,23 @@ def teach(
     )
 
 
-def _ask(
-    backend: Backend,
+def _on_ray(
+    requests: list[ChatRequest], make_backend: Any, config: TeacherConfig, sampling: SamplingConfig
+) -> Iterator[tuple[int, Completion]]:
+    """``generate``'s stream, from replicas on Ray: shards of four rounds of the engine's
+    batch, so a replica's slots stay full and a killed run loses one shard at most."""
+    from slimrec.llm.ray_data import generate_shards
+
+    assert config.ray is not None
+    size = 4 * config.batch_size
+    shards = {s: requests[s * size : (s + 1) * size] for s in range(-(-len(requests) // size))}
+    for s, completions in generate_shards(shards, make_backend, sampling, config.ray):
+        for offset, completion in enumerate(completions):
+            yield s * size + offset, completion
+
+
+def _store(
+    stream: Iterator[tuple[int, Completion]],
     store: AnswerCache,
     missing: dict[str, ChatRequest],
     config: TeacherConfig,
@@ -283,12 +323,11 @@ def _ask(
     usage: Usage,
     progress: bool,
 ) -> None:
-    """Ask for every missing answer, storing each the moment it arrives."""
-    backend.check()
+    """Store every missing answer the moment it arrives."""
     keys = list(missing)
     requests = [missing[k] for k in keys]
     with tqdm(total=len(requests), desc="teacher", unit="answer", disable=not progress) as bar:
-        for index, completion in backend.generate(requests, sampling):
+        for index, completion in stream:
             store.put(
                 keys[index],
                 completion,
