@@ -12,13 +12,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from slimrec.cluster import RayConfig
 from slimrec.data import PrepareConfig
 from slimrec.data.loaders import DataSource
 from slimrec.errors import SlimrecError
 from slimrec.eval.order import Perturbation
 from slimrec.eval.results import DEFAULT_TABLE_METRICS
 from slimrec.llm.backends import EndpointConfig, SamplingConfig
-from slimrec.llm.ray_data import RayConfig
 from slimrec.methods import METHODS, Method, Needs, get_method
 from slimrec.methods.slim.student import StudentConfig
 from slimrec.methods.slim.student.reason import one_place_to_run
@@ -181,6 +181,11 @@ class RunConfig(BaseModel):
         "auto",
         pattern=r"^(auto|cpu|cuda(:\d+)?)$",
         description="Where the encoder runs: auto (CUDA if any) | cpu | cuda | cuda:N.",
+    )
+    encoder_ray: RayConfig | None = Field(
+        None,
+        description="Embed item texts and rationales across a Ray cluster, one encoder "
+        "replica per actor (pip install 'slimrec[ray]'); the same vectors.",
     )
     backbones: list[Backbone] = Field(["sasrec"], min_length=1, description="ID backbones.")
     methods: list[str] = Field(

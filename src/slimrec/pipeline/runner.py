@@ -90,7 +90,12 @@ def run_pipeline(
         rec = runner.run(
             "embed/items",
             *stages.item_embed_stage(
-                config.encoder, str(encoder_id), data_dir, prep.key, device=config.encoder_device
+                config.encoder,
+                str(encoder_id),
+                data_dir,
+                prep.key,
+                device=config.encoder_device,
+                ray=config.encoder_ray,
             ),
         )
         items = (path(rec, "table"), rec.key)
@@ -107,6 +112,7 @@ def run_pipeline(
                 key,
                 field,
                 device=config.encoder_device,
+                ray=config.encoder_ray,
             ),
         )
         user_tables[(source, field)] = (path(rec, "table"), rec.key)

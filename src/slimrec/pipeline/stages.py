@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from slimrec.backbones import backbone_revision
+from slimrec.cluster import RayConfig
 from slimrec.data.loaders import DataSource
 from slimrec.data.loaders.embedded import EMBEDDED
 from slimrec.eval.order import OrderConfig
@@ -201,7 +202,13 @@ def reason_stage(config: RunConfig, data_dir: Path, data_key: str, adapter: Path
 
 
 def item_embed_stage(
-    encoder: str, encoder_id: str, data_dir: Path, data_key: str, *, device: str = "auto"
+    encoder: str,
+    encoder_id: str,
+    data_dir: Path,
+    data_key: str,
+    *,
+    device: str = "auto",
+    ray: RayConfig | None = None,
 ):
     inputs = {"data": data_key, "encoder": encoder_id}  # the device is left out: same vectors
 
@@ -213,7 +220,7 @@ def item_embed_stage(
         from slimrec.text.encoder import default_cache
 
         items = PreparedDataset.load(data_dir).items
-        encoder_ = TextEncoder(encoder, cache=default_cache(), device=device)
+        encoder_ = TextEncoder(encoder, cache=default_cache(), device=device, ray=ray)
         table = item_embedding_table(items, encoder_)
         np.save(folder / "items.npy", table)
         return {"table": "items.npy", "shape": list(table.shape)}
@@ -230,6 +237,7 @@ def user_embed_stage(
     field: str,
     *,
     device: str = "auto",
+    ray: RayConfig | None = None,
 ):
     inputs = {"rationales": source_key, "field": field, "encoder": encoder_id, "n_users": n_users}
 
@@ -241,7 +249,7 @@ def user_embed_stage(
         from slimrec.text import TextEncoder
         from slimrec.text.encoder import default_cache
 
-        encoder_ = TextEncoder(encoder, cache=default_cache(), device=device)
+        encoder_ = TextEncoder(encoder, cache=default_cache(), device=device, ray=ray)
         table, missing = user_text_table(pd.read_parquet(rationales), n_users, encoder_, field)
         np.save(folder / "users.npy", table)
         return {"table": "users.npy", "shape": list(table.shape), "users_without_text": missing}

@@ -9,11 +9,17 @@ folder (or hub name, where the user has internet) works too.
 Embeddings are L2-normalised float32 and stored in a SQLite table keyed by
 ``sha256(model id, text)``, so a text is embedded once per model, across runs and
 processes (WAL mode lets several writers share the cache).
+
+With ``ray`` set, the texts not yet cached are embedded across a Ray cluster
+(:func:`slimrec.cluster.map_shards`, one encoder replica per actor, shards of
+``RAY_SHARD`` texts), each shard cached as it returns.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import sqlite3
 import sys
 import time
@@ -22,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from slimrec.cluster import RayConfig, map_shards
 from slimrec.errors import ConfigError
 from slimrec.io import cache_dir, sha256_file
 
@@ -34,6 +41,7 @@ PACKAGED_ENCODERS = {
     ),
 }
 DEFAULT_ENCODER = "all-minilm-l6-v2"
+RAY_SHARD = 2048  # texts per Ray shard: seconds of work for a replica, little lost if killed
 
 
 def resolve_encoder_path(name: str) -> tuple[str, str]:
@@ -83,12 +91,14 @@ class TextEncoder:
         batch_size: int = 64,
         device: str = "auto",
         max_seq_length: int | None = 256,
+        ray: RayConfig | None = None,
     ) -> None:
         self.model = model
         self.cache = Path(cache) if cache is not None else None
         self.batch_size = batch_size
         self.device = device
         self.max_seq_length = max_seq_length
+        self.ray = ray
         self.model_id_, self._path = resolve_encoder_path(model)
         self._st = None
 
@@ -101,21 +111,53 @@ class TextEncoder:
         keys = [self._key(t) for t in texts]
         found = self._read(set(keys))
         todo = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in found}.items())
-        if todo:
-            model = self._load()
-            vectors = model.encode(
-                [t for _, t in todo],
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=len(todo) > self.batch_size and sys.stderr.isatty(),
-            ).astype(np.float32)
-            new = {k: v for (k, _), v in zip(todo, vectors, strict=True)}
+        if todo and self.ray is not None:
+            found.update(self._encode_on_ray(todo))
+        elif todo:
+            new = dict(zip([k for k, _ in todo], self._embed([t for _, t in todo]), strict=True))
             self._write(new)
             found.update(new)
         if not keys:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack([found[k] for k in keys])
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        return (
+            self._load()
+            .encode(
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=len(texts) > self.batch_size and sys.stderr.isatty(),
+            )
+            .astype(np.float32)
+        )
+
+    def _encode_on_ray(self, todo: list[tuple[str, str]]) -> dict[str, np.ndarray]:
+        assert self.ray is not None
+        shards = [todo[i : i + RAY_SHARD] for i in range(0, len(todo), RAY_SHARD)]
+        payloads = {s: json.dumps([t for _, t in shard]) for s, shard in enumerate(shards)}
+        replica = TextEncoder(
+            self.model,
+            batch_size=self.batch_size,
+            device=self.device,
+            max_seq_length=self.max_seq_length,
+        )
+        found: dict[str, np.ndarray] = {}
+        for s, result in map_shards(payloads, replica._as_worker, self.ray):
+            vectors = np.frombuffer(base64.b64decode(result), dtype=np.float32)
+            new = dict(
+                zip([k for k, _ in shards[s]], vectors.reshape(len(shards[s]), -1), strict=True)
+            )
+            self._write(new)
+            found.update(new)
+        return found
+
+    def _as_worker(self):
+        """In a Ray actor: a JSON list of texts -> their float32 vectors, base64."""
+        self._load()
+        return lambda payload: base64.b64encode(self._embed(json.loads(payload)).tobytes()).decode()
 
     # -- internals -------------------------------------------------------------------
 

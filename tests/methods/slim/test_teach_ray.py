@@ -8,8 +8,8 @@ import pytest
 from pydantic import ValidationError
 from tests.methods.slim.test_teach import data  # noqa: F401 (fixture)
 
+from slimrec.cluster import RayConfig
 from slimrec.llm.backends.base import SamplingConfig
-from slimrec.llm.ray_data import RayConfig
 from slimrec.methods.slim.teach import TeacherConfig, teach
 
 

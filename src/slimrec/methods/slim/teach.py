@@ -30,6 +30,7 @@ import pandas as pd
 from pydantic import Field, model_validator
 from tqdm.auto import tqdm
 
+from slimrec.cluster import RayConfig
 from slimrec.config import LaterSettingsOmitted
 from slimrec.data import PreparedDataset
 from slimrec.data.prepared import rationale_cutoff
@@ -46,7 +47,6 @@ from slimrec.llm.backends import (
     resolve_backend,
 )
 from slimrec.llm.cache import AnswerCache, cache_key
-from slimrec.llm.ray_data import RayConfig
 from slimrec.llm.usage import Usage
 from slimrec.methods.slim.parse import parse_rationale
 from slimrec.methods.slim.prompts import Prompt, PromptConfig, build_prompt

@@ -327,8 +327,8 @@ def test_shards_are_keyed_by_the_adapter_weights_not_where_its_folder_lies(data)
 def test_ray_is_one_place_to_run_beside_an_engine_or_an_endpoint():
     from pydantic import ValidationError
 
+    from slimrec.cluster import RayConfig
     from slimrec.llm.backends import EndpointConfig
-    from slimrec.llm.ray_data import RayConfig
 
     with pytest.raises(ValidationError, match="ray runs slimrec's decoder"):
         ReasonConfig(engine="vllm", ray=RayConfig())

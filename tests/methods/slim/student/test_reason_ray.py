@@ -11,7 +11,7 @@ import pytest
 from tests.methods.slim.student.test_reason import cfg, data  # noqa: F401 (fixture)
 from tests.tiny_lm import make_random_adapter
 
-from slimrec.llm.ray_data import RayConfig
+from slimrec.cluster import RayConfig
 from slimrec.methods.slim.student.reason import reason, shard_dir
 
 pytest.importorskip("ray")  # the [ray] extra; CI installs it, so this never skips there

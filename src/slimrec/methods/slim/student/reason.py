@@ -34,13 +34,13 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm.auto import tqdm
 
+from slimrec.cluster import RayConfig
 from slimrec.config import config_hash
 from slimrec.data import PreparedDataset
 from slimrec.errors import ConfigError
 from slimrec.io import atomic_path, write_json_atomic
 from slimrec.llm.backends import EndpointConfig
 from slimrec.llm.backends.base import ChatRequest, Completion, SamplingConfig
-from slimrec.llm.ray_data import RayConfig
 from slimrec.methods.slim.prompts import Prompt, PromptConfig
 from slimrec.methods.slim.teach import COLUMNS, rationale_row, user_prompts
 
