@@ -26,8 +26,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engines import cpu_flags
 
+from slimrec.cluster import RayConfig
 from slimrec.llm.backends.base import SamplingConfig
-from slimrec.llm.ray_data import RayConfig
 from slimrec.methods.slim.student.reason import ReasonConfig, reason
 
 
