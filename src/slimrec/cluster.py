@@ -22,9 +22,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from slimrec.errors import ConfigError
+from slimrec.errors import ConfigError, SlimrecError
 
 Worker = Callable[[str], str]  # one shard's payload -> its result
+FAILED = "\x00failed: "  # a result that carries a replica's error back as one line
+
+
+class ReplicaError(SlimrecError):
+    """A replica could not be built or failed on a shard (the shards before it are kept)."""
 
 
 class RayConfig(BaseModel):
@@ -79,20 +84,46 @@ def map_shards(
             num_gpus=config.gpus_per_replica,
         )
         for row in done.iter_rows():
-            yield int(row["shard"]), str(row["result"])
+            result = str(row["result"])
+            if result.startswith(FAILED):
+                raise ReplicaError(
+                    result.removeprefix(FAILED),
+                    where=f"Ray replica, shard {row['shard']}",
+                )
+            yield int(row["shard"]), result
     finally:
         if started_here:
             ray.shutdown()
 
 
 class _Replica:
-    """One replica in a Ray actor: built once, then one shard per call."""
+    """One replica in a Ray actor: built once, then one shard per call. Its errors travel
+    back as results, so the caller reports one line instead of Ray's actor traceback."""
 
     def __init__(self, make_worker: Callable[[], Worker]):
-        self.work = make_worker()
+        self.work: Worker | None = None
+        self.failed = ""
+        try:
+            self.work = make_worker()
+        except Exception as e:
+            self.failed = _one_line(e)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         return {
             "shard": list(batch["shard"]),
-            "result": [self.work(str(p)) for p in batch["payload"]],
+            "result": [self._do(str(p)) for p in batch["payload"]],
         }
+
+    def _do(self, payload: str) -> str:
+        if self.work is None:
+            return FAILED + self.failed
+        try:
+            return self.work(payload)
+        except Exception as e:
+            return FAILED + _one_line(e)
+
+
+def _one_line(error: Exception) -> str:
+    if isinstance(error, SlimrecError):
+        return error.one_line()
+    return f"{type(error).__name__}: {error}".splitlines()[0]
