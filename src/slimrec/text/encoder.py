@@ -138,14 +138,9 @@ class TextEncoder:
         assert self.ray is not None
         shards = [todo[i : i + RAY_SHARD] for i in range(0, len(todo), RAY_SHARD)]
         payloads = {s: json.dumps([t for _, t in shard]) for s, shard in enumerate(shards)}
-        replica = TextEncoder(
-            self.model,
-            batch_size=self.batch_size,
-            device=self.device,
-            max_seq_length=self.max_seq_length,
-        )
+        replica = _Replica(self.model, self.batch_size, self.device, self.max_seq_length)
         found: dict[str, np.ndarray] = {}
-        for s, result in map_shards(payloads, replica._as_worker, self.ray):
+        for s, result in map_shards(payloads, replica.build, self.ray):
             vectors = np.frombuffer(base64.b64decode(result), dtype=np.float32)
             new = dict(
                 zip([k for k, _ in shards[s]], vectors.reshape(len(shards[s]), -1), strict=True)
@@ -153,11 +148,6 @@ class TextEncoder:
             self._write(new)
             found.update(new)
         return found
-
-    def _as_worker(self):
-        """In a Ray actor: a JSON list of texts -> their float32 vectors, base64."""
-        self._load()
-        return lambda payload: base64.b64encode(self._embed(json.loads(payload)).tobytes()).decode()
 
     # -- internals -------------------------------------------------------------------
 
@@ -231,6 +221,24 @@ class TextEncoder:
                 [(k, v.astype(np.float32).tobytes()) for k, v in vectors.items()],
             )
         con.close()
+
+
+class _Replica:
+    """An encoder replica, built in its Ray actor (the weights are resolved and checked
+    there, not on the caller): a JSON list of texts -> their float32 vectors, base64."""
+
+    def __init__(self, model: str, batch_size: int, device: str, max_seq_length: int | None):
+        self.settings = (model, batch_size, device, max_seq_length)
+
+    def build(self):
+        model, batch_size, device, max_seq_length = self.settings
+        encoder = TextEncoder(
+            model, batch_size=batch_size, device=device, max_seq_length=max_seq_length
+        )
+        encoder._load()
+        return lambda payload: base64.b64encode(
+            encoder._embed(json.loads(payload)).tobytes()
+        ).decode()
 
 
 def _folder_fingerprint(path: Path) -> str:
