@@ -3,15 +3,17 @@
 Takes a run folder that has a distill stage (e.g. bench/runs/amazon-games), asks its
 student for the first N users' rationales under each variant (engine, dtype, token cap)
 through the pipeline's own `reason` (optionally with no n-gram repeated, the decoder's
-loop breaker), and prints per variant: parse rate, share at the cap,
-share repeating a line, share echoing the instructions, share with five distinct step-2
-names, mean tokens, new tokens/s, and the share
-of answers identical to the first variant. lscpu flags are printed with the table.
+loop breaker, or held to the three steps: `structured`), and prints per variant: parse
+rate, share at the cap, share repeating a line, share echoing the instructions, share
+with five distinct step-2 names, mean tokens, new tokens/s, and the share of answers
+identical to the first variant. lscpu flags are printed with the table.
 
 Usage (~3 min per variant for 96 users on 2 cores, vLLM computing on one):
     SLIMREC_DATA_DIR=../shared/data SLIMREC_VLLM_PYTHON=$PWD/.venv-vllm/bin/python \
         .venv/bin/python bench/student_cap.py --run bench/runs/amazon-games --users 96 \
         --variant vllm:float32:192 --variant vllm:float32:256 --variant vllm:bfloat16:256
+    .venv/bin/python bench/student_cap.py --run runs/quickstart --users 64 \
+        --variant hf:float32:192 --variant hf:float32:192:0:structured
 """
 
 from __future__ import annotations
@@ -46,23 +48,27 @@ def main() -> None:
     ap.add_argument("--run", type=Path, required=True)
     ap.add_argument("--users", type=int, default=96)
     ap.add_argument(
-        "--variant", action="append", required=True, help="engine:dtype:cap[:no_repeat_ngram]"
+        "--variant",
+        action="append",
+        required=True,
+        help="engine:dtype:cap[:no_repeat_ngram[:structured]]",
     )
     ap.add_argument("--out", type=Path, help="write the table as JSON here")
     args = ap.parse_args()
     config = load_yaml(RunConfig, args.run / "config.yaml")
     data = stage_folder(args.run, "prepare") / "data"
     adapter = stage_folder(args.run, "distill") / "adapter"
-    rows, reference = [], None
+    rows, reference, answers = [], None, {}
     for variant in args.variant:
-        engine, dtype, cap, *ngram = variant.split(":")
-        sampling = {"max_new_tokens": int(cap), "no_repeat_ngram": int(ngram[0]) if ngram else 0}
+        engine, dtype, cap, *rest = variant.split(":")
+        sampling = {"max_new_tokens": int(cap), "no_repeat_ngram": int(rest[0]) if rest else 0}
         cfg = ReasonConfig(
             base_model=config.student.base_model,
             adapter=str(adapter),
             prompt=config.teacher.prompt,
             engine=engine,
             dtype=dtype,
+            structured=rest[1:] == ["structured"],
             users=list(range(args.users)),
             sampling=config.reason.sampling.model_copy(update=sampling),
         )
@@ -70,6 +76,7 @@ def main() -> None:
             result = reason(data, Path(tmp), cfg, progress=False)
             frame = pd.read_parquet(result["path"])
         texts = frame["response"].tolist()
+        answers[variant] = texts
         reference = reference or texts
         rates = {k: round(v, 3) for k, v in table_rates(frame, int(cap)).items()}
         rows.append({
@@ -83,7 +90,8 @@ def main() -> None:
     for row in rows:
         print("| " + " | ".join(str(v) for v in row.values()) + " |")
     if args.out:
-        args.out.write_text(json.dumps({"rows": rows, "cpu_flags": cpu_flags()}, indent=1))
+        result = {"rows": rows, "cpu_flags": cpu_flags(), "answers": answers}
+        args.out.write_text(json.dumps(result, indent=1, ensure_ascii=False))
 
 
 if __name__ == "__main__":

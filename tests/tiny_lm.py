@@ -24,7 +24,12 @@ CORPUS = [
 
 
 def make_tiny_lm(
-    path: str | Path, *, seed: int = 0, vocab_size: int = 400, init_std: float = 0.02
+    path: str | Path,
+    *,
+    seed: int = 0,
+    vocab_size: int = 400,
+    init_std: float = 0.02,
+    context: int = 1024,
 ) -> Path:
     """Write a tiny Llama + tokenizer to ``path`` (``from_pretrained``-loadable).
 
@@ -47,7 +52,7 @@ def make_tiny_lm(
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=1024,
+        max_position_embeddings=context,
         eos_token_id=fast.eos_token_id,
         pad_token_id=fast.pad_token_id,
         bos_token_id=None,

@@ -440,6 +440,9 @@ def reason_cmd(
         None, help="hf (slimrec's decoder) or vllm (scripts/vllm-env.sh first)."
     ),
     shard_size: int | None = typer.Option(None, help="Users per resumable shard."),
+    structured: bool | None = typer.Option(
+        None, "--structured/--free-text", help="Hold the student to the three steps (hf only)."
+    ),
     ray_replicas: int | None = RAY_REPLICAS,
     ray_address: str | None = RAY_ADDRESS,
     config: Path | None = typer.Option(None, help="A ReasonConfig YAML; flags override it."),
@@ -453,7 +456,7 @@ def reason_cmd(
     }
     flags |= {"batch_size": batch_size, "threads": threads, "dtype": dtype}
     flags |= {"device": device, "engine": engine, "shard_size": shard_size}
-    flags["ray"] = _ray(ray_replicas, ray_address)
+    flags |= {"structured": structured, "ray": _ray(ray_replicas, ray_address)}
     cfg = _config(ReasonConfig, config, flags)
     if max_new_tokens is not None:
         sampling = cfg.sampling.model_dump() | {"max_new_tokens": max_new_tokens}

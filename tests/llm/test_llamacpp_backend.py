@@ -55,6 +55,8 @@ def test_a_gguf_file_is_a_model_and_anything_else_is_one_line(smollm, tmp_path):
         gguf_file(str(tmp_path))
     with pytest.raises(LLMError, match="no_repeat_ngram"):
         next(smollm.generate([ask("x")], SamplingConfig(no_repeat_ngram=3)))
+    with pytest.raises(LLMError, match="response_pattern"):
+        next(smollm.generate([ask("x")], SamplingConfig(response_pattern="Step 1: .*")))
 
 
 def test_the_teacher_writes_through_llama_cpp_and_caches_its_answers(tmp_path):

@@ -193,11 +193,14 @@ def test_registry_builds_the_openai_backend_from_config():
         build_backend(config.model_copy(update={"base_url": "127.0.0.1:9"}))
 
 
-def test_no_repeat_ngram_is_refused_before_any_request():
+@pytest.mark.parametrize(
+    ("name", "value"), [("no_repeat_ngram", 8), ("response_pattern", "Step 1: .*")]
+)
+def test_settings_of_slimrecs_own_decoder_are_refused_before_any_request(name, value):
     llm = OpenAIBackend("m", base_url="http://127.0.0.1:1/v1")
     request = ChatRequest("user 1", [{"role": "user", "content": "hi"}])
-    with pytest.raises(SlimrecError, match="no_repeat_ngram"):
-        list(llm.generate([request], SamplingConfig(no_repeat_ngram=8)))
+    with pytest.raises(SlimrecError, match=f"{name} is not offered by the openai"):
+        list(llm.generate([request], SamplingConfig(**{name: value})))
 
 
 def test_an_unset_base_url_comes_from_openai_base_url(monkeypatch):

@@ -148,3 +148,10 @@ def test_a_killed_run_takes_its_vllm_server_with_it(tmp_path):
     while _group_alive(group) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not _group_alive(group)
+
+
+def test_a_pattern_for_slimrecs_own_decoder_is_refused_before_a_server_starts():
+    backend = VLLMBackend("smollm2-135m")
+    with pytest.raises(LLMError, match="response_pattern is not offered by the vllm backend"):
+        next(backend.generate([ask("x")], SamplingConfig(response_pattern="Step 1: .*")))
+    assert backend._process is None

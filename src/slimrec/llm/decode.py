@@ -27,6 +27,11 @@ Small greedy students fall into loops (the same list line again and again until 
 cap). ``no_repeat_ngram=n`` forbids any token that would repeat an n-gram the row has
 already generated (the prompt is not counted: restating a title once is fine); each row
 keeps a map from its (n-1)-grams to the tokens that followed them, updated per step.
+
+``allow(tokens, candidate)`` holds answers to a shape (:mod:`slimrec.llm.constrain`): a
+picked token it refuses is masked and the row picks again (greedy: the next best token;
+sampled: a new draw from the row's own generator), a few times, then the best allowed
+token by logit is taken; a row with no allowed token in sight ends there, unfinished.
 """
 
 from __future__ import annotations
@@ -40,8 +45,17 @@ import torch
 GROW = 64  # spare KV-cache columns: one reallocation per this many decode steps
 MIN_SHARED = 8  # a shorter common prefix is not worth its extra forward pass
 
+RETRIES = 8  # masked re-picks of a refused token before scanning the ranked vocabulary
+SCAN = 4096  # ranked tokens tried after that; none allowed ends the row
+
 # (logits [rows, vocab], generators of those rows or None) -> next token per row
 Picker = Callable[[torch.Tensor, list[Any] | None], torch.Tensor]
+# (the row's tokens so far, a candidate) -> may the candidate come next?
+Allow = Callable[[list[int], int], bool]
+# (logits, generators, each row's tokens so far) -> next tokens, rows left with no choice
+Chooser = Callable[
+    [torch.Tensor, list[Any] | None, list[list[int]]], tuple[torch.Tensor, list[bool]]
+]
 
 
 @dataclass
@@ -56,6 +70,7 @@ class _Batch:
     last: torch.Tensor | None = None  # [rows] token to feed next
     pos: torch.Tensor | None = None  # [rows] position id of ``last``
     seen: list[dict[tuple[int, ...], set[int]]] | None = None  # per row: (n-1)-gram -> next
+    stuck: list[bool] = field(default_factory=list)  # per row: its last pick was no choice
 
     def __len__(self) -> int:
         return len(self.index)
@@ -75,6 +90,7 @@ def decode(
     refill_min: int | None = None,
     share_prefix: bool = True,
     no_repeat_ngram: int = 0,
+    allow: Allow | None = None,
     on_step: Callable[[int], None] | None = None,
     stats: dict[str, int] | None = None,
 ) -> Iterator[tuple[int, list[int], bool]]:
@@ -84,7 +100,8 @@ def decode(
     group); with ``refill`` new prompts join once ``refill_min`` slots are free
     (default a quarter of the batch), else only when the batch is empty. With
     ``share_prefix`` the prompts' common opening is computed once, and with
-    ``no_repeat_ngram`` > 1 no row repeats one of its own n-grams (module docstring).
+    ``no_repeat_ngram`` > 1 no row repeats one of its own n-grams; ``allow`` filters each
+    row's next token (module docstring).
     ``on_step`` gets the number of tokens each decode step produced (progress bars);
     ``stats``, if given, receives ``shared_prefix`` (tokens) and ``prefilled`` (prompt
     tokens run through the model, padding excluded).
@@ -95,6 +112,7 @@ def decode(
     queue.reverse()  # pop() from the end takes the longest first
     free_at = refill_min or max(1, batch_size // 4)
     stops = torch.tensor(sorted(stop_ids), dtype=torch.long, device=model.device)
+    choose = _chooser(pick, allow, min(stop_ids, default=pad_id))
     stats = {} if stats is None else stats
     live = _Batch()
     with torch.inference_mode():
@@ -107,7 +125,7 @@ def decode(
                 group = [queue.pop() for _ in range(min(room, len(queue)))]
                 rows = [list(prompts[i]) for i in group]
                 stats["prefilled"] += sum(len(r) for r in rows) - len(rows) * stats["shared_prefix"]
-                new = _prefill(model, rows, pad_id, pick, generators, shared)
+                new = _prefill(model, rows, pad_id, choose, generators, shared)
                 new.index = group
                 if no_repeat_ngram > 1:
                     new.seen = [{} for _ in group]
@@ -115,7 +133,7 @@ def decode(
                 if on_step:
                     on_step(len(group))
             else:
-                _step(model, live, pick, no_repeat_ngram)
+                _step(model, live, choose, no_repeat_ngram)
                 if on_step:
                     on_step(len(live))
             # Rows whose newest token is a stop, or that hit the cap, are done.
@@ -123,7 +141,9 @@ def decode(
             ended = torch.isin(newest, stops).tolist()
             keep = []
             for r, (idx, toks) in enumerate(zip(live.index, live.tokens, strict=True)):
-                if ended[r] or len(toks) >= max_new_tokens:
+                if live.stuck[r]:  # no allowed token: ends here, as cut as at the cap
+                    yield idx, toks[:-1], False
+                elif ended[r] or len(toks) >= max_new_tokens:
                     yield idx, toks, bool(ended[r])
                 else:
                     keep.append(r)
@@ -180,7 +200,7 @@ def _prefill(
     model: Any,
     prompts: list[list[int]],
     pad_id: int,
-    pick: Picker,
+    choose: Chooser,
     generators: Callable[[list[list[int]]], list[Any]] | None,
     shared: _Shared | None = None,
 ) -> _Batch:
@@ -207,9 +227,10 @@ def _prefill(
         logits_to_keep=1,
     )
     gens = generators(prompts) if generators else None
-    nxt = pick(out.logits[:, -1, :].float(), gens)
+    nxt, stuck = choose(out.logits[:, -1, :].float(), gens, [[] for _ in prompts])
     return _Batch(
         tokens=[[t] for t in nxt.tolist()],
+        stuck=stuck,
         gens=gens,
         cache=out.past_key_values,
         mask=mask,
@@ -218,7 +239,7 @@ def _prefill(
     )
 
 
-def _step(model: Any, live: _Batch, pick: Picker, no_repeat_ngram: int = 0) -> None:
+def _step(model: Any, live: _Batch, choose: Chooser, no_repeat_ngram: int = 0) -> None:
     """One decode step of every live row, in place."""
     live.mask = torch.cat([live.mask, torch.ones_like(live.mask[:, :1])], dim=-1)
     out = model(
@@ -233,13 +254,44 @@ def _step(model: Any, live: _Batch, pick: Picker, no_repeat_ngram: int = 0) -> N
     logits = out.logits[:, -1, :].float()
     if live.seen is not None:
         _ban_repeats(logits, live.tokens, live.seen, no_repeat_ngram)
-    nxt = pick(logits, live.gens)
+    nxt, live.stuck = choose(logits, live.gens, live.tokens)
     for r, (toks, t) in enumerate(zip(live.tokens, nxt.tolist(), strict=True)):
         toks.append(t)
         if live.seen is not None and len(toks) >= no_repeat_ngram:
             live.seen[r].setdefault(tuple(toks[-no_repeat_ngram:-1]), set()).add(t)
     live.last = nxt
     live.pos = live.pos + 1
+
+
+def _chooser(pick: Picker, allow: Allow | None, end_id: int) -> Chooser:
+    """``pick``, with each row's choice checked by ``allow`` (module docstring)."""
+
+    def choose(
+        logits: torch.Tensor, gens: list[Any] | None, tokens: list[list[int]]
+    ) -> tuple[torch.Tensor, list[bool]]:
+        picked = pick(logits, gens)
+        stuck = [False] * len(tokens)
+        if allow is None:
+            return picked, stuck
+        picks = picked.tolist()
+        for r, toks in enumerate(tokens):
+            if allow(toks, picks[r]):
+                continue
+            row, gen = logits[r : r + 1].clone(), [gens[r]] if gens is not None else None
+            token = picks[r]
+            for _ in range(RETRIES):
+                row[0, token] = float("-inf")
+                token = int(pick(row, gen)[0])
+                if allow(toks, token):
+                    break
+            else:
+                ranked = row[0].argsort(descending=True)[:SCAN].tolist()
+                token = next((t for t in ranked if allow(toks, t)), end_id)
+                stuck[r] = not allow(toks, token)
+            picks[r] = token
+        return torch.tensor(picks, dtype=picked.dtype, device=picked.device), stuck
+
+    return choose
 
 
 def _ban_repeats(logits: torch.Tensor, tokens: list[list[int]], seen: list[dict], n: int) -> None:
@@ -321,6 +373,7 @@ def _select(live: _Batch, keep: list[int]) -> _Batch:
         tokens=[live.tokens[r] for r in keep],
         gens=[live.gens[r] for r in keep] if live.gens is not None else None,
         seen=[live.seen[r] for r in keep] if live.seen is not None else None,
+        stuck=[live.stuck[r] for r in keep],
         cache=live.cache,
         mask=mask[:, first:],
         last=live.last.index_select(0, rows),
@@ -352,6 +405,7 @@ def _merge(a: _Batch, b: _Batch) -> _Batch:
         tokens=a.tokens + b.tokens,
         gens=gens,
         seen=seen,
+        stuck=a.stuck + b.stuck,
         cache=a.cache,
         mask=torch.cat([pad(a.mask, wa, 1), pad(b.mask, wb, 1)], dim=0),
         last=torch.cat([a.last, b.last]),

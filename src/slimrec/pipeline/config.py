@@ -8,11 +8,12 @@ and only the stages downstream of it run again. Settings that cannot change a re
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from slimrec.cluster import RayConfig
+from slimrec.config import LaterSettingsOmitted
 from slimrec.data import PrepareConfig
 from slimrec.data.loaders import DataSource
 from slimrec.errors import SlimrecError
@@ -21,7 +22,7 @@ from slimrec.eval.results import DEFAULT_TABLE_METRICS
 from slimrec.llm.backends import EndpointConfig, SamplingConfig
 from slimrec.methods import METHODS, Method, Needs, get_method
 from slimrec.methods.slim.student import StudentConfig
-from slimrec.methods.slim.student.reason import one_place_to_run
+from slimrec.methods.slim.student.reason import STRUCTURED, one_place_to_run
 from slimrec.methods.slim.teach import TeacherConfig
 from slimrec.text import DEFAULT_ENCODER
 from slimrec.training import TrainConfig
@@ -58,7 +59,7 @@ class TeacherSection(TeacherConfig):
         return TeacherConfig(**self.model_dump(exclude={"n_users", "seed", "answer_cache"}))
 
 
-class ReasonSection(BaseModel):
+class ReasonSection(LaterSettingsOmitted):
     """How the distilled student writes rationales for every user (``ReasonConfig``).
 
     Its base model, adapter and prompt come from the student and teacher sections: the
@@ -66,11 +67,13 @@ class ReasonSection(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
+    LATER_OFF: ClassVar[dict[str, Any]] = {"structured": False}
 
     sampling: SamplingConfig = Field(
         default_factory=lambda: SamplingConfig(max_new_tokens=192, temperature=0.0),
         description="Decoding settings (default greedy, at most 192 new tokens).",
     )
+    structured: bool = Field(False, description=STRUCTURED)
     batch_size: int = Field(64, ge=1, description="Rows decoded together in one forward pass.")
     refill: bool = Field(
         True, description="Refill freed batch rows with waiting prompts (continuous batching)."
@@ -105,7 +108,7 @@ class ReasonSection(BaseModel):
 
     @model_validator(mode="after")
     def _one_place_to_run(self) -> ReasonSection:
-        one_place_to_run(self.engine, self.endpoint, self.ray)
+        one_place_to_run(self.engine, self.endpoint, self.ray, self.structured)
         return self
 
 

@@ -175,6 +175,10 @@ def reason_stage(config: RunConfig, data_dir: Path, data_key: str, adapter: Path
         inputs["engine"] = section.engine
     if section.endpoint is not None:
         inputs["endpoint"] = section.endpoint.model
+    if section.structured:  # the pattern decides the answers, not only the switch
+        from slimrec.methods.slim.structured import student_pattern
+
+        inputs["pattern"] = student_pattern(config.teacher.prompt)
 
     def work(folder: Path) -> dict[str, Any]:
         from slimrec.methods.slim.student.reason import ReasonConfig, reason

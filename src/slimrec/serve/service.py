@@ -125,7 +125,7 @@ class RecommendService:
         if not student or adapter is None:
             return None
         from slimrec.llm.backends.hf import HFBackend
-        from slimrec.methods.slim.student.reason import ReasonConfig, base_of
+        from slimrec.methods.slim.student.reason import ReasonConfig, base_of, student_sampling
         from slimrec.text import TextEncoder
 
         config = self.artifacts.config
@@ -145,9 +145,8 @@ class RecommendService:
             )
         backend.check()
         encoder = TextEncoder(config.encoder, cache=None, device=device)
-        return Explainer(
-            backend, config.teacher.prompt, section.sampling, encoder, max_pending=max_pending
-        )
+        sampling = student_sampling(section.sampling, config.teacher.prompt, section.structured)
+        return Explainer(backend, config.teacher.prompt, sampling, encoder, max_pending=max_pending)
 
     # -- questions ------------------------------------------------------------------
 

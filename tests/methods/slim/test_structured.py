@@ -88,3 +88,26 @@ def test_structured_output_is_off_by_default_and_leaves_old_keys_alone():
 def test_backend_hf_cannot_promise_structured_output():
     with pytest.raises(ValidationError, match="structured output needs backend llamacpp"):
         TeacherConfig(backend="hf", structured=True)
+
+
+def test_the_student_pattern_admits_every_rendered_answer_and_nothing_twice():
+    import regex
+
+    from slimrec.methods.slim.structured import student_pattern
+
+    pattern = regex.compile(student_pattern(PromptConfig(per_category=2)))
+    text = render(answer()) + "\n"
+    assert pattern.fullmatch(text) and not pattern.fullmatch(render(answer()))
+    assert pattern.fullmatch(text[:100], partial=True)  # any prefix may still grow
+
+    def admits(groups) -> bool:
+        return pattern.fullmatch(render(answer(groups=groups)) + "\n") is not None
+
+    assert admits(GROUPS)
+    twice = [(c, ["Celeste" if c == "Racing" else items[0], items[1]]) for c, items in GROUPS]
+    assert not admits(twice)  # "Celeste" under Racing and under Platformer
+    assert not admits([("racing", ["Forza Horizon 5", "F-Zero GX"]), *GROUPS[:4]])  # case aside
+    assert not admits([("Party games", ["Party games", "Mario Party 2"]), *GROUPS[1:]])
+    heading = text.replace("Under Racing:", "Under Karting:")
+    assert not pattern.fullmatch(heading, partial=True)
+    assert not pattern.fullmatch("Step 1: likes\x0cracing", partial=True)  # no line breaks

@@ -48,7 +48,11 @@ class SamplingConfig(LaterSettingsOmitted):
     """Decoding settings; part of every cache key."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    LATER_OFF: ClassVar[dict[str, Any]] = {"no_repeat_ngram": 0, "response_schema": None}
+    LATER_OFF: ClassVar[dict[str, Any]] = {
+        "no_repeat_ngram": 0,
+        "response_schema": None,
+        "response_pattern": None,
+    }
 
     max_new_tokens: int = Field(256, ge=1, description="Cap on generated tokens per answer.")
     temperature: float = Field(0.0, ge=0, description="0 = greedy (deterministic).")
@@ -67,12 +71,42 @@ class SamplingConfig(LaterSettingsOmitted):
         "response_format on endpoints such as vLLM's); None = free text.",
     )
 
+    response_pattern: str | None = Field(
+        None,
+        description="A regular expression (Python `regex`: backreferences and lookaheads "
+        "allowed) the whole answer must match, checked token by token; local hf backend "
+        "only. None = free text.",
+    )
+
+    @field_validator("response_pattern")
+    @classmethod
+    def _pattern_compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            import regex
+
+            try:
+                regex.compile(pattern)
+            except regex.error as e:
+                raise ValueError(f"not a valid regular expression ({e})") from e
+        return pattern
+
     @field_validator("no_repeat_ngram")
     @classmethod
     def _ngram_of_two_or_more(cls, n: int) -> int:
         if n == 1:
             raise ValueError("no_repeat_ngram 1 would forbid every token twice: use 0 or >= 2")
         return n
+
+
+def only_local_decoding(sampling: SamplingConfig, backend: str) -> None:
+    """Refuse the settings that only slimrec's own decoder (backend hf) offers."""
+    for name in ("no_repeat_ngram", "response_pattern"):
+        if getattr(sampling, name):
+            raise LLMError(
+                f"{name} is not offered by the {backend} backend",
+                where=f"sampling.{name}",
+                fix=f"unset sampling.{name}, or use the local hf backend (slimrec's decoder)",
+            )
 
 
 def response_format(schema: dict[str, Any]) -> dict[str, Any]:

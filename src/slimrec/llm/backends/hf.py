@@ -221,6 +221,11 @@ class HFBackend:
         from slimrec.llm.decode import decode
 
         sampled = sampling.temperature > 0
+        allow = None
+        if sampling.response_pattern is not None:
+            from slimrec.llm.constrain import tokenizer_filter
+
+            allow = tokenizer_filter(sampling.response_pattern, self._tokenizer, self._stop_ids)
         return decode(
             self._model,
             prompts,
@@ -233,6 +238,7 @@ class HFBackend:
             refill=self.refill,
             share_prefix=self.share_prefix,
             no_repeat_ngram=sampling.no_repeat_ngram,
+            allow=allow,
         )
 
     def _decode(

@@ -28,6 +28,7 @@ from slimrec.llm.backends.base import (
     Completion,
     LLMError,
     SamplingConfig,
+    only_local_decoding,
     response_format,
 )
 
@@ -127,11 +128,7 @@ class LlamaCppBackend:
     def generate(
         self, requests: Sequence[ChatRequest], sampling: SamplingConfig
     ) -> Iterator[tuple[int, Completion]]:
-        if sampling.no_repeat_ngram:
-            raise LLMError(
-                "no_repeat_ngram is not offered by the llamacpp backend",
-                fix="set sampling.no_repeat_ngram: 0, or use backend: hf",
-            )
+        only_local_decoding(sampling, "llamacpp")
         server = self._start()
         body = {"max_tokens": sampling.max_new_tokens, "temperature": sampling.temperature}
         body |= {"top_p": sampling.top_p}

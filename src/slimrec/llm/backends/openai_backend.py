@@ -26,12 +26,12 @@ from urllib.parse import urlparse
 
 import openai
 
-from slimrec.errors import ConfigError
 from slimrec.llm.backends.base import (
     ChatRequest,
     Completion,
     LLMError,
     SamplingConfig,
+    only_local_decoding,
     redact_url,
     response_format,
 )
@@ -161,12 +161,7 @@ class OpenAIBackend:
         """
         if not requests:
             return
-        if sampling.no_repeat_ngram:
-            raise ConfigError(
-                "no_repeat_ngram is not part of the OpenAI chat API",
-                where="sampling.no_repeat_ngram",
-                fix="set it to 0 for an openai endpoint (it works with the local hf backend)",
-            )
+        only_local_decoding(sampling, "openai")
         loop = asyncio.new_event_loop()
         client = openai.AsyncOpenAI(**self._client_args())
         semaphore = asyncio.Semaphore(self.concurrency)

@@ -32,7 +32,13 @@ from pathlib import Path
 
 import httpx
 
-from slimrec.llm.backends.base import ChatRequest, Completion, LLMError, SamplingConfig
+from slimrec.llm.backends.base import (
+    ChatRequest,
+    Completion,
+    LLMError,
+    SamplingConfig,
+    only_local_decoding,
+)
 
 PYTHON_ENV = "SLIMREC_VLLM_PYTHON"
 MEMORY_ENV = "SLIMREC_VLLM_MEMORY_FRACTION"  # default 0.3
@@ -221,6 +227,7 @@ class VLLMBackend:
     def generate(
         self, requests: Sequence[ChatRequest], sampling: SamplingConfig
     ) -> Iterator[tuple[int, Completion]]:
+        only_local_decoding(sampling, "vllm")  # before a server is started for nothing
         client = self._start()
         for index, completion in client.generate(requests, sampling):
             completion.model = self.model_id

@@ -13,11 +13,17 @@ canonical "Step 1 / Step 2 / Step 3" text, so the parser, the student's training
 and the page all read one format, and the student is never asked for JSON. The parser
 stays the fallback: an answer that is not valid JSON (cut by the token cap) is kept as
 it came and parsed like free text.
+
+The student learns that rendered text, and can be held to it the same way
+(:func:`student_pattern`, a regular expression its decoder follows token by token): the
+same steps, counts and lengths, step 3's headings naming step 2's categories again, and,
+what no JSON schema can say, no category or title twice.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from slimrec.llm.backends.base import Message
@@ -29,6 +35,7 @@ SCHEMA_VERSION = "slim-json-v1"
 N_CATEGORIES = 5
 MAX_PREFERENCES_CHARS = 300
 MAX_CATEGORY_CHARS = 60
+EDGE = r"[^\s\p{Cc}\p{Zl}\p{Zp}]"  # a value's first and last character: visible
 
 INSTRUCTION = (
     f"[{SCHEMA_VERSION}] Answer with one JSON object, no indentation: "
@@ -72,6 +79,43 @@ def answer_schema(config: PromptConfig) -> dict[str, Any]:
         "required": ["preferences", "recommendations"],
         "additionalProperties": False,
     }
+
+
+def student_pattern(config: PromptConfig) -> str:
+    """The rendered three steps (:func:`render`) as a pattern for the student's decoder.
+
+    Every value is one line without outer spaces and within the schema's length; step 2's
+    categories differ from each other, and every title from the categories and the other
+    titles (case ignored); each line ends with a newline, so "the answer is complete" is
+    a full match and nothing is cut. Each value may run longer than every value it must
+    differ from (the k-th by k characters): a copy of an earlier value can then always
+    grow into a new one, so no row is left without an allowed next token (a copy at the
+    length limit would be a dead end).
+    """
+    categories = [f"c{n}" for n in range(1, N_CATEGORIES + 1)]
+    titles = [f"t{n}" for n in range(1, N_CATEGORIES * config.per_category + 1)]
+    parts = [rf"Step 1: {_value('pref', MAX_PREFERENCES_CHARS)}\nStep 2:\n"]
+    for n, name in enumerate(categories):
+        value = _value(name, MAX_CATEGORY_CHARS + n, categories[:n])
+        parts.append(rf"{n + 1}\. {value}\n")
+    parts.append(r"Step 3:\n")
+    longest_category = MAX_CATEGORY_CHARS + N_CATEGORIES
+    for n, name in enumerate(categories):
+        parts.append(rf"Under (?P={name}):\n")
+        for k in range(n * config.per_category, (n + 1) * config.per_category):
+            limit = max(config.max_title_chars, longest_category) + k
+            value = _value(titles[k], limit, categories + titles[:k])
+            parts.append(rf"- {value}\n")
+    return "".join(parts)
+
+
+def _value(group: str, max_chars: int, unlike: Sequence[str] = ()) -> str:
+    """One line of 1..``max_chars`` characters, no outer spaces, none of ``unlike`` (case
+    ignored). No control characters either: str.splitlines() breaks lines at \\x0b, \\x0c,
+    \\x1c-\\x1e, \\x85 and the Unicode line separators as well as at newlines."""
+    differs = f"(?i:(?!(?:{'|'.join(f'(?P={u})' for u in unlike)})\\n))" if unlike else ""
+    inner = rf"[^\p{{Cc}}\p{{Zl}}\p{{Zp}}]{{0,{max(0, max_chars - 2)}}}"
+    return rf"{differs}(?P<{group}>{EDGE}(?:{inner}{EDGE})?)"
 
 
 def structured_messages(prompt: Prompt) -> list[Message]:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from tests.tiny_lm import make_random_adapter
+from tests.tiny_lm import make_random_adapter, make_tiny_lm
 
 from slimrec.cli import main
 from slimrec.data import PrepareConfig, PreparedDataset, prepare
@@ -335,3 +335,41 @@ def test_ray_is_one_place_to_run_beside_an_engine_or_an_endpoint():
     with pytest.raises(ValidationError, match="ray runs slimrec's decoder"):
         endpoint = EndpointConfig(model="student", base_url="http://127.0.0.1:8000/v1")
         ReasonConfig(endpoint=endpoint, ray=RayConfig())
+
+
+def test_a_structured_student_writes_three_whole_steps_with_nothing_twice(data, tmp_path):
+    from slimrec.methods.slim.parse import parse_rationale
+    from slimrec.methods.slim.rationale_checks import five_distinct, repeated_lines
+
+    # Random weights fill every value to its length limit: ~900 characters of answer.
+    lm = make_tiny_lm(tmp_path / "lm", init_std=0.2, context=2048)
+    users = [0, 1, 2, 3]
+    free = reason(data, tmp_path / "free.parquet", cfg(lm, users=users), progress=False)
+    short = ReasonConfig().prompt.model_copy(update={"per_category": 2, "max_title_chars": 16})
+    sampling = SamplingConfig(max_new_tokens=900)
+    held = cfg(lm, users=users, structured=True, prompt=short, sampling=sampling)
+    result = reason(data, tmp_path / "held.parquet", held, progress=False)
+    assert free["parse_rate"] < 1 and result["parse_rate"] == 1
+    for text in pd.read_parquet(result["path"])["response"]:
+        rationale = parse_rationale(text)
+        assert five_distinct(rationale.categories) and repeated_lines(text, min_chars=1) == 0
+
+
+def test_structured_is_keyed_by_its_pattern_and_absent_from_old_keys(data):
+    from pydantic import ValidationError
+
+    from slimrec.methods.slim.student.reason import shard_key
+
+    dataset = PreparedDataset.load(data)
+    users = list(range(dataset.n_users))
+    prompts = user_prompts(dataset, users, ReasonConfig().prompt)
+    assert "structured" not in ReasonConfig().model_dump()
+
+    def key(**kw) -> str:
+        return shard_key(ReasonConfig(**kw), "hf:base", users, prompts)
+
+    assert key(structured=True) != key()
+    wider = ReasonConfig().prompt.model_copy(update={"max_title_chars": 40})
+    assert key(structured=True, prompt=wider) != key(structured=True)
+    with pytest.raises(ValidationError, match="structured: true needs slimrec's decoder"):
+        ReasonConfig(engine="vllm", structured=True)

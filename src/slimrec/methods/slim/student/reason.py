@@ -28,14 +28,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from tqdm.auto import tqdm
 
 from slimrec.cluster import RayConfig
-from slimrec.config import config_hash
+from slimrec.config import LaterSettingsOmitted, config_hash
 from slimrec.data import PreparedDataset
 from slimrec.errors import ConfigError
 from slimrec.io import atomic_path, write_json_atomic
@@ -50,6 +50,12 @@ SPEED_ONLY = ("batch_size", "threads", "refill", "share_prefix", "device", "ray"
 # Where the student runs: the answers are named by the backend's model id instead.
 WHERE_IT_RUNS = ("endpoint", "engine")
 
+STRUCTURED = (
+    "Hold the student to the three steps it was taught (slimrec's decoder follows "
+    "structured.student_pattern token by token: five distinct categories, the titles "
+    "under each, none twice); engine hf only."
+)
+
 
 def _reason_sampling() -> SamplingConfig:
     # Teacher rationales of the shipped teacher run ~120-250 tokens; 192 keeps most whole
@@ -57,10 +63,11 @@ def _reason_sampling() -> SamplingConfig:
     return SamplingConfig(max_new_tokens=192, temperature=0.0)
 
 
-class ReasonConfig(BaseModel):
+class ReasonConfig(LaterSettingsOmitted):
     """How the student writes a rationale for every user."""
 
     model_config = ConfigDict(extra="forbid")
+    LATER_OFF: ClassVar[dict[str, Any]] = {"structured": False}
 
     base_model: str | None = Field(
         None,
@@ -78,6 +85,7 @@ class ReasonConfig(BaseModel):
     sampling: SamplingConfig = Field(
         default_factory=_reason_sampling, description="Decoding settings (default greedy)."
     )
+    structured: bool = Field(False, description=STRUCTURED)
     batch_size: int = Field(64, ge=1, description="Rows decoded together in one forward pass.")
     refill: bool = Field(
         True, description="Refill freed batch rows with waiting prompts (continuous batching)."
@@ -123,14 +131,33 @@ class ReasonConfig(BaseModel):
 
     @model_validator(mode="after")
     def _one_place_to_run(self) -> ReasonConfig:
-        one_place_to_run(self.engine, self.endpoint, self.ray)
+        one_place_to_run(self.engine, self.endpoint, self.ray, self.structured)
         return self
 
 
+def student_sampling(sampling: SamplingConfig, prompt: PromptConfig, structured: bool):
+    """The sampling the student decodes with: ``sampling``, held to the three steps when
+    ``structured``."""
+    if not structured:
+        return sampling
+    from slimrec.methods.slim.structured import student_pattern
+
+    return sampling.model_copy(update={"response_pattern": student_pattern(prompt)})
+
+
 def one_place_to_run(
-    engine: str, endpoint: EndpointConfig | None, ray: RayConfig | None = None
+    engine: str,
+    endpoint: EndpointConfig | None,
+    ray: RayConfig | None = None,
+    structured: bool = False,
 ) -> None:
-    """The student runs here (``engine``), at an ``endpoint``, or on Ray: one of them."""
+    """The student runs here (``engine``), at an ``endpoint``, or on Ray: one of them; and
+    only slimrec's own decoder holds it to the three steps."""
+    if structured and (endpoint is not None or engine != "hf"):
+        raise ValueError(
+            "structured: true needs slimrec's decoder (engine: hf, no endpoint): the engines' "
+            "grammars cannot say 'no title twice'"
+        )
     if endpoint is not None and engine != "hf":
         raise ValueError(
             "give either an endpoint (the student runs there) or engine: vllm (it runs "
@@ -210,6 +237,7 @@ def reason(
         share_prefix=config.share_prefix,
         progress=False,
     )
+    sampling = student_sampling(config.sampling, config.prompt, config.structured)
     key = shard_key(config, backend.model_id, users, prompts)
     shards = shard_dir(out)
     _claim(shards, key)
@@ -241,15 +269,12 @@ def reason(
                     pending[s] = [requests[i] for i in chunk]
             if config.ray is None:
                 answered = (
-                    (s, _complete(backend, config.sampling, part, tick))
-                    for s, part in pending.items()
+                    (s, _complete(backend, sampling, part, tick)) for s, part in pending.items()
                 )
             else:
                 from slimrec.llm.ray_data import generate_shards
 
-                answered = generate_shards(
-                    pending, _ShippedStudent(config), config.sampling, config.ray
-                )
+                answered = generate_shards(pending, _ShippedStudent(config), sampling, config.ray)
             for s, completions in answered:
                 if config.ray is not None:
                     tick(sum(c.completion_tokens for c in completions), len(completions))
@@ -314,6 +339,9 @@ def shard_key(config: ReasonConfig, model_id: str, users: list[int], prompts: li
         mode="json",
         exclude=set(SPEED_ONLY) | set(WHERE_IT_RUNS) | {"users", "base_model", "adapter"},
     )
+    # The pattern itself, not only the switch: a changed pattern writes other answers.
+    sampling = student_sampling(config.sampling, config.prompt, config.structured)
+    settings["sampling"] = sampling.model_dump(mode="json")
     return config_hash(settings, model_id, [int(u) for u in users], [p.messages() for p in prompts])
 
 
