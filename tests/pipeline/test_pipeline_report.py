@@ -205,6 +205,32 @@ def test_text_controls_table_shows_each_comparison_with_its_interval():
     assert ("sasrec/slim", "sasrec/slim-shuffled-text", "full/ndcg@10") in asked
 
 
+def test_text_matching_is_compared_with_its_shuffled_text_in_a_row_without_ids():
+    from slimrec.eval.bootstrap import Interval
+
+    t = table()
+    for seed in range(3):
+        t.add(method="text-matching-shuffled-text", seed=seed,
+              metrics=dict.fromkeys(METRICS, 0.04), dataset="d")  # fmt: skip
+    asked = []
+
+    def intervals(a, b, key):
+        asked.append((a, b, key))
+        return Interval(25.0, 10.0, 40.0, 0.95, 150)
+
+    md = render_report(
+        name="demo", dataset="d", dataset_stats={"users": 10}, config_hash="abc", table=t,
+        backbones=["sasrec"], protocols=["full"], metrics=METRICS[:1], digits=4,
+        seeds=[0, 1, 2], records=[], popularity=None, plot_file=None, top_k=10, hw={},
+        date="today", intervals=intervals,
+    )  # fmt: skip
+    section = md.split("## ID-agnostic SLIM (text matching, no item IDs)", 1)[1]
+    assert "| text matching | shuffled text | Improv. (text matching vs shuffled text) |" in section
+    row = "| no IDs | ndcg@10 | **0.0500 ± 0.0000** | 0.0400 ± 0.0000 | +25.00% [+10.0, +40.0] |"
+    assert row in section
+    assert ("text-matching", "text-matching-shuffled-text", "full/ndcg@10") in asked
+
+
 def test_methods_outside_slims_tables_are_compared_with_the_plain_backbone():
     t = table()
     for seed in range(3):

@@ -48,8 +48,15 @@ CONTROL_PAIRS = (
     ("slim", "slim-shuffled-text"),
     ("slim", "backbone+"),
 )
+# ID-agnostic SLIM scores from the rationale alone, so against shuffled rationales it
+# says whether the text carries the user's signal at all, with no sequence model to hide it.
+AGNOSTIC_COLUMNS = {
+    "text-matching": "text matching",
+    "text-matching-shuffled-text": "shuffled text",
+}
+AGNOSTIC_PAIRS = (("text-matching", "text-matching-shuffled-text"),)
+NO_IDS = "no IDs"
 MIN_USERS, MIN_SEEDS = 1000, 3
-ID_AGNOSTIC_LABEL = "text-matching"
 PROTOCOL_TITLES = {
     "full": "full ranking over all items",
     "sampled": "sampled: the target among {negatives} random items the user has not "
@@ -116,7 +123,7 @@ IntervalFn = Callable[[str, str, str], Interval | None]
 
 def comparison_table(
     table: ResultTable,
-    backbones: Sequence[str],
+    backbones: Sequence[str | None],
     columns: dict[str, str],
     *,
     protocol: str,
@@ -126,7 +133,8 @@ def comparison_table(
     improvements: Sequence[tuple[str, str]] = (),
     intervals: IntervalFn | None = None,
 ) -> str | None:
-    """Rows = backbone x metric, columns = methods; ``None`` when no column has runs.
+    """Rows = backbone x metric, columns = methods; ``None`` when no column has runs. A
+    backbone of ``None`` is the row of methods without one (text matching).
 
     ``improvements`` (or the one ``improvement``): pairs ``(a, b)`` of method keys shown as
     ``Improv. (a vs b)`` in percent, with ``intervals``' paired bootstrap interval where
@@ -144,7 +152,7 @@ def comparison_table(
     for backbone in backbones:
         for metric in metrics:
             cells = [_cell(table, run_label(backbone, m), metric, protocol) for m in present]
-            row = [backbone, metric, *_row(cells, digits)]
+            row = [backbone or NO_IDS, metric, *_row(cells, digits)]
             for a, b in pairs:
                 la, lb = run_label(backbone, a), run_label(backbone, b)
                 found = intervals(la, lb, f"{protocol}/{metric}") if intervals else None
@@ -161,7 +169,7 @@ def comparison_table(
 
 def per_protocol_tables(
     table: ResultTable,
-    backbones: Sequence[str],
+    backbones: Sequence[str | None],
     protocols: Sequence[str],
     columns: dict[str, str],
     *,
@@ -265,24 +273,6 @@ def quote(text: str, limit: int = 1200) -> str:
     """Untrusted model output as an indented code block: no markdown or HTML of it renders."""
     text = text if len(text) <= limit else text[: limit - 1] + "…"
     return "\n".join("    " + line for line in (text.replace("\r", "").splitlines() or [""]))
-
-
-def id_agnostic_table(
-    table: ResultTable, protocols: Sequence[str], metrics: Sequence[str], digits: int
-) -> str | None:
-    rows = []
-    for protocol in protocols:
-        cells = [_cell(table, ID_AGNOSTIC_LABEL, m, protocol) for m in metrics]
-        if any(c is not None for c in cells):
-            rows.append(
-                f"| {protocol} | "
-                + " | ".join("–" if c is None else c.format(digits) for c in cells)
-                + " |"
-            )
-    if not rows:
-        return None
-    head = "| protocol | " + " | ".join(metrics) + " |\n|---|" + "---:|" * len(metrics)
-    return head + "\n" + "\n".join(rows) + "\n"
 
 
 def _has(table: ResultTable, method: str, protocol: str) -> bool:
@@ -448,10 +438,25 @@ def render_report(
                 intervals=intervals,
             )
         )
-    agnostic = id_agnostic_table(table, protocols, metrics, digits)
+    agnostic = per_protocol_tables(
+        table,
+        [None],
+        protocols,
+        AGNOSTIC_COLUMNS,
+        needs=tuple(AGNOSTIC_COLUMNS),
+        metrics=metrics,
+        digits=digits,
+        improvements=AGNOSTIC_PAIRS,
+        intervals=intervals,
+    )
     if agnostic:
         out.append("## ID-agnostic SLIM (text matching, no item IDs)\n")
-        out.append(agnostic)
+        out.append(
+            "The user's rationale matched to item texts, nothing else: against the same "
+            "with the rationales shuffled across users, it says whether the text names "
+            "what this user buys next.\n"
+        )
+        out.extend(agnostic)
     steps = per_protocol_tables(
         table,
         backbones,

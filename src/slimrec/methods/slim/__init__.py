@@ -71,6 +71,14 @@ register_method(
     description="ID-agnostic SLIM: g_t(user rationale) . g_t(item text), no IDs, no sequence model",
     id_agnostic=True,
 )
+register_method(
+    "text-matching-shuffled-text",
+    SlimConfig,
+    Slim,
+    description="control: text matching with the rationales shuffled across users",
+    id_agnostic=True,
+    control="shuffled",
+)
 
 __all__ = [
     "DEFAULT_FUSION",
