@@ -17,6 +17,9 @@ from slimrec.llm.backends.vllm import MEMORY_ENV, PYTHON_ENV, VLLMBackend, vllm_
 
 PYTHON = os.environ.get(PYTHON_ENV, sys.executable)
 HAS_VLLM = vllm_version(PYTHON) is not None
+HAS_RAY_DATA_LLM = (
+    subprocess.run([PYTHON, "-c", "import ray.data.llm"], capture_output=True).returncode == 0
+)
 
 SMALL = 0.12  # of this machine's memory: the 135M model and a small KV cache
 
@@ -73,20 +76,27 @@ def test_an_interpreter_without_vllm_is_one_line(python):
 @needs_vllm
 @pytest.mark.network
 @pytest.mark.slow
-def test_the_student_on_vllm_mostly_agrees_with_the_transformers_student(tmp_path, monkeypatch):
+def test_the_student_on_vllm_agrees_with_transformers_and_with_ray_datas_vllm(
+    tmp_path, monkeypatch
+):
     """A LoRA student (random adapter on SmolLM2) writes for every user through vLLM, merged
     once and cached; greedy answers match the in-process student's for most users (fp32 on
-    both; kernels differ, so a late token may differ)."""
+    both; kernels differ, so a late token may differ). Then one of the vLLM run's two shards
+    is lost and the re-run through Ray Data's vLLM processor (a local Ray cluster, the same
+    merged weights) answers that shard alone, exactly as the server did: same answers,
+    model id and shard key, so a run can switch paths and keep its finished shards."""
     import pandas as pd
     import torch
     from peft import LoraConfig, get_peft_model
     from tests.methods.slim.test_teach import make_dataset
     from transformers import AutoModelForCausalLM
 
+    from slimrec.cluster import RayConfig
     from slimrec.llm.local import resolve_base
     from slimrec.llm.merge import merged_folder
-    from slimrec.methods.slim.student.reason import ReasonConfig, reason
+    from slimrec.methods.slim.student.reason import ReasonConfig, reason, shard_dir
 
+    assert HAS_RAY_DATA_LLM, f"scripts/vllm-env.sh installs ray[data] beside vLLM in {PYTHON}"
     monkeypatch.setenv(MEMORY_ENV, str(SMALL))
     torch.manual_seed(0)
     base = AutoModelForCausalLM.from_pretrained(resolve_base("smollm2-135m"))
@@ -95,14 +105,24 @@ def test_the_student_on_vllm_mostly_agrees_with_the_transformers_student(tmp_pat
     data = make_dataset(tmp_path, n_users=6)
     common = {"base_model": "smollm2-135m", "adapter": str(tmp_path / "adapter")}
     common |= {"dtype": "float32", "sampling": SamplingConfig(max_new_tokens=16)}
+    common |= {"shard_size": 3}
     here = reason(data, tmp_path / "hf.parquet", ReasonConfig(**common), progress=False)
-    there = reason(data, tmp_path / "vllm.parquet", ReasonConfig(**common, engine="vllm"),
-                   progress=False)  # fmt: skip
+    out = tmp_path / "vllm.parquet"
+    there = reason(data, out, ReasonConfig(**common, engine="vllm"), progress=False)
     a, b = pd.read_parquet(here["path"]), pd.read_parquet(there["path"])
     agree = (a["response"] == b["response"]).mean()
     print(f"vLLM vs transformers student, greedy, fp32: {agree:.0%} of {len(a)} answers equal")
     assert agree >= 0.5 and b["model"].iloc[0].startswith("vllm:hf:smollm2-135m+lora@")
     assert (merged_folder("smollm2-135m", str(tmp_path / "adapter")) / "config.json").is_file()
+
+    (shard_dir(out) / "shard-00001.parquet").unlink()
+    ray = ReasonConfig(**common, engine="vllm", ray=RayConfig(replicas=1))
+    on_ray = reason(data, out, ray, progress=False)
+    assert on_ray["shards_generated"] == 1 and on_ray["generated"] == 3
+    both = pd.read_parquet(on_ray["path"])
+    assert list(both["cached"]) == [True] * 3 + [False] * 3
+    for column in ("user", "response", "model", "completion_tokens", "prompt_tokens"):
+        assert list(both[column]) == list(b[column]), column
 
 
 def _group_alive(pgid: int) -> bool:

@@ -141,9 +141,9 @@ class VLLMBackend:
                 "(vLLM pins its own torch and transformers), or use backend: hf / llamacpp",
             )
         self.version = version
-        self._folder()
+        self.folder()
 
-    def _folder(self) -> str:
+    def folder(self) -> str:
         """What vLLM loads: the (adapter-merged) model folder, or a Hub id."""
         from slimrec.hub import is_hub_id
         from slimrec.llm.local import resolve_base
@@ -165,7 +165,7 @@ class VLLMBackend:
         os.close(handle)
         self._log = Path(name)
         cmd = [self.python, "-m", "vllm.entrypoints.openai.api_server"]
-        cmd += ["--model", self._folder(), "--served-model-name", SERVED_NAME]
+        cmd += ["--model", self.folder(), "--served-model-name", SERVED_NAME]
         cmd += ["--host", "127.0.0.1", "--port", str(port), "--dtype", self.dtype]
         # Eager mode: torch.compile adds ~90 s of start-up on CPU and gained nothing there.
         cmd += ["--max-model-len", str(self.max_model_len), "--enforce-eager"]

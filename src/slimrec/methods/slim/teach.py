@@ -12,8 +12,9 @@ fails half-way resumes asking only for what is missing. The result, one row per 
 written atomically to a Parquet file.
 
 With ``ray`` set, a local teacher (llama.cpp, transformers, vLLM) answers on a Ray
-cluster instead, one replica per actor (:func:`slimrec.llm.ray_data.generate_shards`),
-each shard's answers stored as it returns: the same cache, the same resume.
+cluster instead, one replica per actor (:func:`slimrec.llm.ray_data.generate_shards`; vLLM
+through Ray Data's own vLLM processor, :func:`slimrec.llm.ray_vllm.generate_shards`), each
+shard's answers stored as it returns: the same cache, the same resume.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ class TeacherConfig(BackendConfig, LaterSettingsOmitted):
     ray: RayConfig | None = Field(
         None,
         description="Run a local teacher on a Ray cluster, one model replica per actor "
-        "(pip install 'slimrec[ray]'); an endpoint spreads its own work, so not with openai.",
+        "(pip install 'slimrec[ray]'; backend vllm: Ray Data's vLLM processor); an endpoint "
+        "spreads its own work, so not with openai.",
     )
 
     @model_validator(mode="after")
@@ -257,8 +259,10 @@ def teach(
                 backend.check()
                 stream = backend.generate(list(missing.values()), sampling)
             else:  # replicas built where they run; this backend only named the model
-                make = functools.partial(build_backend, config, engine or config.engine())
-                stream = _on_ray(list(missing.values()), make, config, sampling)
+                engine = engine or config.engine()
+                make = functools.partial(build_backend, config, engine)
+                vllm = backend if engine == "vllm" else None
+                stream = _on_ray(list(missing.values()), make, config, sampling, vllm)
             _store(stream, store, missing, config, sampling, model_id, usage, progress)
         answers = store.get_many(keys)
     finally:
@@ -299,16 +303,27 @@ def teach(
 
 
 def _on_ray(
-    requests: list[ChatRequest], make_backend: Any, config: TeacherConfig, sampling: SamplingConfig
+    requests: list[ChatRequest],
+    make_backend: Any,
+    config: TeacherConfig,
+    sampling: SamplingConfig,
+    vllm: Any = None,
 ) -> Iterator[tuple[int, Completion]]:
     """``generate``'s stream, from replicas on Ray: shards of four rounds of the engine's
-    batch, so a replica's slots stay full and a killed run loses one shard at most."""
+    batch, so a replica's slots stay full and a killed run loses one shard at most. A vLLM
+    teacher runs in Ray Data's vLLM processor (:mod:`slimrec.llm.ray_vllm`), any other in
+    replicas built by ``make_backend``."""
+    from slimrec.llm import ray_vllm
     from slimrec.llm.ray_data import generate_shards
 
     assert config.ray is not None
     size = 4 * config.batch_size
     shards = {s: requests[s * size : (s + 1) * size] for s in range(-(-len(requests) // size))}
-    for s, completions in generate_shards(shards, make_backend, sampling, config.ray):
+    if vllm is not None:
+        answered = ray_vllm.generate_shards(shards, vllm, sampling, config.ray, config.batch_size)
+    else:
+        answered = generate_shards(shards, make_backend, sampling, config.ray)
+    for s, completions in answered:
         for offset, completion in enumerate(completions):
             yield s * size + offset, completion
 

@@ -324,15 +324,14 @@ def test_shards_are_keyed_by_the_adapter_weights_not_where_its_folder_lies(data)
     assert key("/work/run/stages/distill-1/adapter", "hf:base+lora@def") != here
 
 
-def test_ray_is_one_place_to_run_beside_an_engine_or_an_endpoint():
+def test_ray_runs_the_student_here_or_on_vllm_never_beside_an_endpoint():
     from pydantic import ValidationError
 
     from slimrec.cluster import RayConfig
     from slimrec.llm.backends import EndpointConfig
 
-    with pytest.raises(ValidationError, match="ray runs slimrec's decoder"):
-        ReasonConfig(engine="vllm", ray=RayConfig())
-    with pytest.raises(ValidationError, match="ray runs slimrec's decoder"):
+    assert ReasonConfig(engine="vllm", ray=RayConfig()).ray is not None  # Ray Data's vLLM
+    with pytest.raises(ValidationError, match="drop the endpoint"):
         endpoint = EndpointConfig(model="student", base_url="http://127.0.0.1:8000/v1")
         ReasonConfig(endpoint=endpoint, ray=RayConfig())
 

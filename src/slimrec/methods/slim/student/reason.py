@@ -16,8 +16,9 @@ sampling, dtype, shard layout): when it changes, old shards are discarded.
 
 With ``ray`` set, the pending shards are answered across a Ray cluster instead
 (:func:`slimrec.llm.ray_data.generate_shards`: one student replica per actor, the adapter
-shipped as bytes, each shard one ``generate`` call as here), and written here as they
-return: same files, same resume, same key.
+shipped as bytes, each shard one ``generate`` call as here; with ``engine: vllm``, Ray
+Data's own vLLM processor, :func:`slimrec.llm.ray_vllm.generate_shards`), and written here
+as they return: same files, same resume, same key.
 """
 
 from __future__ import annotations
@@ -123,7 +124,8 @@ class ReasonConfig(LaterSettingsOmitted):
     ray: RayConfig | None = Field(
         None,
         description="Answer the shards across a Ray cluster, one student replica per "
-        "actor (pip install 'slimrec[ray]'); same answers and files as without it.",
+        "actor (pip install 'slimrec[ray]'; with engine: vllm, Ray Data's vLLM processor in "
+        "vLLM's interpreter); same answers and files as without it.",
     )
     users: list[int] | None = Field(
         None, description="Dense user ids to answer (default: every user of the dataset)."
@@ -163,10 +165,10 @@ def one_place_to_run(
             "give either an endpoint (the student runs there) or engine: vllm (it runs "
             "here), not both"
         )
-    if ray is not None and (endpoint is not None or engine != "hf"):
+    if ray is not None and endpoint is not None:
         raise ValueError(
-            "ray runs slimrec's decoder in each replica: drop the endpoint (it already "
-            "spreads the work) or engine: vllm"
+            "ray runs the student in each replica (slimrec's decoder, or vLLM through Ray "
+            "Data's processor with engine: vllm): drop the endpoint, it already spreads the work"
         )
 
 
@@ -270,6 +272,12 @@ def reason(
             if config.ray is None:
                 answered = (
                     (s, _complete(backend, sampling, part, tick)) for s, part in pending.items()
+                )
+            elif config.engine == "vllm":
+                from slimrec.llm import ray_vllm
+
+                answered = ray_vllm.generate_shards(
+                    pending, backend, sampling, config.ray, config.batch_size
                 )
             else:
                 from slimrec.llm.ray_data import generate_shards
