@@ -22,6 +22,8 @@ def test_every_registered_name_builds_with_its_preset_and_says_what_it_needs():
     assert get_method("text-matching").needs().per_backbone is False
     control = get_method("text-matching-shuffled-text")
     assert control.needs().per_backbone is False and control.config.control == "shuffled"
+    concat = get_method("slim-concat-shuffled-text").config
+    assert (concat.fusion, concat.control) == ("concat", "shuffled")
 
 
 def test_settings_override_the_preset_and_are_validated():

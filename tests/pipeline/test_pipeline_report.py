@@ -205,6 +205,27 @@ def test_text_controls_table_shows_each_comparison_with_its_interval():
     assert ("sasrec/slim", "sasrec/slim-shuffled-text", "full/ndcg@10") in asked
 
 
+def test_the_papers_concat_fusion_is_compared_with_its_own_shuffled_text():
+    from slimrec.pipeline.report import CONTROL_COLUMNS, CONTROL_PAIRS
+
+    t = table()
+    for seed in range(3):
+        for method, v in (("slim-concat", 0.15), ("slim-concat-shuffled-text", 0.12)):
+            t.add(method=f"sasrec/{method}", seed=seed, metrics=dict.fromkeys(METRICS, v),
+                  dataset="d")  # fmt: skip
+    md = comparison_table(
+        t, ["sasrec"], CONTROL_COLUMNS, protocol="full", metrics=METRICS[:1], digits=4,
+        improvements=CONTROL_PAIRS,
+    )  # fmt: skip
+    header, _, row = md.splitlines()
+    assert "| concat, shuffled text |" in header
+    assert header.endswith(
+        "| Improv. (SLIM (paper's concat) vs concat, shuffled text) "
+        "| Improv. (SLIM (paper's concat) vs Backbone+) |"
+    )
+    assert row.split(" | ")[-2] == "+25.00%"
+
+
 def test_text_matching_is_compared_with_its_shuffled_text_in_a_row_without_ids():
     from slimrec.eval.bootstrap import Interval
 

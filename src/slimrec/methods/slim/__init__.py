@@ -50,6 +50,14 @@ register_method(
     control="shuffled",
 )
 register_method(
+    "slim-concat-shuffled-text",
+    SlimConfig,
+    Slim,
+    description="control: the paper's concat fusion with the rationales shuffled across users",
+    fusion="concat",
+    control="shuffled",
+)
+register_method(
     "slim-",
     SlimConfig,
     Slim,
