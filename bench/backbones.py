@@ -31,10 +31,10 @@ per-epoch time, total time to convergence and quality at convergence separately,
 optionally (``--prefix``) our trainer in the "prefix" layout, which takes exactly
 RecBole's steps per epoch.
 
-On big data (ml-1m) a whole RecBole epoch does not fit a short budget: ``--max-batches``
-stops RecBole's (and our prefix layout's) epochs after N batches; their per-epoch time is
-then extrapolated to the full epoch (marked ``~``) and their test metrics are those after
-that partial training, for what they are.
+On big data (``BIG``: ml-1m, amazon-games) a whole RecBole epoch does not fit a short
+budget: ``--max-batches`` stops RecBole's (and our prefix layout's) epochs after N
+batches; their per-epoch time is then extrapolated to the full epoch (marked ``~``) and
+their test metrics are those after that partial training, for what they are.
 
 Usage:
     .venv/bin/python bench/backbones.py --datasets amazon-office ml-1m --prefix
@@ -77,7 +77,9 @@ RECBOLE_OPTIONS = {
     "sasrec": {"hidden_dropout_prob": 0.2, "attn_dropout_prob": 0.2},
     "gru4rec": {},
 }
-PREPARE_ARGS = {"amazon-office": ["--drop-repeats"], "ml-1m": []}
+PREPARE_ARGS = {"amazon-office": ["--drop-repeats"], "ml-1m": [], "amazon-games": []}
+# Too big for whole RecBole epochs on 2 cores: --max-batches and the --ml1m-* caps apply.
+BIG = {"ml-1m", "amazon-games"}
 
 
 # -- data -------------------------------------------------------------------------------
@@ -412,13 +414,17 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--backbones", nargs="+", default=["sasrec", "gru4rec"])
     p.add_argument("--epochs", type=int, default=100, help="epoch cap on amazon-office")
     p.add_argument("--patience", type=int, default=10)
-    p.add_argument("--ml1m-epochs", type=int, default=1, help="our epoch cap on ml-1m")
-    p.add_argument("--ml1m-recbole-epochs", type=int, default=1, help="RecBole's on ml-1m")
+    p.add_argument(
+        "--ml1m-epochs", type=int, default=1, help="our epoch cap on ml-1m, amazon-games"
+    )
+    p.add_argument(
+        "--ml1m-recbole-epochs", type=int, default=1, help="RecBole's on ml-1m, amazon-games"
+    )
     p.add_argument(
         "--max-batches",
         type=int,
         default=100,
-        help="ml-1m: RecBole / our prefix layout train this many batches per epoch"
+        help="BIG data: RecBole / our prefix layout train this many batches per epoch"
         " (0: whole epochs)",
     )
     p.add_argument("--prefix", action="store_true", help="also run our prefix layout")
@@ -469,7 +475,7 @@ def main() -> None:
         export_atomic(data, args.work / "atomic")
         info["datasets"][name] = {"stats": data.stats(), "targets_in_history": repeats(data)}
         print(f"== {name}: {data.stats()} targets in history: {repeats(data)}", flush=True)
-        big = name == "ml-1m"
+        big = name in BIG
         for backbone in args.backbones:
             jobs = [] if args.skip_ours else [("ours", "causal")]
             if args.prefix and not args.skip_ours:
