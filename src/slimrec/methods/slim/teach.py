@@ -47,6 +47,7 @@ from slimrec.llm.backends import (
     build_backend,
     resolve_backend,
 )
+from slimrec.llm.backends.vllm import VLLMBackend
 from slimrec.llm.cache import AnswerCache, cache_key
 from slimrec.llm.usage import Usage
 from slimrec.methods.slim.parse import parse_rationale
@@ -261,7 +262,7 @@ def teach(
             else:  # replicas built where they run; this backend only named the model
                 engine = engine or config.engine()
                 make = functools.partial(build_backend, config, engine)
-                vllm = backend if engine == "vllm" else None
+                vllm = backend if isinstance(backend, VLLMBackend) else None
                 stream = _on_ray(list(missing.values()), make, config, sampling, vllm)
             _store(stream, store, missing, config, sampling, model_id, usage, progress)
         answers = store.get_many(keys)
@@ -307,7 +308,7 @@ def _on_ray(
     make_backend: Any,
     config: TeacherConfig,
     sampling: SamplingConfig,
-    vllm: Any = None,
+    vllm: VLLMBackend | None = None,
 ) -> Iterator[tuple[int, Completion]]:
     """``generate``'s stream, from replicas on Ray: shards of four rounds of the engine's
     batch, so a replica's slots stay full and a killed run loses one shard at most. A vLLM
