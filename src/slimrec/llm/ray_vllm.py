@@ -17,11 +17,11 @@ node must read it at the same path (a shared file system) or it must be a Hub id
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict
 from pathlib import Path
 
 from slimrec.cluster import RayConfig
@@ -32,7 +32,7 @@ from slimrec.llm.backends.base import (
     SamplingConfig,
     only_local_decoding,
 )
-from slimrec.llm.backends.vllm import _GUARD, VLLMBackend, _die_with_parent
+from slimrec.llm.backends.vllm import GUARD, VLLMBackend, die_with_parent
 
 JOB = Path(__file__).with_name("ray_vllm_job.py")
 
@@ -46,8 +46,8 @@ def vllm_sampling(sampling: SamplingConfig) -> dict:
         "top_p": sampling.top_p,
         "seed": sampling.seed,
     }
-    if sampling.response_schema is not None:
-        params["structured_outputs"] = {"json": sampling.response_schema}
+    if sampling.response_schema is not None:  # as text: Arrow would reshape a nested schema
+        params["structured_outputs"] = {"json": json.dumps(sampling.response_schema)}
     return params
 
 
@@ -62,6 +62,11 @@ def generate_shards(
     if not shards:
         return
     params = vllm_sampling(sampling)  # a setting vLLM cannot honour fails before Ray starts
+    if engine.extra_args:
+        raise LLMError(
+            f"Ray Data's vLLM processor takes no server arguments ({engine.extra_args})",
+            fix="drop ray to use the vLLM server with them",
+        )
     engine.check()
     probe = subprocess.run([engine.python, "-c", "import ray.data.llm"], capture_output=True)
     if probe.returncode != 0:
@@ -82,7 +87,7 @@ def generate_shards(
         "batch_size": batch_size,
         "ray": config.model_dump(),
         "rows": [
-            {"shard": s, "index": i, "messages": asdict(r)["messages"]}
+            {"shard": s, "index": i, "messages": r.messages}
             for s, requests in shards.items()
             for i, r in enumerate(requests)
         ],
@@ -91,47 +96,50 @@ def generate_shards(
     log = Path(name)
     with open(handle, "w") as errors:
         process = subprocess.Popen(
-            [engine.python, "-c", _GUARD, engine.python, str(JOB)],
+            [engine.python, "-c", GUARD, engine.python, str(JOB)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=errors,
             text=True,
             start_new_session=True,  # its group (Ray's local cluster too) dies with it
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
     assert process.stdin is not None and process.stdout is not None
     done: set[int] = set()
+    failure = ""
     try:
-        process.stdin.write(json.dumps(job))
-        process.stdin.close()
-        for line in process.stdout:
-            answer = json.loads(line)
-            shard = int(answer["shard"])
-            done.add(shard)
-            yield shard, [_completion(c, engine.model_id, sampling) for c in answer["completions"]]
-        code = process.wait()
+        try:
+            process.stdin.write(json.dumps(job))
+            process.stdin.close()
+            for line in process.stdout:
+                answer = json.loads(line)
+                shard = int(answer["shard"])
+                done.add(shard)
+                yield shard, [_completion(c, engine.model_id) for c in answer["completions"]]
+        except (OSError, ValueError, KeyError) as e:  # it died early, or wrote nonsense
+            failure = f"{type(e).__name__}: {e}; "
+        with contextlib.suppress(subprocess.TimeoutExpired):  # a shutdown can hang
+            process.wait(timeout=120)
     finally:
-        if process.poll() is None:  # the caller stopped early, or failed storing a shard
-            process.terminate()
+        if process.poll() is None:  # the caller stopped early, or the shutdown hung
+            process.terminate()  # the guard then kills the whole group
             process.wait()
     missing = sorted(set(shards) - done)
-    if code != 0 or missing:
+    if missing:
         tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:])[-600:]
         raise LLMError(
-            f"Ray Data's vLLM processor stopped (exit {code}) with {len(missing)} shards "
-            f"unanswered (finished shards are kept): {tail}",
+            f"Ray Data's vLLM processor stopped (exit {process.returncode}) with "
+            f"{len(missing)} shards unanswered (finished shards are kept): {failure}{tail}",
             where=str(log),
         )
     log.unlink(missing_ok=True)
 
 
-def _completion(answer: dict, model: str, sampling: SamplingConfig) -> Completion:
-    # Ray's rows carry no finish reason: an answer as long as its cap is taken as cut.
-    cut = answer["completion_tokens"] >= sampling.max_new_tokens
+def _completion(answer: dict, model: str) -> Completion:
     return Completion(
         text=answer["text"],
         model=model,
         prompt_tokens=answer["prompt_tokens"],
         completion_tokens=answer["completion_tokens"],
-        finish_reason="length" if cut else "stop",
+        finish_reason=answer["finish_reason"],
     )

@@ -4,11 +4,19 @@
 its own torch and transformers, so it may live in an environment of its own where slimrec
 is not installed: this file imports nothing of slimrec). It reads one JSON job on stdin:
 the requests with their shard and position, the model folder, vLLM's engine settings, the
-sampling settings and the Ray cluster. ``ray.data.llm.build_processor`` (Ray >= 2.44)
-applies the model's chat template, tokenizes, and runs one vLLM engine per replica over
-the rows; results stream back, and each shard is written to the result stream (one JSON
-line) as soon as all of its rows are in, so the caller stores finished shards while the
-rest are still being answered. Everything else this process or vLLM prints goes to stderr.
+sampling settings and the Ray cluster. ``ray.data.llm.build_processor`` (Ray 2.60) runs
+one vLLM engine per replica over the rows; results stream back, and each shard is written
+to the result stream (one JSON line) as soon as all of its rows are in, so the caller
+stores finished shards while the rest are still being answered. Everything else this
+process or vLLM prints goes to stderr.
+
+The answers must be the vLLM server's (the two paths share a model id and cache key), so
+this side does what the server does before and after the engine, instead of Ray's own
+stages: the chat template rendered and tokenized without added special tokens (Ray's
+tokenizer would add a second BOS for models whose template starts with one), the model's
+generation defaults for settings the request leaves open (repetition penalty, top-k,
+min-p, as the server reads them from generation_config.json), vLLM's own detokenized text,
+and the finish reason from the last token.
 """
 
 from __future__ import annotations
@@ -16,6 +24,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+
+# What vLLM's server takes from a model's generation_config.json when a request is silent.
+GENERATION_DEFAULTS = ("repetition_penalty", "top_k", "min_p", "temperature", "top_p")
 
 
 def main() -> None:
@@ -25,16 +36,38 @@ def main() -> None:
 
     import ray
     from ray.data.llm import build_processor, vLLMEngineProcessorConfig
+    from transformers import AutoTokenizer, GenerationConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(job["model"])
+    try:
+        defaults = GenerationConfig.from_pretrained(job["model"]).to_diff_dict()
+    except OSError:  # no generation_config.json: vLLM's own defaults, as the server
+        defaults = {}
+    sampling = dict(job["sampling"])  # the row functions close over it, not over the job
+    for key in GENERATION_DEFAULTS:
+        if key not in sampling and defaults.get(key) is not None:
+            sampling[key] = defaults[key]
+    stops = defaults.get("eos_token_id", tokenizer.eos_token_id)
+    stops = set(stops if isinstance(stops, list) else [stops]) | {tokenizer.eos_token_id}
+    cap = sampling["max_tokens"]
+
+    rows = []
+    for r in job["rows"]:
+        text = tokenizer.apply_chat_template(
+            r["messages"], tokenize=False, add_generation_prompt=True
+        )
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        rows.append({"shard": r["shard"], "index": r["index"], "tokenized_prompt": ids})
 
     cluster = job["ray"]
     if cluster["address"] is None:
-        need = int(cluster["replicas"] * cluster["cpus_per_replica"] + 0.999)
+        # One CPU beyond the replicas' for Ray Data's own map tasks around the engines.
+        need = int(cluster["replicas"] * cluster["cpus_per_replica"] + 0.999) + 1
         ray.init(num_cpus=max(os.cpu_count() or 1, need), include_dashboard=False)
     else:
         ray.init(address=cluster["address"])
     ray.data.DataContext.get_current().enable_progress_bars = False
 
-    sampling = job["sampling"]  # what the row functions close over travels with each task
     bundle = {"CPU": cluster["cpus_per_replica"]}
     if cluster["gpus_per_replica"]:
         bundle["GPU"] = cluster["gpus_per_replica"]
@@ -45,13 +78,16 @@ def main() -> None:
             batch_size=job["batch_size"],
             concurrency=cluster["replicas"],
             placement_group_config={"bundles": [bundle]},
+            chat_template_stage=False,  # done above, as the server does it
+            tokenize_stage=False,
+            detokenize_stage=False,  # keep vLLM's own text, as the server returns it
             # vLLM's Ray metrics import ray.serve, which ray[data] does not install.
             log_engine_metrics=False,
         ),
         preprocess=lambda row: {
             "shard": row["shard"],
             "index": row["index"],
-            "messages": json.loads(row["messages"]),
+            "tokenized_prompt": row["tokenized_prompt"],
             "sampling_params": sampling,
         },
         postprocess=lambda row: {
@@ -60,22 +96,21 @@ def main() -> None:
             "text": row["generated_text"],
             "prompt_tokens": row["num_input_tokens"],
             "completion_tokens": row["num_generated_tokens"],
+            "last_token": int(row["generated_tokens"][-1]) if row["num_generated_tokens"] else -1,
         },
     )
-    rows = [
-        {"shard": r["shard"], "index": r["index"], "messages": json.dumps(r["messages"])}
-        for r in job["rows"]
-    ]
     expected: dict[int, int] = {}
     for row in rows:
         expected[row["shard"]] = expected.get(row["shard"], 0) + 1
     got: dict[int, dict[int, dict]] = {s: {} for s in expected}
     for row in processor(ray.data.from_items(rows)).iter_rows():
-        shard = int(row["shard"])
+        shard, n = int(row["shard"]), int(row["completion_tokens"])
         got[shard][int(row["index"])] = {
             "text": row["text"],
             "prompt_tokens": int(row["prompt_tokens"]),
-            "completion_tokens": int(row["completion_tokens"]),
+            "completion_tokens": n,
+            # As vLLM reports it: cut at the cap unless the last token ended the answer.
+            "finish_reason": "length" if n >= cap and row["last_token"] not in stops else "stop",
         }
         if len(got[shard]) == expected[shard]:
             answers = [got[shard][i] for i in sorted(got[shard])]

@@ -50,14 +50,14 @@ SERVED_NAME = "slimrec"
 # signals the group, the guard kills every process of the group at once: vLLM's own
 # graceful shutdown can hang with requests in flight (a server outlived its killed test
 # by 40 minutes), and PR_SET_PDEATHSIG reaches only the direct child, not vLLM's engine.
-_GUARD = (
+GUARD = (
     "import os, signal, subprocess, sys\n"
     "signal.signal(signal.SIGTERM, lambda *_: os.killpg(0, signal.SIGKILL))\n"
     "sys.exit(subprocess.call(sys.argv[1:]))\n"
 )
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the guard before exec: on Linux, get SIGTERM when the process that started it
     dies, however it dies (a killed run must not leave a server holding memory)."""
     try:
@@ -175,12 +175,12 @@ class VLLMBackend:
         with self._log.open("w") as log:
             # Its own process group: vLLM starts an engine process that must stop with it.
             self._process = subprocess.Popen(
-                [self.python, "-c", _GUARD, *cmd],
+                [self.python, "-c", GUARD, *cmd],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "VLLM_API_KEY": key},
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         base = f"http://127.0.0.1:{port}"
         auth = {"Authorization": f"Bearer {key}"}

@@ -23,6 +23,7 @@ as they return: same files, same resume, same key.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
@@ -42,6 +43,7 @@ from slimrec.errors import ConfigError
 from slimrec.io import atomic_path, write_json_atomic
 from slimrec.llm.backends import EndpointConfig
 from slimrec.llm.backends.base import ChatRequest, Completion, SamplingConfig
+from slimrec.llm.backends.vllm import VLLMBackend
 from slimrec.methods.slim.prompts import Prompt, PromptConfig
 from slimrec.methods.slim.teach import COLUMNS, rationale_row, user_prompts
 
@@ -219,8 +221,6 @@ def reason(
         backend = config.endpoint.build()
         backend.check()
     if backend is None and config.engine == "vllm":
-        from slimrec.llm.backends.vllm import VLLMBackend
-
         backend = VLLMBackend(
             base_of(config),
             adapter=config.adapter,
@@ -273,7 +273,7 @@ def reason(
                 answered = (
                     (s, _complete(backend, sampling, part, tick)) for s, part in pending.items()
                 )
-            elif config.engine == "vllm":
+            elif isinstance(backend, VLLMBackend):
                 from slimrec.llm import ray_vllm
 
                 answered = ray_vllm.generate_shards(
@@ -283,14 +283,18 @@ def reason(
                 from slimrec.llm.ray_data import generate_shards
 
                 answered = generate_shards(pending, _ShippedStudent(config), sampling, config.ray)
-            for s, completions in answered:
-                if config.ray is not None:
-                    tick(sum(c.completion_tokens for c in completions), len(completions))
-                chunk = chunks[s]
-                rows = _rows([users[i] for i in chunk], [prompts[i] for i in chunk], completions)
-                _write(pd.DataFrame(rows, columns=COLUMNS), shards / f"shard-{s:05d}.parquet")
-                fresh.add(s)
-                generated += len(rows)
+            # closing: a shard that fails to store stops the cluster's work at once
+            with contextlib.closing(answered):
+                for s, completions in answered:
+                    if config.ray is not None:
+                        tick(sum(c.completion_tokens for c in completions), len(completions))
+                    chunk = chunks[s]
+                    part = _rows(
+                        [users[i] for i in chunk], [prompts[i] for i in chunk], completions
+                    )
+                    _write(pd.DataFrame(part, columns=COLUMNS), shards / f"shard-{s:05d}.parquet")
+                    fresh.add(s)
+                    generated += len(part)
     finally:
         if owned and hasattr(backend, "close"):
             backend.close()
