@@ -169,15 +169,19 @@ def test_small_runs_carry_a_caveat_and_big_ones_do_not():
     assert caveat(1000, 3) is None
 
 
+def with_runs(t: ResultTable, values: dict[str, float]) -> ResultTable:
+    """``t`` plus three seeds of each run label in ``values``, every metric at its value."""
+    for seed in range(3):
+        for label, v in values.items():
+            t.add(method=label, seed=seed, metrics=dict.fromkeys(METRICS, v), dataset="d")
+    return t
+
+
 def test_text_controls_table_shows_each_comparison_with_its_interval():
     from slimrec.eval.bootstrap import Interval
     from slimrec.pipeline.report import CONTROL_COLUMNS, CONTROL_PAIRS
 
-    t = table()
-    for seed in range(3):
-        for method, v in (("slim-zero-text", 0.14), ("slim-shuffled-text", 0.145)):
-            t.add(method=f"sasrec/{method}", seed=seed, metrics=dict.fromkeys(METRICS, v),
-                  dataset="d")  # fmt: skip
+    t = with_runs(table(), {"sasrec/slim-zero-text": 0.14, "sasrec/slim-shuffled-text": 0.145})
     asked = []
 
     def intervals(a, b, key):
@@ -208,11 +212,7 @@ def test_text_controls_table_shows_each_comparison_with_its_interval():
 def test_the_papers_concat_fusion_is_compared_with_its_own_shuffled_text():
     from slimrec.pipeline.report import CONTROL_COLUMNS, CONTROL_PAIRS
 
-    t = table()
-    for seed in range(3):
-        for method, v in (("slim-concat", 0.15), ("slim-concat-shuffled-text", 0.12)):
-            t.add(method=f"sasrec/{method}", seed=seed, metrics=dict.fromkeys(METRICS, v),
-                  dataset="d")  # fmt: skip
+    t = with_runs(table(), {"sasrec/slim-concat": 0.15, "sasrec/slim-concat-shuffled-text": 0.12})
     md = comparison_table(
         t, ["sasrec"], CONTROL_COLUMNS, protocol="full", metrics=METRICS[:1], digits=4,
         improvements=CONTROL_PAIRS,
@@ -229,10 +229,7 @@ def test_the_papers_concat_fusion_is_compared_with_its_own_shuffled_text():
 def test_text_matching_is_compared_with_its_shuffled_text_in_a_row_without_ids():
     from slimrec.eval.bootstrap import Interval
 
-    t = table()
-    for seed in range(3):
-        t.add(method="text-matching-shuffled-text", seed=seed,
-              metrics=dict.fromkeys(METRICS, 0.04), dataset="d")  # fmt: skip
+    t = with_runs(table(), {"text-matching-shuffled-text": 0.04})
     asked = []
 
     def intervals(a, b, key):
