@@ -32,7 +32,7 @@ from slimrec.llm.backends.base import (
     SamplingConfig,
     only_local_decoding,
 )
-from slimrec.llm.backends.vllm import GUARD, VLLMBackend, die_with_parent
+from slimrec.llm.backends.vllm import VLLMBackend, log_tail, start_guarded
 
 JOB = Path(__file__).with_name("ray_vllm_job.py")
 
@@ -95,14 +95,14 @@ def generate_shards(
     handle, name = tempfile.mkstemp(prefix="slimrec-ray-vllm-", suffix=".log")
     log = Path(name)
     with open(handle, "w") as errors:
-        process = subprocess.Popen(
-            [engine.python, "-c", GUARD, engine.python, str(JOB)],
+        # Its group (Ray's local cluster too) dies with this process or on terminate().
+        process = start_guarded(
+            engine.python,
+            [engine.python, str(JOB)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=errors,
             text=True,
-            start_new_session=True,  # its group (Ray's local cluster too) dies with it
-            preexec_fn=die_with_parent,
         )
     assert process.stdin is not None and process.stdout is not None
     done: set[int] = set()
@@ -126,7 +126,7 @@ def generate_shards(
             process.wait()
     missing = sorted(set(shards) - done)
     if missing:
-        tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:])[-600:]
+        tail = log_tail(log)
         raise LLMError(
             f"Ray Data's vLLM processor stopped (exit {process.returncode}) with "
             f"{len(missing)} shards unanswered (finished shards are kept): {failure}{tail}",

@@ -29,6 +29,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -50,14 +51,14 @@ SERVED_NAME = "slimrec"
 # signals the group, the guard kills every process of the group at once: vLLM's own
 # graceful shutdown can hang with requests in flight (a server outlived its killed test
 # by 40 minutes), and PR_SET_PDEATHSIG reaches only the direct child, not vLLM's engine.
-GUARD = (
+_GUARD = (
     "import os, signal, subprocess, sys\n"
     "signal.signal(signal.SIGTERM, lambda *_: os.killpg(0, signal.SIGKILL))\n"
     "sys.exit(subprocess.call(sys.argv[1:]))\n"
 )
 
 
-def die_with_parent() -> None:
+def _die_with_parent() -> None:
     """In the guard before exec: on Linux, get SIGTERM when the process that started it
     dies, however it dies (a killed run must not leave a server holding memory)."""
     try:
@@ -66,6 +67,23 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):  # not Linux: close() and Ctrl-C still stop it
         pass
+
+
+def start_guarded(python: str, args: Sequence[str], **popen: Any) -> subprocess.Popen:
+    """``python args`` under the guard, in a process group of its own that dies with this
+    process or on ``terminate()`` (see ``_GUARD``)."""
+    return subprocess.Popen(
+        [python, "-c", _GUARD, *args],
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+        **popen,
+    )
+
+
+def log_tail(path: Path | None, lines: int = 3) -> str:
+    """The last ``lines`` of a log as one line (for a one-line error)."""
+    text = path.read_text(errors="replace") if path else ""
+    return " | ".join(text.strip().splitlines()[-lines:])[-600:]
 
 
 def vllm_version(python: str | None = None) -> str | None:
@@ -174,13 +192,12 @@ class VLLMBackend:
         key = secrets.token_urlsafe(24)
         with self._log.open("w") as log:
             # Its own process group: vLLM starts an engine process that must stop with it.
-            self._process = subprocess.Popen(
-                [self.python, "-c", GUARD, *cmd],
+            self._process = start_guarded(
+                self.python,
+                cmd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "VLLM_API_KEY": key},
-                start_new_session=True,
-                preexec_fn=die_with_parent,
             )
         base = f"http://127.0.0.1:{port}"
         auth = {"Authorization": f"Bearer {key}"}
@@ -221,8 +238,7 @@ class VLLMBackend:
         return self._client
 
     def _tail(self, lines: int = 3) -> str:
-        text = self._log.read_text(errors="replace") if self._log else ""
-        return " | ".join(text.strip().splitlines()[-lines:])[-600:]
+        return log_tail(self._log, lines)
 
     def generate(
         self, requests: Sequence[ChatRequest], sampling: SamplingConfig
