@@ -24,6 +24,8 @@ def test_every_registered_name_builds_with_its_preset_and_says_what_it_needs():
     assert control.needs().per_backbone is False and control.config.control == "shuffled"
     concat = get_method("slim-concat-shuffled-text").config
     assert (concat.fusion, concat.control) == ("concat", "shuffled")
+    gate = get_method("slim-gate-shuffled-text").config
+    assert (gate.fusion, gate.control) == ("gate", "shuffled")
 
 
 def test_settings_override_the_preset_and_are_validated():

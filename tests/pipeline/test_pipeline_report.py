@@ -209,20 +209,21 @@ def test_text_controls_table_shows_each_comparison_with_its_interval():
     assert ("sasrec/slim", "sasrec/slim-shuffled-text", "full/ndcg@10") in asked
 
 
-def test_the_papers_concat_fusion_is_compared_with_its_own_shuffled_text():
+@pytest.mark.parametrize("fusion", ["concat", "gate"])
+def test_each_fusion_is_compared_with_its_own_shuffled_text(fusion):
     from slimrec.pipeline.report import CONTROL_COLUMNS, CONTROL_PAIRS
 
-    t = with_runs(table(), {"sasrec/slim-concat": 0.15, "sasrec/slim-concat-shuffled-text": 0.12})
+    fused, control = f"slim-{fusion}", f"slim-{fusion}-shuffled-text"
+    title, control_title = CONTROL_COLUMNS[fused], CONTROL_COLUMNS[control]
+    t = with_runs(table(), {f"sasrec/{fused}": 0.15, f"sasrec/{control}": 0.12})
     md = comparison_table(
         t, ["sasrec"], CONTROL_COLUMNS, protocol="full", metrics=METRICS[:1], digits=4,
         improvements=CONTROL_PAIRS,
     )  # fmt: skip
     header, _, row = md.splitlines()
-    assert "| concat, shuffled text |" in header
-    assert header.endswith(
-        "| Improv. (SLIM (paper's concat) vs concat, shuffled text) "
-        "| Improv. (SLIM (paper's concat) vs Backbone+) |"
-    )
+    assert f"| {control_title} |" in header
+    pairs = f"| Improv. ({title} vs {control_title}) | Improv. ({title} vs Backbone+) |"
+    assert header.endswith(pairs)
     assert row.split(" | ")[-2] == "+25.00%"
 
 

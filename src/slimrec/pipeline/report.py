@@ -40,6 +40,7 @@ CONTROL_COLUMNS = {
     "slim-zero-text": "zero text",
     "slim-shuffled-text": "shuffled text",
     "slim-concat-shuffled-text": "concat, shuffled text",
+    "slim-gate-shuffled-text": "gate, shuffled text",
     "slim-concat": "SLIM (paper's concat)",
     "slim-gate": "SLIM (gate)",
     "slim": "SLIM",
@@ -52,6 +53,8 @@ CONTROL_PAIRS = (
     # text's only where concat also beats concat on someone else's rationales.
     ("slim-concat", "slim-concat-shuffled-text"),
     ("slim-concat", "backbone+"),
+    ("slim-gate", "slim-gate-shuffled-text"),
+    ("slim-gate", "backbone+"),
 )
 # ID-agnostic SLIM scores from the rationale alone, so against shuffled rationales it
 # says whether the text carries the user's signal at all, with no sequence model to hide it.

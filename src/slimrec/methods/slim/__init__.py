@@ -58,6 +58,14 @@ register_method(
     control="shuffled",
 )
 register_method(
+    "slim-gate-shuffled-text",
+    SlimConfig,
+    Slim,
+    description="control: the gated fusion with the rationales shuffled across users",
+    fusion="gate",
+    control="shuffled",
+)
+register_method(
     "slim-",
     SlimConfig,
     Slim,
