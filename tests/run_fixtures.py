@@ -68,7 +68,7 @@ def tiny_config(
             "model": str(lm),
             "n_users": 12,
             "batch_size": 12,
-            "threads": 2,
+            "threads": 1,
             "answer_cache": "run",
             "sampling": {"max_new_tokens": 24},
         },
@@ -82,13 +82,13 @@ def tiny_config(
             "max_length": 256,
             "valid_fraction": 0.2,
             "only_parsed": False,  # a random tiny model never writes all three steps
-            "threads": 2,
+            "threads": 1,
         },
-        "reason": {"sampling": {"max_new_tokens": 16}, "batch_size": 18, "threads": 2},
+        "reason": {"sampling": {"max_new_tokens": 16}, "batch_size": 18, "threads": 1},
         "backbones": ["sasrec"],
         "methods": methods or ALL_METHODS,
         "seeds": [0],
-        "train": {"epochs": 2, "min_patience_steps": 0, "model": {"dim": 16}, "threads": 2},
+        "train": {"epochs": 2, "min_patience_steps": 0, "model": {"dim": 16}, "threads": 1},
     }
 
 

@@ -22,7 +22,7 @@ pytest.importorskip("xllamacpp", reason="CI installs slimrec[llamacpp]: never sk
 
 @pytest.fixture(scope="module")
 def smollm():
-    backend = LlamaCppBackend("smollm2-135m", parallel=4, threads=2, context_per_slot=1024)
+    backend = LlamaCppBackend("smollm2-135m", parallel=4, threads=1, context_per_slot=1024)
     backend.check()
     yield backend
     backend.close()
@@ -66,7 +66,7 @@ def test_the_teacher_writes_through_llama_cpp_and_caches_its_answers(tmp_path):
 
     data = make_dataset(tmp_path, n_users=6)
     config = TeacherConfig(
-        backend="llamacpp", model="smollm2-135m", batch_size=3, threads=2,
+        backend="llamacpp", model="smollm2-135m", batch_size=3, threads=1,
         sampling=SamplingConfig(max_new_tokens=24),
     )  # fmt: skip
     cache = tmp_path / "answers.sqlite"
@@ -122,7 +122,7 @@ def test_a_structured_teacher_answers_in_three_steps_for_every_user(tmp_path):
 
     data = make_dataset(tmp_path, n_users=3)
     config = TeacherConfig(
-        backend="llamacpp", model="smollm2-135m", batch_size=3, threads=2, structured=True,
+        backend="llamacpp", model="smollm2-135m", batch_size=3, threads=1, structured=True,
         prompt=PromptConfig(per_category=1, max_title_chars=30),
         sampling=SamplingConfig(max_new_tokens=512),  # covers the schema's longest answer
     )  # fmt: skip

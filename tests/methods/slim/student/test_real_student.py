@@ -17,7 +17,7 @@ pytestmark = [
 
 
 def test_smollm2_learns_the_rationale_format(rationales, tmp_path):
-    cfg = StudentConfig(epochs=2, lr=3e-3, batch_size=3, grad_accum=1, threads=2, max_length=512)
+    cfg = StudentConfig(epochs=2, lr=3e-3, batch_size=3, grad_accum=1, threads=1, max_length=512)
     results = distill(rationales, cfg, tmp_path / "run")
     assert results["base_model"] == "smollm2-135m"
     assert results["trainable_params"] > 1_000_000  # r=8 on 7 projections x 30 layers
