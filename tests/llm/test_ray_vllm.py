@@ -5,30 +5,15 @@ path is tested beside the vLLM server it must agree with, in test_vllm_backend.p
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
+from tests.vllm_env import SMALL, needs_ray_vllm
 
 from slimrec.cluster import RayConfig
 from slimrec.llm.backends.base import ChatRequest, LLMError, SamplingConfig
-from slimrec.llm.backends.vllm import MEMORY_ENV, PYTHON_ENV, VLLMBackend, vllm_version
+from slimrec.llm.backends.vllm import MEMORY_ENV, VLLMBackend
 from slimrec.llm.ray_vllm import generate_shards, vllm_sampling
-
-PYTHON = os.environ.get(PYTHON_ENV, sys.executable)
-HAS_RAY_VLLM = (
-    vllm_version(PYTHON) is not None
-    and subprocess.run([PYTHON, "-c", "import ray.data.llm"], capture_output=True).returncode == 0
-)
-SMALL = "0.12"  # of this machine's memory: the 135M model and a small KV cache
-
-needs_ray_vllm = pytest.mark.skipif(
-    not HAS_RAY_VLLM or os.environ.get("SLIMREC_OFFLINE") == "1",
-    reason=f"vLLM and ray.data.llm not importable by {PYTHON} (or SLIMREC_OFFLINE=1): CI runs "
-    f"scripts/vllm-env.sh, which installs both, and sets {PYTHON_ENV}",
-)
 
 
 @needs_ray_vllm
@@ -42,7 +27,7 @@ def test_a_structured_vllm_teacher_on_ray_answers_in_three_steps(tmp_path, monke
     from slimrec.methods.slim.prompts import PromptConfig
     from slimrec.methods.slim.teach import TeacherConfig, teach
 
-    monkeypatch.setenv(MEMORY_ENV, SMALL)
+    monkeypatch.setenv(MEMORY_ENV, str(SMALL))
     data = make_dataset(tmp_path, n_users=3)
     config = TeacherConfig(
         backend="vllm", model="smollm2-135m", dtype="float32", batch_size=3, structured=True,

@@ -9,61 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
+from tests.vllm_env import HAS_RAY_DATA_LLM, PYTHON, SMALL, needs_vllm
 
 from slimrec.llm.backends.base import ChatRequest, LLMError, SamplingConfig
-from slimrec.llm.backends.vllm import MEMORY_ENV, PYTHON_ENV, VLLMBackend, vllm_version
-
-PYTHON = os.environ.get(PYTHON_ENV, sys.executable)
-HAS_VLLM = vllm_version(PYTHON) is not None
-HAS_RAY_DATA_LLM = (
-    subprocess.run([PYTHON, "-c", "import ray.data.llm"], capture_output=True).returncode == 0
-)
-
-SMALL = 0.12  # of this machine's memory: the 135M model and a small KV cache
-
-needs_vllm = pytest.mark.skipif(
-    not HAS_VLLM or os.environ.get("SLIMREC_OFFLINE") == "1",
-    reason=f"vLLM not importable by {PYTHON} (or SLIMREC_OFFLINE=1): CI runs "
-    f"scripts/vllm-env.sh and sets {PYTHON_ENV}, so it is never skipped there",
-)
-
-
-@pytest.fixture
-def smollm():  # one test's server, stopped before the next test starts its own
-    backend = VLLMBackend("smollm2-135m", dtype="float32", concurrency=8, memory_fraction=SMALL)
-    yield backend
-    backend.close()
+from slimrec.llm.backends.vllm import MEMORY_ENV, VLLMBackend
 
 
 def ask(text: str, key: str = "q") -> ChatRequest:
     return ChatRequest(key, [{"role": "user", "content": text}])
-
-
-@needs_vllm
-@pytest.mark.network
-@pytest.mark.slow
-def test_vllm_answers_every_request_follows_a_schema_and_serves_only_us(smollm):
-    requests = [ask(f"Name a colour. Number {i}.", f"q{i}") for i in range(5)]
-    got = dict(smollm.generate(requests, SamplingConfig(max_new_tokens=12)))
-    assert sorted(got) == list(range(5))
-    for completion in got.values():
-        assert completion.model.startswith("vllm:hf:smollm2-135m")
-        assert 0 < completion.completion_tokens <= 12 and completion.prompt_tokens > 5
-    schema = {
-        "type": "object",
-        "properties": {"colour": {"type": "string", "maxLength": 12}},
-        "required": ["colour"],
-    }
-    sampling = SamplingConfig(max_new_tokens=40, response_schema=schema)
-    answer = dict(smollm.generate([ask("What colour is the sky? JSON.")], sampling))[0].text
-    assert set(json.loads(answer)) == {"colour"}
-    # Ours alone: without the key it was started with the server answers 401, and that
-    # key is not on its command line (where any local user's ps would read it).
-    url, key = smollm._client._real_url, smollm._client._key
-    assert httpx.get(f"{url}/models", timeout=10).status_code == 401
-    assert key and key.encode() not in Path(f"/proc/{smollm._process.pid}/cmdline").read_bytes()
 
 
 @pytest.mark.parametrize("python", [str(Path(sys.executable).parent / "no-such-python"), "false"])
@@ -133,35 +87,71 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+SERVING_RUN = f"""
+import json, sys, threading
+import httpx
+from slimrec.llm.backends.base import ChatRequest, SamplingConfig
+from slimrec.llm.backends.vllm import VLLMBackend
+
+def ask(text, key):
+    return ChatRequest(key, [{{"role": "user", "content": text}}])
+
+b = VLLMBackend("smollm2-135m", dtype="float32", concurrency=8, memory_fraction={SMALL})
+got = dict(b.generate([ask(f"Name a colour. Number {{i}}.", f"q{{i}}") for i in range(5)],
+                      SamplingConfig(max_new_tokens=12)))
+schema = {{"type": "object", "properties": {{"colour": {{"type": "string", "maxLength": 12}}}},
+          "required": ["colour"]}}
+sky = dict(b.generate([ask("What colour is the sky? JSON.", "sky")],
+                      SamplingConfig(max_new_tokens=40, response_schema=schema)))[0].text
+url, key = b._client._real_url, b._client._key
+cmdline = open(f"/proc/{{b._process.pid}}/cmdline", "rb").read()
+report = {{
+    "group": b._process.pid,
+    "answered": sorted(got),
+    "answers": [[c.model, c.prompt_tokens, c.completion_tokens] for c in got.values()],
+    "sky": sky,
+    "status_without_key": httpx.get(f"{{url}}/models", timeout=10).status_code,
+    "key_on_command_line": bool(key) and key.encode() in cmdline,
+}}
+q = [ask(f"Count to {{i}}", f"c{{i}}") for i in range(16)]
+busy = threading.Thread(target=lambda: dict(b.generate(q, SamplingConfig(max_new_tokens=400))),
+                        daemon=True)
+busy.start()
+print("REPORT", json.dumps(report), flush=True)
+sys.stdin.read()
+"""
+
+
 @needs_vllm
 @pytest.mark.network
 @pytest.mark.slow
-def test_a_killed_run_takes_its_vllm_server_with_it(tmp_path):
-    """SIGKILL leaves no chance to clean up, and the run dies while the server is busy
-    answering: the server and its engine processes must all go by themselves (Linux)."""
+def test_vllm_answers_follows_a_schema_serves_only_us_and_dies_with_its_run(tmp_path):
+    """One server (a start costs ~45 s here): every request is answered with its token
+    counts, a JSON schema is followed, and the server is ours alone -- without the key it
+    was started with it answers 401, and that key is not on its command line, where any
+    local user's ps would read it. Then the run is SIGKILLed while the server is busy
+    answering, which leaves no chance to clean up: the server and its engine processes
+    must all go by themselves (Linux)."""
     import time
 
     script = tmp_path / "run.py"
-    script.write_text(
-        "import sys, threading\n"
-        "from slimrec.llm.backends.base import ChatRequest, SamplingConfig\n"
-        "from slimrec.llm.backends.vllm import VLLMBackend\n"
-        f"b = VLLMBackend('smollm2-135m', dtype='float32', memory_fraction={SMALL})\n"
-        "q = [ChatRequest(f'q{i}', [{'role': 'user', 'content': f'Count to {i}'}])\n"
-        "     for i in range(16)]\n"
-        "dict(b.generate(q[:1], SamplingConfig(max_new_tokens=2)))\n"
-        "busy = threading.Thread(target=lambda: dict(b.generate(q, SamplingConfig(\n"
-        "    max_new_tokens=400))), daemon=True)\n"
-        "busy.start()\n"
-        "print(b._process.pid, flush=True)\n"
-        "sys.stdin.read()\n"
-    )
+    script.write_text(SERVING_RUN)
     run = subprocess.Popen(
         [sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
-    group = int(run.stdout.readline())  # the server's process group (its guard leads it)
+    lines = (line for line in run.stdout if line.startswith("REPORT "))
+    report = json.loads(next(lines, "REPORT {}").removeprefix("REPORT "))
+    assert report, "the serving run ended before it reported"
+    assert report["answered"] == list(range(5))
+    for model, prompt_tokens, completion_tokens in report["answers"]:
+        assert model.startswith("vllm:hf:smollm2-135m")
+        assert 0 < completion_tokens <= 12 and prompt_tokens > 5
+    assert set(json.loads(report["sky"])) == {"colour"}
+    assert report["status_without_key"] == 401 and not report["key_on_command_line"]
+
+    group = report["group"]  # the server's process group (its guard leads it)
     assert _group_alive(group)
-    time.sleep(1)  # the requests reach the server (the assertion holds either way)
+    time.sleep(1)  # the busy requests reach the server (the assertion holds either way)
     run.kill()
     run.wait()
     deadline = time.monotonic() + 60
