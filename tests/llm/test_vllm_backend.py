@@ -139,15 +139,21 @@ def test_vllm_answers_follows_a_schema_serves_only_us_and_dies_with_its_run(tmp_
     run = subprocess.Popen(
         [sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
-    lines = (line for line in run.stdout if line.startswith("REPORT "))
-    report = json.loads(next(lines, "REPORT {}").removeprefix("REPORT "))
-    assert report, "the serving run ended before it reported"
-    assert report["answered"] == list(range(5))
-    for model, prompt_tokens, completion_tokens in report["answers"]:
-        assert model.startswith("vllm:hf:smollm2-135m")
-        assert 0 < completion_tokens <= 12 and prompt_tokens > 5
-    assert set(json.loads(report["sky"])) == {"colour"}
-    assert report["status_without_key"] == 401 and not report["key_on_command_line"]
+    checked = False
+    try:
+        lines = (line for line in run.stdout if line.startswith("REPORT "))
+        report = json.loads(next(lines, "REPORT {}").removeprefix("REPORT "))
+        assert report, "the serving run ended before it reported"
+        assert report["answered"] == list(range(5))
+        for model, prompt_tokens, completion_tokens in report["answers"]:
+            assert model.startswith("vllm:hf:smollm2-135m")
+            assert 0 < completion_tokens <= 12 and prompt_tokens > 5
+        assert set(json.loads(report["sky"])) == {"colour"}
+        assert report["status_without_key"] == 401 and not report["key_on_command_line"]
+        checked = True
+    finally:
+        if not checked:  # a failed check must not leave the run (and so its server) behind
+            run.kill()
 
     group = report["group"]  # the server's process group (its guard leads it)
     assert _group_alive(group)
