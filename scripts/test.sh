@@ -1,11 +1,39 @@
 #!/usr/bin/env bash
 # Set up, lint, and run the test suite (no GPU, no network beyond the package registry).
+# With arguments, they go to one pytest run as they are (bash scripts/test.sh tests/eval).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+logs=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$logs"' EXIT
+# The three environments install side by side (each mostly waits on the registry).
+bash scripts/vllm-env.sh >"$logs/vllm-env.log" 2>&1 &   # vLLM in its own environment
+vllm_env=$!
+bash scripts/install-browser.sh >"$logs/install-browser.log" 2>&1 &   # for the page's test
+browser=$!
 bash scripts/setup.sh
-bash scripts/install-browser.sh   # chromium + driver for the serving page's browser test
-bash scripts/vllm-env.sh          # vLLM in its own environment, for the vllm engine's tests
+for job in "$browser:install-browser" "$vllm_env:vllm-env"; do
+  if ! wait "${job%%:*}"; then
+    cat "$logs/${job#*:}.log" >&2
+    echo "error: scripts/${job#*:}.sh failed (its log above)" >&2
+    exit 1
+  fi
+  grep -v "^WARNING: Location" "$logs/${job#*:}.log" || true
+done
 export SLIMREC_VLLM_PYTHON="$PWD/.venv-vllm/bin/python"
 .venv/bin/ruff check src tests
 .venv/bin/ruff format --check src tests
-.venv/bin/python -m pytest -q "$@"
+if [ $# -gt 0 ]; then
+  exec .venv/bin/python -m pytest -q "$@"
+fi
+# The tests that start Ray or vLLM (marked `engine`) run one at a time in a process of
+# their own, beside the rest: on two cores that halves the wall time, and no two engines
+# ever compete for the cores or the memory.
+.venv/bin/python -m pytest -q -m engine -p no:cacheprovider --basetemp "$logs/engine-tmp" \
+  >"$logs/engine-tests.log" 2>&1 &
+engines=$!
+status=0
+.venv/bin/python -m pytest -q -m "not engine" --basetemp "$logs/tmp" || status=$?
+wait "$engines" || status=$?
+echo "== the engine tests (Ray, vLLM; pytest -m engine) =="
+cat "$logs/engine-tests.log"
+exit "$status"

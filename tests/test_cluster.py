@@ -8,6 +8,9 @@ import pytest
 from slimrec.cluster import RayConfig, ReplicaError, map_shards
 from slimrec.errors import ConfigError
 
+# Starts Ray or vLLM: scripts/test.sh runs these in a process of their own (-m engine).
+pytestmark = pytest.mark.engine
+
 pytest.importorskip("ray")  # the [ray] extra; CI installs it, so this never skips there
 
 

@@ -15,6 +15,9 @@ from slimrec.llm.backends.base import ChatRequest, LLMError, SamplingConfig
 from slimrec.llm.backends.vllm import MEMORY_ENV, VLLMBackend
 from slimrec.llm.ray_vllm import generate_shards, vllm_sampling
 
+# Starts Ray or vLLM: scripts/test.sh runs these in a process of their own (-m engine).
+pytestmark = pytest.mark.engine
+
 
 @needs_ray_vllm
 @pytest.mark.network

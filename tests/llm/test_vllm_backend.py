@@ -15,6 +15,9 @@ from tests.vllm_env import HAS_RAY_DATA_LLM, PYTHON, SMALL, needs_vllm
 from slimrec.llm.backends.base import ChatRequest, LLMError, SamplingConfig
 from slimrec.llm.backends.vllm import MEMORY_ENV, VLLMBackend
 
+# Starts Ray or vLLM: scripts/test.sh runs these in a process of their own (-m engine).
+pytestmark = pytest.mark.engine
+
 
 def ask(text: str, key: str = "q") -> ChatRequest:
     return ChatRequest(key, [{"role": "user", "content": text}])

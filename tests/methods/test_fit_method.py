@@ -176,6 +176,36 @@ def test_text_controls_zero_or_shuffle_the_rationales():
         text_control(table, "reversed", seed=0)
 
 
+def test_the_history_control_is_the_mean_text_of_the_items_each_rationale_read():
+    from slimrec.methods.slim import text_control
+
+    items = np.array([[0, 0], [1, 0], [0, 1], [3, 4]], dtype=np.float32)  # row 0: padding
+    table = np.array([[0, 2], [5, 0], [0, 0]], dtype=np.float32)  # user 2 has no rationale
+    read = [np.array([1, 2]), np.array([3]), np.array([1])]
+    got = text_control(table, "history", seed=0, item_text=items, read=read)
+    assert np.allclose(got[0], np.sqrt(2) * np.array([1, 1]))  # mean of items 1, 2, norm 2
+    assert np.allclose(got[1], [3, 4])  # item 3, at the rationale's norm 5
+    assert not got[2].any()  # no rationale: no control text either
+    with pytest.raises(ConfigError, match="same encoder"):
+        text_control(table, "history", seed=0, item_text=items[:, :1], read=read)
+
+
+def test_slim_history_text_fuses_the_titles_the_rationale_was_written_from(tiny, tmp_path):
+    from slimrec.data.prepared import rationale_cutoff
+    from slimrec.methods.slim import text_control
+
+    data, item_text, user_text = tiny
+    train = small(rationale_holdout=1)
+    fit_method("slim-history-text", data, train, tmp_path, item_text=item_text,
+               user_text=user_text)  # fmt: skip
+    histories, _ = data.split("train")
+    read = [h[: rationale_cutoff(len(h), 1)] for h in histories]
+    expected = text_control(user_text, "history", 0, item_text=item_text, read=read)
+    fused = load_model(tmp_path).user_fusion.user_text.numpy()
+    assert np.allclose(fused, expected, atol=1e-6)
+    assert not np.allclose(fused, user_text)
+
+
 @pytest.mark.parametrize("method", ["slim", "slim-concat", "slim-gate"])
 def test_a_run_folder_rebuilds_its_fusion_design(method, tiny, tmp_path):
     data, item_text, user_text = tiny

@@ -10,6 +10,9 @@ from slimrec.cluster import RayConfig
 from slimrec.text import TextEncoder
 from slimrec.text import encoder as encoder_module
 
+# Starts Ray or vLLM: scripts/test.sh runs these in a process of their own (-m engine).
+pytestmark = pytest.mark.engine
+
 pytest.importorskip("ray")  # the [ray] extra; CI installs it, so this never skips there
 
 

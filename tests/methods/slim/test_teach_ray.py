@@ -12,6 +12,9 @@ from slimrec.cluster import RayConfig
 from slimrec.llm.backends.base import SamplingConfig
 from slimrec.methods.slim.teach import TeacherConfig, teach
 
+# Starts Ray or vLLM: scripts/test.sh runs these in a process of their own (-m engine).
+pytestmark = pytest.mark.engine
+
 
 def local_teacher(lm, **kw) -> TeacherConfig:
     sampling = SamplingConfig(max_new_tokens=12)

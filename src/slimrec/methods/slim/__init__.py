@@ -66,6 +66,14 @@ register_method(
     control="shuffled",
 )
 register_method(
+    "slim-history-text",
+    SlimConfig,
+    Slim,
+    description="control: SLIM with each rationale replaced by the mean text embedding of "
+    "the items it was written from (the titles without the LLM's reasoning)",
+    control="history",
+)
+register_method(
     "slim-",
     SlimConfig,
     Slim,
@@ -94,6 +102,15 @@ register_method(
     description="control: text matching with the rationales shuffled across users",
     id_agnostic=True,
     control="shuffled",
+)
+register_method(
+    "text-matching-history-text",
+    SlimConfig,
+    Slim,
+    description="control: text matching with each rationale replaced by the mean text "
+    "embedding of the items it was written from",
+    id_agnostic=True,
+    control="history",
 )
 
 __all__ = [

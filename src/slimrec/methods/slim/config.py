@@ -11,8 +11,9 @@ Wang et al., WWW 2024, Sec. 3.3. Every SLIM variant is this one config with othe
   ``residual`` by default (it starts as the plain backbone; measured against the paper's
   ``concat`` in docs/benchmarks.md, "SLIM fusion"), ``concat`` as published, ``gate``;
 * ``control``: replace the rationale embeddings before training, ``zero`` (no text at
-  all) or ``shuffled`` (another user's rationale): the controls that say whether the text
-  itself helps;
+  all), ``shuffled`` (another user's rationale) or ``history`` (the mean text of the items
+  the rationale was written from): the controls that say whether the text itself helps,
+  and whether the LLM's reasoning says more than the titles it read;
 * ``id_agnostic``: text matching, ``g_t(user rationale) . g_t(item text)``, no IDs and no
   sequence model (its model options come from the training config's ``model``).
 """
@@ -26,7 +27,7 @@ from pydantic import Field
 from slimrec.methods.base import MethodConfig
 
 Rationales = Literal["student", "teacher"]
-Control = Literal["zero", "shuffled"]
+Control = Literal["zero", "shuffled", "history"]
 TextField = Literal["response", "step1", "step2", "step3"]
 TEXT_FIELDS: tuple[str, ...] = ("response", "step1", "step2", "step3")
 DEFAULT_FUSION = "residual"
@@ -41,6 +42,6 @@ class SlimConfig(MethodConfig):
         DEFAULT_FUSION, description="User-side fusion design (ID-based variants)."
     )
     control: Control | None = Field(
-        None, description="Replace the rationale embeddings: zero | shuffled (controls)."
+        None, description="Replace the rationale embeddings: zero | shuffled | history (controls)."
     )
     id_agnostic: bool = Field(False, description="Text matching: no item IDs, no sequence model.")

@@ -22,6 +22,7 @@ import torch
 
 from slimrec.backbones import SequentialRecommender
 from slimrec.config import load_yaml
+from slimrec.data.prepared import rationale_cutoff
 from slimrec.errors import ConfigError
 from slimrec.methods.base import FitContext, Method, Needs
 from slimrec.methods.fitting import STRUCTURE, check_backbone_options, trainer_config
@@ -83,7 +84,11 @@ class Slim(Method[SlimConfig]):
                 fix="embed the rationales of this prepared dataset (one row per user index)",
             )
         if self.config.control is not None:
-            users = text_control(users, self.config.control, seed=cfg.seed)
+            histories, _ = context.data.split("train")
+            read = [h[: rationale_cutoff(len(h), cfg.rationale_holdout)] for h in histories]
+            users = text_control(
+                users, self.config.control, seed=cfg.seed, item_text=items, read=read
+            )
         fusion = self.fusion()
         recipe = ModelRecipe(
             build=lambda data: build_model(

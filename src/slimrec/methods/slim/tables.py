@@ -68,18 +68,56 @@ def user_text_table(
     return table, n_users - len(present)
 
 
-def text_control(table: np.ndarray, control: str, seed: int) -> np.ndarray:
+def text_control(
+    table: np.ndarray,
+    control: str,
+    seed: int,
+    *,
+    item_text: np.ndarray | None = None,
+    read: list[np.ndarray] | None = None,
+) -> np.ndarray:
     """The user text table of a control: ``zero`` (every row zero: the fusion without any
-    text) or ``shuffled`` (the rows of users with text permuted among them, seeded: real
-    rationales, but someone else's). A method that helps only through its text beats both.
+    text), ``shuffled`` (the rows of users with text permuted among them, seeded: real
+    rationales, but someone else's) or ``history`` (each rationale replaced by the mean
+    text embedding of the items it was written from, ``read[u]`` rows of ``item_text``,
+    scaled to the rationale's norm: the titles the LLM read, without its reasoning).
+    A method that helps through what its text says beats the first two; its reasoning
+    adds something beyond the titles only where it also beats ``history``.
     """
     if control == "zero":
         return np.zeros_like(table)
+    if control == "history":
+        return history_text(table, item_text, read)
     if control != "shuffled":
-        raise ConfigError(f"unknown text control {control!r}", fix="use 'zero' or 'shuffled'")
+        raise ConfigError(
+            f"unknown text control {control!r}", fix="use 'zero', 'shuffled' or 'history'"
+        )
     out = table.copy()
     with_text = np.flatnonzero(np.abs(table).sum(axis=1) > 0)
     rng = np.random.default_rng(seed)
     # A derangement would be stricter; with hundreds of users a fixed point is rare noise.
     out[with_text] = table[rng.permutation(with_text)]
+    return out
+
+
+def history_text(
+    table: np.ndarray, item_text: np.ndarray | None, read: list[np.ndarray] | None
+) -> np.ndarray:
+    """The ``history`` control's table (see :func:`text_control`); users without a
+    rationale keep their zero row, so the control reaches exactly the users SLIM does."""
+    if item_text is None or read is None:
+        raise ConfigError("the history control needs the item text table and the read items")
+    if item_text.shape[1] != table.shape[1] or len(read) != len(table):
+        raise ConfigError(
+            f"history control: item text {list(item_text.shape)} and {len(read)} histories "
+            f"do not match the user text {list(table.shape)}",
+            fix="embed item texts and rationales with the same encoder, one row per user",
+        )
+    out = np.zeros_like(table)
+    norms = np.linalg.norm(table, axis=1)
+    for user in np.flatnonzero(norms > 0):
+        items = np.asarray(read[user], dtype=np.int64)
+        mean = item_text[items[items > 0]].mean(axis=0) if (items > 0).any() else None
+        if mean is not None and np.linalg.norm(mean) > 0:
+            out[user] = mean * (norms[user] / np.linalg.norm(mean))
     return out

@@ -14,6 +14,9 @@ from tests.tiny_lm import make_random_adapter
 from slimrec.cluster import RayConfig
 from slimrec.methods.slim.student.reason import reason, shard_dir
 
+# Starts Ray or vLLM: scripts/test.sh runs these in a process of their own (-m engine).
+pytestmark = pytest.mark.engine
+
 pytest.importorskip("ray")  # the [ray] extra; CI installs it, so this never skips there
 
 
