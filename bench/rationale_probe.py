@@ -90,6 +90,11 @@ def main() -> None:
         "student rationale, every user": target_ranks(student, items, data, written),
         "history titles, every user": target_ranks(titles, items, data, written),
     }
+    for step in ("step1", "step2", "step3"):  # where the run embedded the steps alone
+        if f"embed/student/{step}" in folders:
+            table = np.load(folders[f"embed/student/{step}"] / "users.npy")
+            has = np.flatnonzero(np.abs(table).sum(axis=1) > 0)
+            rows[f"student {step} alone ({len(has)} users)"] = target_ranks(table, items, data, has)
     print(f"{args.run}: {data.n_users} users, {n} items, rationales read all but the last "
           f"{hold_out} training item(s)\n")  # fmt: skip
     print("| user text | NDCG@10 | Hit@10 | median target rank (of items) | users |")
