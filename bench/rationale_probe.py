@@ -13,7 +13,9 @@ The user texts compared, each on the users that have it:
 
 A rationale that reasons about the user, rather than restating the history, should place
 the next item nearer the top than the titles do. The paired differences of the median
-target rank carry a bootstrap 95% interval over users.
+target rank carry a bootstrap 95% interval over users. Every `slimrec run` report shows
+the first and last rows of this table for each source (``slimrec.methods.slim.probe``);
+this script adds the teacher's users and the steps alone.
 
     python bench/rationale_probe.py runs/amazon-office
 """
@@ -28,27 +30,13 @@ import numpy as np
 import yaml
 
 from slimrec.data.prepared import PreparedDataset, rationale_cutoff
+from slimrec.methods.slim.probe import target_ranks
 from slimrec.methods.slim.tables import history_text
 
 
 def stage_folders(run: Path) -> dict[str, Path]:
     stages = json.loads((run / "stages.json").read_text())["stages"]
     return {s["name"]: run / s["folder"] for s in stages}
-
-
-def target_ranks(user_text: np.ndarray, items: np.ndarray, data: PreparedDataset, users):
-    """Rank percentile (0 = top) of each user's test item among all items by cosine."""
-    unit = items[1:] / np.maximum(np.linalg.norm(items[1:], axis=1, keepdims=True), 1e-12)
-    histories, targets = data.split("test")
-    ranks = np.empty(len(users))
-    for i, user in enumerate(users):
-        text = user_text[user] / max(np.linalg.norm(user_text[user]), 1e-12)
-        scores = unit @ text
-        target = targets[user] - 1
-        seen = np.unique(histories[user]) - 1
-        scores[seen[seen != target]] = -np.inf
-        ranks[i] = (scores > scores[target]).sum()
-    return ranks
 
 
 def summary(ranks: np.ndarray, n_items: int) -> str:
@@ -83,18 +71,23 @@ def main() -> None:
     taught = np.flatnonzero(np.abs(teacher).sum(axis=1) > 0)
     written = np.flatnonzero(np.abs(student).sum(axis=1) > 0)
     n = data.n_items
+    histories, targets = data.split("test")
+
+    def ranks(table, users):
+        return target_ranks(table, items, histories, targets, users)
+
     rows = {
-        "teacher rationale": target_ranks(teacher, items, data, taught),
-        "student rationale, teacher's users": target_ranks(student, items, data, taught),
-        "history titles, teacher's users": target_ranks(titles, items, data, taught),
-        "student rationale, every user": target_ranks(student, items, data, written),
-        "history titles, every user": target_ranks(titles, items, data, written),
+        "teacher rationale": ranks(teacher, taught),
+        "student rationale, teacher's users": ranks(student, taught),
+        "history titles, teacher's users": ranks(titles, taught),
+        "student rationale, every user": ranks(student, written),
+        "history titles, every user": ranks(titles, written),
     }
     for step in ("step1", "step2", "step3"):  # where the run embedded the steps alone
         if f"embed/student/{step}" in folders:
             table = np.load(folders[f"embed/student/{step}"] / "users.npy")
             has = np.flatnonzero(np.abs(table).sum(axis=1) > 0)
-            rows[f"student {step} alone ({len(has)} users)"] = target_ranks(table, items, data, has)
+            rows[f"student {step} alone ({len(has)} users)"] = ranks(table, has)
     print(f"{args.run}: {data.n_users} users, {n} items, rationales read all but the last "
           f"{hold_out} training item(s)\n")  # fmt: skip
     print("| user text | NDCG@10 | Hit@10 | median target rank (of items) | users |")

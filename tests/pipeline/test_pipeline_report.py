@@ -290,6 +290,22 @@ def test_rationale_table_shows_grounding_when_measured():
         [row | {"suggestions": 20, "grounded": 0.75, "new": 0.1, "hit": 0.2}]
     )
     assert "| 20 | 75.0% | 10.0% | 20.0% |" in grounded
+    assert "median rank" not in grounded
+
+
+def test_rationale_table_shows_the_probe_against_the_titles_when_measured():
+    import dataclasses
+
+    from slimrec.methods.slim.probe import Probe
+    from slimrec.pipeline.report import rationale_quality_table
+
+    row = {"source": "student (m)", "answers": 10, "parse_rate": 1.0, "cap_rate": 0.0}
+    row |= {"repeat_rate": 0.0, "mean_tokens": 80.0, "suggestions": 5, "grounded": 0.4}
+    probed = {"probe": dataclasses.asdict(Probe(10, 0.323, 0.14, 18.3, 10.5, 24.6))}
+    md = rationale_quality_table([row | probed, row | {"source": "teacher (m)"}])
+    assert "| next item's median rank: rationale | titles it read | gap |" in md
+    assert "| 32.3% | 14.0% | +18.3 pts [+10.5, +24.6] |" in md
+    assert md.splitlines()[3].endswith("| | | |")  # the teacher was not probed
 
 
 def test_the_random_reference_of_the_sampled_lists_matches_the_closed_form():

@@ -68,16 +68,24 @@ def rationale_quality(
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Teacher and student rationales: parse, cap-hit, repeated-line, echo and
     five-distinct-categories rates per source (:mod:`slimrec.methods.slim.rationale_checks`),
-    step 3's grounding in the catalog of ``data`` (when given), and one user's rationale
-    from each (the first user both wrote for)."""
+    step 3's grounding in the catalog of ``data`` (when given), where the whole answer's
+    embedding ranks the next item against the titles it read
+    (:mod:`slimrec.methods.slim.probe`, when the run embedded both), and one user's
+    rationale from each (the first user both wrote for)."""
     import pandas as pd
 
     from slimrec.methods.slim.grounding import run_grounding
+    from slimrec.methods.slim.probe import probe
     from slimrec.methods.slim.rationale_checks import table_rates
 
     caps = {
         "teach": ("teacher", config.teacher.sampling.max_new_tokens),
         "reason": ("student", config.reason.sampling.max_new_tokens),
+    }
+    tables = {
+        r.name: run_dir / r.folder / r.outputs["table"]
+        for r in records
+        if r.name.startswith("embed/") and "table" in r.outputs
     }
     rows, frames = [], {}
     for record in records:
@@ -94,6 +102,16 @@ def rationale_quality(
             found = run_grounding(frame, data, config.teacher.prompt.hold_out_last)
             row |= {"grounded": found.grounded_share, "new": found.new_share}
             row |= {"hit": found.hit_rate, "suggestions": found.suggestions}
+            texts = tables.get(f"embed/{source}/response")
+            if texts is not None and "embed/items" in tables:
+                found_probe = probe(
+                    np.load(texts),
+                    np.load(tables["embed/items"]),
+                    data,
+                    config.teacher.prompt.hold_out_last,
+                )
+                if found_probe is not None:
+                    row["probe"] = asdict(found_probe)  # results.json keeps it
         rows.append(row)
     samples: dict[str, str] = {}
     if frames:

@@ -41,3 +41,17 @@ def test_totals_count_grounded_new_and_hits():
     result = grounding(step3, histories=[[3], []], next_items=[[1], [4]], index=index)
     assert (result.suggestions, result.grounded, result.new, result.hits) == (4, 3, 2, 1)
     assert result.grounded_share == 0.75 and result.hit_rate == 0.5
+
+
+def test_resolution_does_not_depend_on_the_order_of_a_set(monkeypatch):
+    import slimrec.methods.slim.grounding as module
+
+    # "alpha beta" shares one word with each title. Sets of strings iterate in an order
+    # each process's hash seed decides; both orders must resolve alike.
+    def resolved(order) -> int | None:
+        monkeypatch.setattr(module, "set", lambda xs: order(list(dict.fromkeys(xs))),
+                            raising=False)  # fmt: skip
+        index = CatalogIndex({1: "alpha widget", 2: "beta gadget"}, threshold=0.1)
+        return index.resolve("alpha beta")
+
+    assert resolved(list) == resolved(lambda xs: xs[::-1]) == 1

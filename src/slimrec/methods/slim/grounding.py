@@ -83,7 +83,9 @@ class CatalogIndex:
         words = [w for w in set(key.split()) if w in self.by_word]
         if not words:
             return None
-        rare = min(words, key=lambda w: len(self.by_word[w]))  # few candidates to compare
+        # Few candidates to compare; ties broken by the word, never by set order (which
+        # changes with each process's hash seed, and with it the report).
+        rare = min(words, key=lambda w: (len(self.by_word[w]), w))
         best, score = None, 0.0
         for item in self.by_word[rare]:
             ratio = SequenceMatcher(None, key, self.norm[item]).ratio()
