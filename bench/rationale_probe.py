@@ -30,7 +30,7 @@ import numpy as np
 import yaml
 
 from slimrec.data.prepared import PreparedDataset, rationale_cutoff
-from slimrec.methods.slim.probe import target_ranks
+from slimrec.methods.slim.probe import median_gap, target_ranks
 from slimrec.methods.slim.tables import history_text
 
 
@@ -45,13 +45,11 @@ def summary(ranks: np.ndarray, n_items: int) -> str:
     return f"{ndcg.mean():.4f} | {hit.mean():.4f} | {np.median(ranks) / n_items:.1%} | {len(ranks)}"
 
 
-def median_gap(a: np.ndarray, b: np.ndarray, n_items: int, seed: int = 0) -> str:
-    """Median rank percentile of ``a`` minus ``b`` (same users), bootstrap 95% interval."""
-    rng = np.random.default_rng(seed)
-    draws = [rng.integers(len(a), size=len(a)) for _ in range(2000)]
-    gaps = [np.median(a[d]) - np.median(b[d]) for d in draws]
-    low, high = np.percentile(gaps, [2.5, 97.5]) / n_items * 100
-    return f"{(np.median(a) - np.median(b)) / n_items * 100:+.1f} pts [{low:+.1f}, {high:+.1f}]"
+def gap_text(a: np.ndarray, b: np.ndarray, n_items: int) -> str:
+    """Median rank of ``a`` minus ``b`` (same users) in points of the catalog, with its
+    bootstrap 95% interval."""
+    gap, low, high = (100 * x / n_items for x in median_gap(a, b))
+    return f"{gap:+.1f} pts [{low:+.1f}, {high:+.1f}]"
 
 
 def main() -> None:
@@ -97,11 +95,11 @@ def main() -> None:
     titles_t = rows["history titles, teacher's users"]
     titles_all = rows["history titles, every user"]
     print("\nmedian rank, text minus history titles (lower is better):")
-    print(f"  teacher rationale: {median_gap(rows['teacher rationale'], titles_t, n)}")
+    print(f"  teacher rationale: {gap_text(rows['teacher rationale'], titles_t, n)}")
     student_t = rows["student rationale, teacher's users"]
-    print(f"  student, teacher's users: {median_gap(student_t, titles_t, n)}")
+    print(f"  student, teacher's users: {gap_text(student_t, titles_t, n)}")
     student_all = rows["student rationale, every user"]
-    print(f"  student, every user: {median_gap(student_all, titles_all, n)}")
+    print(f"  student, every user: {gap_text(student_all, titles_all, n)}")
 
 
 if __name__ == "__main__":

@@ -84,8 +84,10 @@ class Slim(Method[SlimConfig]):
                 fix="embed the rationales of this prepared dataset (one row per user index)",
             )
         if self.config.control is not None:
-            histories, _ = context.data.split("train")
-            read = [h[: rationale_cutoff(len(h), cfg.rationale_holdout)] for h in histories]
+            read = None
+            if self.config.control == "history":  # the items each rationale was written from
+                histories, _ = context.data.split("train")
+                read = [h[: rationale_cutoff(len(h), cfg.rationale_holdout)] for h in histories]
             users = text_control(
                 users, self.config.control, seed=cfg.seed, item_text=items, read=read
             )

@@ -46,6 +46,18 @@ def target_ranks(
     return ranks
 
 
+def median_gap(
+    a: np.ndarray, b: np.ndarray, *, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """``median(a) - median(b)`` for paired per-user values, with its bootstrap 95%
+    interval over users: ``(gap, low, high)``."""
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(len(a), size=(resamples, len(a)))
+    gaps = np.median(a[draws], axis=1) - np.median(b[draws], axis=1)
+    low, high = np.percentile(gaps, [2.5, 97.5])
+    return float(np.median(a) - np.median(b)), float(low), float(high)
+
+
 @dataclass(frozen=True)
 class Probe:
     """Median test-item rank as a share of the catalogue, the rationale's and the titles',
@@ -80,16 +92,6 @@ def probe(
     n = data.n_items
     own = target_ranks(user_text, item_text, histories, targets, users) / n
     ref = target_ranks(titles, item_text, histories, targets, users) / n
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(len(users), size=(resamples, len(users)))
-    gaps = np.median(own[draws], axis=1) - np.median(ref[draws], axis=1)
-    low, high = np.percentile(gaps, [2.5, 97.5])
+    gap, low, high = median_gap(own, ref, resamples=resamples, seed=seed)
     rationale, reference = float(np.median(own)), float(np.median(ref))
-    return Probe(
-        len(users),
-        rationale,
-        reference,
-        100 * (rationale - reference),
-        100 * float(low),
-        100 * float(high),
-    )
+    return Probe(len(users), rationale, reference, 100 * gap, 100 * low, 100 * high)
