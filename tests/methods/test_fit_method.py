@@ -206,6 +206,48 @@ def test_slim_history_text_fuses_the_titles_the_rationale_was_written_from(tiny,
     assert not np.allclose(fused, user_text)
 
 
+def test_the_oracle_control_gives_a_seeded_share_of_users_the_text_of_their_next_items():
+    from slimrec.methods.slim import text_control
+
+    items = np.array([[0, 0], [1, 0], [0, 1], [3, 4]], dtype=np.float32)  # row 0: padding
+    table = np.array([[0, 2], [5, 0], [0, 0], [1, 1]], dtype=np.float32)  # user 2: no text
+    future = [np.array([1, 2]), np.array([3]), np.array([1]), np.array([2])]
+    got = text_control(table, "oracle", seed=0, item_text=items, future=future)
+    assert np.allclose(got[0], np.sqrt(2) * np.array([1, 1]))  # mean of items 1, 2 at norm 2
+    assert np.allclose(got[1], [3, 4])  # item 3 at the rationale's norm 5
+    assert not got[2].any()  # no rationale: nothing to replace
+    assert np.allclose(got[3], [0, np.sqrt(2)])
+    third = [text_control(table, "oracle", seed=s, item_text=items, future=future, share=1 / 3)
+             for s in range(8)]  # fmt: skip
+    for part in third:  # one of the three users with text is replaced, the rest kept
+        replaced = [u for u in (0, 1, 3) if not np.allclose(part[u], table[u])]
+        assert len(replaced) == 1 and np.allclose(part[replaced[0]], got[replaced[0]])
+        assert not part[2].any()
+    assert len({tuple(map(tuple, p)) for p in third}) > 1  # which user depends on the seed
+    with pytest.raises(ConfigError, match="outside"):
+        text_control(table, "oracle", seed=0, item_text=items, future=future, share=0.0)
+
+
+def test_an_oracle_share_without_the_oracle_control_is_refused():
+    with pytest.raises(ConfigError, match="oracle_share"):
+        get_method("slim", oracle_share=0.5)
+    assert get_method("slim-oracle-text", oracle_share=0.5).config.oracle_share == 0.5
+
+
+def test_slim_oracle_text_fuses_the_items_after_the_rationale_cut(tiny, tmp_path):
+    from slimrec.data.prepared import rationale_cutoff
+    from slimrec.methods.slim import text_control
+
+    data, item_text, user_text = tiny
+    fit_method("slim-oracle-text", data, small(rationale_holdout=1), tmp_path,
+               item_text=item_text, user_text=user_text)  # fmt: skip
+    future = [s[rationale_cutoff(len(s) - 2, 1) :] for s in data.sequences]
+    assert all(len(f) == 3 and f[-1] == s[-1] for f, s in zip(future, data.sequences, strict=True))
+    expected = text_control(user_text, "oracle", 0, item_text=item_text, future=future)
+    fused = load_model(tmp_path).user_fusion.user_text.numpy()
+    assert np.allclose(fused, expected, atol=1e-6)
+
+
 @pytest.mark.parametrize("method", ["slim", "slim-concat", "slim-gate"])
 def test_a_run_folder_rebuilds_its_fusion_design(method, tiny, tmp_path):
     data, item_text, user_text = tiny

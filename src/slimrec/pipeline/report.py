@@ -40,6 +40,7 @@ CONTROL_COLUMNS = {
     "slim-zero-text": "zero text",
     "slim-shuffled-text": "shuffled text",
     "slim-history-text": "history titles",
+    "slim-oracle-text": "oracle text (leaks)",
     "slim-concat-shuffled-text": "concat, shuffled text",
     "slim-gate-shuffled-text": "gate, shuffled text",
     "slim-concat": "SLIM (paper's concat)",
@@ -53,6 +54,8 @@ CONTROL_PAIRS = (
     # The titles the rationale was written from, without the reasoning: SLIM's LLM adds
     # something beyond them only where SLIM also beats this one.
     ("slim", "slim-history-text"),
+    # The positive control: what a rationale that named the next items would give.
+    ("slim-oracle-text", "slim"),
     # The paper's fusion has its own text control: a gain of concat over Backbone+ is the
     # text's only where concat also beats concat on someone else's rationales.
     ("slim-concat", "slim-concat-shuffled-text"),
@@ -459,7 +462,10 @@ def render_report(
             "with the rationales shuffled across users: SLIM gains from what its text says "
             "only where it beats both, with an interval that excludes zero. History titles: "
             "each rationale replaced by the mean text embedding of the items it was written "
-            "from; the LLM's reasoning adds something only where SLIM beats that too.\n"
+            "from; the LLM's reasoning adds something only where SLIM beats that too. Oracle text "
+            "(a positive control that leaks the future, never a result): rationales "
+            "replaced by the text of the items they were to name, the ceiling of what text "
+            "can give through this fusion.\n"
         )
         out.extend(controls)
     others = other_methods(table, backbones, protocols)

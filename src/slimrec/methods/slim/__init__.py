@@ -74,6 +74,14 @@ register_method(
     control="history",
 )
 register_method(
+    "slim-oracle-text",
+    SlimConfig,
+    Slim,
+    description="positive control, leaks the future: SLIM with each rationale replaced by the "
+    "mean text embedding of the items after its cut (the ceiling of what text can give)",
+    control="oracle",
+)
+register_method(
     "slim-",
     SlimConfig,
     Slim,

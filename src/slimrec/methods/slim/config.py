@@ -13,7 +13,10 @@ Wang et al., WWW 2024, Sec. 3.3. Every SLIM variant is this one config with othe
 * ``control``: replace the rationale embeddings before training, ``zero`` (no text at
   all), ``shuffled`` (another user's rationale) or ``history`` (the mean text of the items
   the rationale was written from): the controls that say whether the text itself helps,
-  and whether the LLM's reasoning says more than the titles it read;
+  and whether the LLM's reasoning says more than the titles it read; ``oracle``, the
+  positive control, replaces the rationales of an ``oracle_share`` of the users with the
+  text of the items they were to name (it leaks the future by design: the ceiling of what
+  a rationale could give through the fusion);
 * ``id_agnostic``: text matching, ``g_t(user rationale) . g_t(item text)``, no IDs and no
   sequence model (its model options come from the training config's ``model``).
 """
@@ -22,12 +25,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from slimrec.methods.base import MethodConfig
 
 Rationales = Literal["student", "teacher"]
-Control = Literal["zero", "shuffled", "history"]
+Control = Literal["zero", "shuffled", "history", "oracle"]
 TextField = Literal["response", "step1", "step2", "step3"]
 TEXT_FIELDS: tuple[str, ...] = ("response", "step1", "step2", "step3")
 DEFAULT_FUSION = "residual"
@@ -42,6 +45,17 @@ class SlimConfig(MethodConfig):
         DEFAULT_FUSION, description="User-side fusion design (ID-based variants)."
     )
     control: Control | None = Field(
-        None, description="Replace the rationale embeddings: zero | shuffled | history (controls)."
+        None,
+        description="Replace the rationale embeddings: zero | shuffled | history | oracle "
+        "(controls; oracle leaks the future, a ceiling).",
+    )
+    oracle_share: float = Field(
+        1.0, gt=0.0, le=1.0, description="The oracle control: the share of users it reaches."
     )
     id_agnostic: bool = Field(False, description="Text matching: no item IDs, no sequence model.")
+
+    @model_validator(mode="after")
+    def _share_needs_the_oracle(self) -> SlimConfig:
+        if self.oracle_share != 1.0 and self.control != "oracle":
+            raise ValueError("oracle_share applies only with control: oracle")
+        return self

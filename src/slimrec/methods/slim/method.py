@@ -83,13 +83,23 @@ class Slim(Method[SlimConfig]):
                 where=out,
                 fix="embed the rationales of this prepared dataset (one row per user index)",
             )
-        if self.config.control is not None:
-            read = None
-            if self.config.control == "history":  # the items each rationale was written from
-                histories, _ = context.data.split("train")
-                read = [h[: rationale_cutoff(len(h), cfg.rationale_holdout)] for h in histories]
+        if (control := self.config.control) is not None:
+            read = future = None
+            if control in ("history", "oracle"):  # the items before / after each rationale's cut
+                cuts = [
+                    rationale_cutoff(len(s) - 2, cfg.rationale_holdout)
+                    for s in context.data.sequences
+                ]
+                read = [s[:cut] for s, cut in zip(context.data.sequences, cuts, strict=True)]
+                future = [s[cut:] for s, cut in zip(context.data.sequences, cuts, strict=True)]
             users = text_control(
-                users, self.config.control, seed=cfg.seed, item_text=items, read=read
+                users,
+                control,
+                seed=cfg.seed,
+                item_text=items,
+                read=read,
+                future=future,
+                share=self.config.oracle_share,
             )
         fusion = self.fusion()
         recipe = ModelRecipe(

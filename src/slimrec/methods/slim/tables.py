@@ -75,6 +75,8 @@ def text_control(
     *,
     item_text: np.ndarray | None = None,
     read: list[np.ndarray] | None = None,
+    future: list[np.ndarray] | None = None,
+    share: float = 1.0,
 ) -> np.ndarray:
     """The user text table of a control: ``zero`` (every row zero: the fusion without any
     text), ``shuffled`` (the rows of users with text permuted among them, seeded: real
@@ -83,14 +85,23 @@ def text_control(
     scaled to the rationale's norm: the titles the LLM read, without its reasoning).
     A method that helps through what its text says beats the first two; its reasoning
     adds something beyond the titles only where it also beats ``history``.
+
+    ``oracle`` is the positive control: for a seeded ``share`` of the users with a
+    rationale, it is replaced by the mean text embedding of the items *after* its cut
+    (``future[u]``: the targets it has not seen, test item included), as if it had named
+    the user's next items. It leaks by design; it measures what a rationale that knew the
+    future could give through the fusion, never a result.
     """
     if control == "zero":
         return np.zeros_like(table)
     if control == "history":
         return history_text(table, item_text, read)
+    if control == "oracle":
+        return oracle_text(table, item_text, future, share, seed)
     if control != "shuffled":
         raise ConfigError(
-            f"unknown text control {control!r}", fix="use 'zero', 'shuffled' or 'history'"
+            f"unknown text control {control!r}",
+            fix="use 'zero', 'shuffled', 'history' or 'oracle'",
         )
     out = table.copy()
     with_text = np.flatnonzero(np.abs(table).sum(axis=1) > 0)
@@ -105,18 +116,50 @@ def history_text(
 ) -> np.ndarray:
     """The ``history`` control's table (see :func:`text_control`); users without a
     rationale keep their zero row, so the control reaches exactly the users SLIM does."""
-    if item_text is None or read is None:
-        raise ConfigError("the history control needs the item text table and the read items")
-    if item_text.shape[1] != table.shape[1] or len(read) != len(table):
+    return _mean_item_text(table, item_text, read, "history", np.abs(table).sum(axis=1) > 0)
+
+
+def oracle_text(
+    table: np.ndarray,
+    item_text: np.ndarray | None,
+    future: list[np.ndarray] | None,
+    share: float,
+    seed: int,
+) -> np.ndarray:
+    """The ``oracle`` control's table (see :func:`text_control`): the rows of a seeded
+    ``share`` of the users with a rationale become the mean text of their ``future``
+    items (scaled to the rationale's norm); every other row stays as it is."""
+    if not 0.0 < share <= 1.0:
+        raise ConfigError(f"oracle share {share} outside (0, 1]", fix="use e.g. 0.1 or 1.0")
+    with_text = np.flatnonzero(np.abs(table).sum(axis=1) > 0)
+    rng = np.random.default_rng(seed)
+    chosen = np.zeros(len(table), dtype=bool)
+    chosen[rng.permutation(with_text)[: round(share * len(with_text))]] = True
+    oracle = _mean_item_text(table, item_text, future, "oracle", chosen)
+    return np.where(chosen[:, None], oracle, table)
+
+
+def _mean_item_text(
+    table: np.ndarray,
+    item_text: np.ndarray | None,
+    items_of: list[np.ndarray] | None,
+    control: str,
+    users: np.ndarray,
+) -> np.ndarray:
+    """Rows ``users`` (a mask) of a table of each user's mean item text over
+    ``items_of[u]``, scaled to the row's norm in ``table``; zero elsewhere."""
+    if item_text is None or items_of is None:
+        raise ConfigError(f"the {control} control needs the item text table and the items")
+    if item_text.shape[1] != table.shape[1] or len(items_of) != len(table):
         raise ConfigError(
-            f"history control: item text {list(item_text.shape)} and {len(read)} histories "
-            f"do not match the user text {list(table.shape)}",
+            f"{control} control: item text {list(item_text.shape)} and {len(items_of)} "
+            f"histories do not match the user text {list(table.shape)}",
             fix="embed item texts and rationales with the same encoder, one row per user",
         )
     out = np.zeros_like(table)
     norms = np.linalg.norm(table, axis=1)
-    for user in np.flatnonzero(norms > 0):
-        items = np.asarray(read[user], dtype=np.int64)
+    for user in np.flatnonzero(users & (norms > 0)):
+        items = np.asarray(items_of[user], dtype=np.int64)
         mean = item_text[items[items > 0]].mean(axis=0) if (items > 0).any() else None
         if mean is not None and np.linalg.norm(mean) > 0:
             out[user] = mean * (norms[user] / np.linalg.norm(mean))
