@@ -437,7 +437,9 @@ def reason_cmd(
     dtype: str | None = typer.Option(None, help="auto|float32|bfloat16|float16."),
     device: str | None = typer.Option(None, help="auto|cpu|cuda|cuda:N (auto: CUDA if any)."),
     engine: str | None = typer.Option(
-        None, help="hf (slimrec's decoder) or vllm (scripts/vllm-env.sh first)."
+        None,
+        help="hf (slimrec's decoder), vllm (scripts/vllm-env.sh first) or llamacpp "
+        "(the shipped GGUF, adapter applied by llama.cpp).",
     ),
     shard_size: int | None = typer.Option(None, help="Users per resumable shard."),
     structured: bool | None = typer.Option(

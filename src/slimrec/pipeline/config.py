@@ -22,7 +22,7 @@ from slimrec.eval.results import DEFAULT_TABLE_METRICS
 from slimrec.llm.backends import EndpointConfig, SamplingConfig
 from slimrec.methods import METHODS, Method, Needs, get_method
 from slimrec.methods.slim.student import StudentConfig
-from slimrec.methods.slim.student.reason import STRUCTURED, one_place_to_run
+from slimrec.methods.slim.student.reason import ENGINE, STRUCTURED, Engine, one_place_to_run
 from slimrec.methods.slim.teach import TeacherConfig
 from slimrec.text import DEFAULT_ENCODER
 from slimrec.training import TrainConfig
@@ -90,11 +90,7 @@ class ReasonSection(LaterSettingsOmitted):
     )
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     shard_size: int = Field(256, ge=1, description="Users per resumable shard.")
-    engine: Literal["hf", "vllm"] = Field(
-        "hf",
-        description="hf: slimrec's batched decoder; vllm: a vLLM server slimrec starts "
-        "(adapter merged; scripts/vllm-env.sh makes its environment).",
-    )
+    engine: Engine = Field("hf", description=ENGINE)
     endpoint: EndpointConfig | None = Field(
         None,
         description="Ask the distilled student at an OpenAI-compatible endpoint that serves "

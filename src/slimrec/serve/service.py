@@ -133,6 +133,11 @@ class RecommendService:
         section = config.reason
         if section.endpoint is not None:  # the student runs elsewhere (e.g. vLLM on GPUs)
             backend = section.endpoint.build()
+        elif section.engine == "llamacpp":  # one history at a time: llama.cpp's forte
+            from slimrec.methods.slim.student.reason import student_on_llamacpp
+
+            reason = ReasonConfig(base_model=base, adapter=str(adapter), threads=threads)
+            backend = student_on_llamacpp(reason, parallel=4)
         else:
             backend = HFBackend(
                 base,

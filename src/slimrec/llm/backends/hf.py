@@ -95,7 +95,7 @@ class HFBackend:
         if self._model_id is None:
             name = model_identity(self.model_name)
             if self.adapter:
-                name += f"+lora@{_weights_hash(Path(self.adapter))}"
+                name += f"+lora@{weights_hash(Path(self.adapter))}"
             self._model_id = f"hf:{name}"
         return self._model_id
 
@@ -306,11 +306,11 @@ def model_identity(name: str) -> str:
     if name in MODELS:
         return name
     if is_hub_id(name):
-        return f"{name.split('@')[0]}@{_weights_hash(hub_folder(name))}"
-    return f"{Path(name).name}@{_weights_hash(Path(name))}"
+        return f"{name.split('@')[0]}@{weights_hash(hub_folder(name))}"
+    return f"{Path(name).name}@{weights_hash(Path(name))}"
 
 
-def _weights_hash(folder: Path) -> str:
+def weights_hash(folder: Path) -> str:
     """Short sha256 over a model or adapter folder's weight files and config."""
     files = sorted(
         p

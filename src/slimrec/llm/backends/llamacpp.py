@@ -74,6 +74,7 @@ class LlamaCppBackend:
         self,
         model: str,
         *,
+        adapter: str | None = None,
         parallel: int = 8,
         threads: int | None = None,
         context_per_slot: int = 2048,
@@ -81,6 +82,7 @@ class LlamaCppBackend:
         verbosity: int = 1,
     ):
         self.model_name = model
+        self.adapter = adapter
         self.parallel = parallel
         self.threads = threads or min(os.cpu_count() or 1, 8)
         self.context_per_slot = context_per_slot
@@ -97,6 +99,10 @@ class LlamaCppBackend:
         if self._model_id is None:
             self._path, name = gguf_file(self.model_name)
             self._model_id = f"llamacpp:{name}"
+            if self.adapter:  # the adapter's weights name the answers, as for hf
+                from slimrec.llm.backends.hf import weights_hash
+
+                self._model_id += f"+lora@{weights_hash(Path(self.adapter))}"
         return self._model_id
 
     def check(self) -> None:
@@ -116,6 +122,11 @@ class LlamaCppBackend:
             self.check()
             params = xllamacpp.CommonParams()
             params.model.path = str(self._path)
+            if self.adapter:  # applied at run time on the quantised base (gguf_lora)
+                from slimrec.llm.gguf_lora import lora_gguf
+
+                lora = lora_gguf(self.adapter, self._path)
+                params.lora_adapters = [xllamacpp.CommonAdapterLoraInfo(str(lora), 1.0)]
             params.n_parallel = self.parallel
             params.n_ctx = self.parallel * self.context_per_slot
             params.n_gpu_layers = self.gpu_layers

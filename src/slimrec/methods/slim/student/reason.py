@@ -53,6 +53,13 @@ SPEED_ONLY = ("batch_size", "threads", "refill", "share_prefix", "device", "ray"
 # Where the student runs: the answers are named by the backend's model id instead.
 WHERE_IT_RUNS = ("endpoint", "engine")
 
+Engine = Literal["hf", "vllm", "llamacpp"]
+ENGINE = (
+    "Where the student runs here: hf (slimrec's batched decoder over transformers), vllm "
+    "(a vLLM server slimrec starts, adapter merged; scripts/vllm-env.sh) or llamacpp (the "
+    "shipped GGUF base as it is, the adapter applied by llama.cpp; fastest for one prompt "
+    "at a time, as slimrec serve asks)."
+)
 STRUCTURED = (
     "Hold the student to the three steps it was taught (slimrec's decoder follows "
     "structured.student_pattern token by token: five distinct categories, the titles "
@@ -111,12 +118,7 @@ class ReasonConfig(LaterSettingsOmitted):
     )
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     shard_size: int = Field(256, ge=1, description="Users per resumable shard.")
-    engine: Literal["hf", "vllm"] = Field(
-        "hf",
-        description="Where the student runs here: hf (slimrec's batched decoder over "
-        "transformers) or vllm (a vLLM server slimrec starts, adapter merged; "
-        "scripts/vllm-env.sh).",
-    )
+    engine: Engine = Field("hf", description=ENGINE)
     endpoint: EndpointConfig | None = Field(
         None,
         description="Ask the student at an OpenAI-compatible endpoint that serves it (base "
@@ -164,9 +166,11 @@ def one_place_to_run(
         )
     if endpoint is not None and engine != "hf":
         raise ValueError(
-            "give either an endpoint (the student runs there) or engine: vllm (it runs "
+            f"give either an endpoint (the student runs there) or engine: {engine} (it runs "
             "here), not both"
         )
+    if ray is not None and engine == "llamacpp":
+        raise ValueError("ray runs the student with engine hf or vllm, not llamacpp")
     if ray is not None and endpoint is not None:
         raise ValueError(
             "ray runs the student in each replica (slimrec's decoder, or vLLM through Ray "
@@ -183,6 +187,19 @@ def base_of(config: ReasonConfig) -> str:
         if info.is_file():
             return str(json.loads(info.read_text(encoding="utf-8"))["base_model"])
     return DEFAULT_BASE
+
+
+def student_on_llamacpp(config: ReasonConfig, parallel: int = 8):
+    """The student on llama.cpp: its base as a shipped GGUF (or a ``.gguf`` file), the
+    adapter converted once for llama.cpp to apply (:mod:`slimrec.llm.gguf_lora`)."""
+    from slimrec.llm.backends.llamacpp import LlamaCppBackend
+
+    return LlamaCppBackend(
+        base_of(config),
+        adapter=config.adapter,
+        parallel=min(config.batch_size, parallel),
+        threads=config.threads,
+    )
 
 
 def shard_dir(out: str | Path) -> Path:
@@ -227,6 +244,9 @@ def reason(
             dtype=config.dtype,
             concurrency=config.batch_size,
         )
+        backend.check()
+    if backend is None and config.engine == "llamacpp":
+        backend = student_on_llamacpp(config)
         backend.check()
     backend = backend or HFBackend(
         base_of(config),
