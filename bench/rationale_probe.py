@@ -9,7 +9,10 @@ The user texts compared, each on the users that have it:
 * the teacher's rationale (the few users it answered),
 * the student's rationale (every user; and the teacher's users alone),
 * the history titles: the mean text embedding of the items the rationale read
-  (:func:`slimrec.methods.slim.tables.history_text`, the ``history`` control).
+  (:func:`slimrec.methods.slim.tables.history_text`, the ``history`` control);
+* the step-3 suggestions grounded in the catalog (:mod:`slimrec.methods.slim.grounding`):
+  the mean text embedding of the catalog items they resolve to, the user text a fusion
+  of grounded items would read.
 
 A rationale that reasons about the user, rather than restating the history, should place
 the next item nearer the top than the titles do. The paired differences of the median
@@ -27,9 +30,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import yaml
 
 from slimrec.data.prepared import PreparedDataset, rationale_cutoff
+from slimrec.methods.slim.grounding import CatalogIndex, suggestion_lines
 from slimrec.methods.slim.probe import median_gap, target_ranks
 from slimrec.methods.slim.tables import history_text
 
@@ -50,6 +55,21 @@ def gap_text(a: np.ndarray, b: np.ndarray, n_items: int) -> str:
     bootstrap 95% interval."""
     gap, low, high = (100 * x / n_items for x in median_gap(a, b))
     return f"{gap:+.1f} pts [{low:+.1f}, {high:+.1f}]"
+
+
+def grounded_text(
+    rationales: Path, items: np.ndarray, index: CatalogIndex, n_users: int
+) -> np.ndarray:
+    """Per user, the mean text embedding of the catalog items their step 3 resolves to
+    (zero where none resolves, or where there is no rationale)."""
+    table = pd.read_parquet(rationales)
+    out = np.zeros((n_users, items.shape[1]), dtype=items.dtype)
+    for user, step3 in zip(table["user"].astype(int), table["step3"].fillna(""), strict=True):
+        found = [index.resolve_line(line) for line in suggestion_lines(str(step3))]
+        found = [i for i in found if i is not None]
+        if found:
+            out[user] = items[found].mean(axis=0)
+    return out
 
 
 def main() -> None:
@@ -81,6 +101,13 @@ def main() -> None:
         "student rationale, every user": ranks(student, written),
         "history titles, every user": ranks(titles, written),
     }
+    index, n_users = CatalogIndex.of(data), data.n_users
+    for source, stage in (("teacher", "teach"), ("student", "reason")):
+        if stage in folders:
+            table = grounded_text(folders[stage] / "rationales.parquet", items, index, n_users)
+            has = np.flatnonzero(np.abs(table).sum(axis=1) > 0)
+            rows[f"{source}'s grounded step-3 items ({len(has)} users)"] = ranks(table, has)
+            rows[f"history titles, the same {len(has)} users"] = ranks(titles, has)
     for step in ("step1", "step2", "step3"):  # where the run embedded the steps alone
         if f"embed/student/{step}" in folders:
             table = np.load(folders[f"embed/student/{step}"] / "users.npy")
@@ -100,6 +127,10 @@ def main() -> None:
     print(f"  student, teacher's users: {gap_text(student_t, titles_t, n)}")
     student_all = rows["student rationale, every user"]
     print(f"  student, every user: {gap_text(student_all, titles_all, n)}")
+    names = list(rows)
+    for i, name in enumerate(names):
+        if "grounded" in name:
+            print(f"  {name}: {gap_text(rows[name], rows[names[i + 1]], n)}")
 
 
 if __name__ == "__main__":

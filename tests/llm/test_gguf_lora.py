@@ -149,6 +149,7 @@ def test_reason_writes_through_llama_cpp_with_the_adapter(tmp_path):
     import pandas as pd
     from tests.methods.slim.test_teach import make_dataset
 
+    from slimrec.cluster import RayConfig
     from slimrec.methods.slim.student.reason import ReasonConfig, reason
 
     adapter = str(random_adapter(tmp_path / "adapter", ["q_proj", "v_proj"]))
@@ -161,3 +162,5 @@ def test_reason_writes_through_llama_cpp_with_the_adapter(tmp_path):
     assert frame["model"].iloc[0].startswith("llamacpp:smollm2-135m+lora@")
     with pytest.raises(ValueError, match="structured"):
         ReasonConfig(engine="llamacpp", structured=True)
+    with pytest.raises(ValueError, match="not llamacpp"):
+        ReasonConfig(engine="llamacpp", ray=RayConfig(replicas=1))
