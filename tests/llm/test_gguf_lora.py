@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+from tests.lora_fixtures import random_adapter
 
 from slimrec.errors import ConfigError
 from slimrec.llm.backends.base import ChatRequest, SamplingConfig
@@ -29,21 +30,6 @@ QUESTIONS = [
     "Suggest a video game for a child.",
     "Name a famous painter.",
 ]
-
-
-def random_adapter(folder, modules, alpha: float = 8.0):
-    """A LoRA on SmolLM2 whose A and B are both random (a trained adapter's B is not zero)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    from slimrec.llm.local import resolve_base
-
-    torch.manual_seed(0)
-    base = AutoModelForCausalLM.from_pretrained(resolve_base("smollm2-135m"))
-    lora = LoraConfig(r=4, lora_alpha=alpha, target_modules=modules, init_lora_weights=False)
-    get_peft_model(base, lora).save_pretrained(folder)
-    return folder
 
 
 def test_the_shipped_gguf_stores_query_and_key_rows_as_permute_rows_orders_them():

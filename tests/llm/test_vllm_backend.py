@@ -43,22 +43,16 @@ def test_the_student_on_vllm_agrees_with_transformers_and_with_ray_datas_vllm(
     merged weights) answers that shard alone, exactly as the server did: same answers,
     model id and shard key, so a run can switch paths and keep its finished shards."""
     import pandas as pd
-    import torch
-    from peft import LoraConfig, get_peft_model
+    from tests.lora_fixtures import random_adapter
     from tests.methods.slim.test_teach import make_dataset
-    from transformers import AutoModelForCausalLM
 
     from slimrec.cluster import RayConfig
-    from slimrec.llm.local import resolve_base
     from slimrec.llm.merge import merged_folder
     from slimrec.methods.slim.student.reason import ReasonConfig, reason, shard_dir
 
     assert HAS_RAY_DATA_LLM, f"scripts/vllm-env.sh installs ray[data] beside vLLM in {PYTHON}"
     monkeypatch.setenv(MEMORY_ENV, str(SMALL))
-    torch.manual_seed(0)
-    base = AutoModelForCausalLM.from_pretrained(resolve_base("smollm2-135m"))
-    lora = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    get_peft_model(base, lora).save_pretrained(tmp_path / "adapter")
+    random_adapter(tmp_path / "adapter", ["q_proj", "v_proj"])
     data = make_dataset(tmp_path, n_users=6)
     common = {"base_model": "smollm2-135m", "adapter": str(tmp_path / "adapter")}
     common |= {"dtype": "float32", "sampling": SamplingConfig(max_new_tokens=16)}

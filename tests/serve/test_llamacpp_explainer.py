@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 import yaml
-from tests.llm.test_gguf_lora import random_adapter
+from tests.lora_fixtures import random_adapter
 
 from slimrec.pipeline.artifacts import RunArtifacts
 from slimrec.serve.service import RecommendService
