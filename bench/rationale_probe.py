@@ -102,12 +102,17 @@ def main() -> None:
         "history titles, every user": ranks(titles, written),
     }
     index, n_users = CatalogIndex.of(data), data.n_users
+    grounded = {}  # row name -> the titles' row of the same users
     for source, stage in (("teacher", "teach"), ("student", "reason")):
         if stage in folders:
             table = grounded_text(folders[stage] / "rationales.parquet", items, index, n_users)
             has = np.flatnonzero(np.abs(table).sum(axis=1) > 0)
-            rows[f"{source}'s grounded step-3 items ({len(has)} users)"] = ranks(table, has)
-            rows[f"history titles, the same {len(has)} users"] = ranks(titles, has)
+            name, same = (
+                f"{source}'s grounded step-3 items ({len(has)} users)",
+                f"history titles, the same {len(has)} users",
+            )
+            rows[name], rows[same] = ranks(table, has), ranks(titles, has)
+            grounded[name] = same
     for step in ("step1", "step2", "step3"):  # where the run embedded the steps alone
         if f"embed/student/{step}" in folders:
             table = np.load(folders[f"embed/student/{step}"] / "users.npy")
@@ -127,10 +132,8 @@ def main() -> None:
     print(f"  student, teacher's users: {gap_text(student_t, titles_t, n)}")
     student_all = rows["student rationale, every user"]
     print(f"  student, every user: {gap_text(student_all, titles_all, n)}")
-    names = list(rows)
-    for i, name in enumerate(names):
-        if "grounded" in name:
-            print(f"  {name}: {gap_text(rows[name], rows[names[i + 1]], n)}")
+    for name, same in grounded.items():
+        print(f"  {name}: {gap_text(rows[name], rows[same], n)}")
 
 
 if __name__ == "__main__":

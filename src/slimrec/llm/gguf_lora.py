@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from slimrec.errors import ConfigError
-from slimrec.io import atomic_path, cache_dir, sha256_file
+from slimrec.io import atomic_path, cache_dir
 
 # Architectures whose converter permutes the query/key rows (llama.cpp's LlamaModel).
 PERMUTED = {"llama"}
@@ -50,8 +50,9 @@ def lora_gguf(adapter: str | Path, base_gguf: str | Path, *, cache: Path | None 
             where=adapter,
             fix="give slimrec distill's OUT/adapter",
         )
-    identity = f"v{VERSION}|{sha256_file(weights)}|{sha256_file(adapter / 'adapter_config.json')}|"
-    identity += f"{base_gguf.name}@{base_gguf.stat().st_size}"
+    from slimrec.llm.backends.hf import weights_hash  # the hash that names its answers
+
+    identity = f"v{VERSION}|{weights_hash(adapter)}|{base_gguf.name}@{base_gguf.stat().st_size}"
     name = hashlib.sha256(identity.encode()).hexdigest()[:16]
     out = (cache or cache_dir()) / "lora-gguf" / f"{name}.gguf"
     if out.is_file():

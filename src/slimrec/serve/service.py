@@ -134,10 +134,9 @@ class RecommendService:
         if section.endpoint is not None:  # the student runs elsewhere (e.g. vLLM on GPUs)
             backend = section.endpoint.build()
         elif section.engine == "llamacpp":  # one history at a time: llama.cpp's forte
-            from slimrec.methods.slim.student.reason import student_on_llamacpp
+            from slimrec.llm.backends.llamacpp import LlamaCppBackend
 
-            reason = ReasonConfig(base_model=base, adapter=str(adapter), threads=threads)
-            backend = student_on_llamacpp(reason, parallel=4)
+            backend = LlamaCppBackend(base, adapter=str(adapter), parallel=4, threads=threads)
         else:
             backend = HFBackend(
                 base,

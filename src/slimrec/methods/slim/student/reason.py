@@ -43,6 +43,7 @@ from slimrec.errors import ConfigError
 from slimrec.io import atomic_path, write_json_atomic
 from slimrec.llm.backends import EndpointConfig
 from slimrec.llm.backends.base import ChatRequest, Completion, SamplingConfig
+from slimrec.llm.backends.llamacpp import LlamaCppBackend
 from slimrec.llm.backends.vllm import VLLMBackend
 from slimrec.methods.slim.prompts import Prompt, PromptConfig
 from slimrec.methods.slim.teach import COLUMNS, rationale_row, user_prompts
@@ -189,19 +190,6 @@ def base_of(config: ReasonConfig) -> str:
     return DEFAULT_BASE
 
 
-def student_on_llamacpp(config: ReasonConfig, parallel: int = 8):
-    """The student on llama.cpp: its base as a shipped GGUF (or a ``.gguf`` file), the
-    adapter converted once for llama.cpp to apply (:mod:`slimrec.llm.gguf_lora`)."""
-    from slimrec.llm.backends.llamacpp import LlamaCppBackend
-
-    return LlamaCppBackend(
-        base_of(config),
-        adapter=config.adapter,
-        parallel=min(config.batch_size, parallel),
-        threads=config.threads,
-    )
-
-
 def shard_dir(out: str | Path) -> Path:
     out = Path(out)
     return out.with_name(out.name + ".shards")
@@ -245,8 +233,13 @@ def reason(
             concurrency=config.batch_size,
         )
         backend.check()
-    if backend is None and config.engine == "llamacpp":
-        backend = student_on_llamacpp(config)
+    if backend is None and config.engine == "llamacpp":  # adapter applied by llama.cpp
+        backend = LlamaCppBackend(
+            base_of(config),
+            adapter=config.adapter,
+            parallel=min(config.batch_size, 8),
+            threads=config.threads,
+        )
         backend.check()
     backend = backend or HFBackend(
         base_of(config),
