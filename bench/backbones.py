@@ -46,7 +46,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -61,6 +60,7 @@ import torch
 
 from slimrec.data.prepared import PreparedDataset, is_prepared
 from slimrec.eval import EvalConfig
+from slimrec.machine import hardware
 from slimrec.training import TrainConfig, Trainer
 from slimrec.training.examples import Examples, prefix_examples
 
@@ -388,21 +388,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def machine() -> dict[str, Any]:
-    model = ""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        model = next(
-            (x.split(":", 1)[1].strip() for x in out.splitlines() if "Model name" in x), ""
-        )
-    except OSError:
-        pass
-    return {
-        "cpu": model or platform.processor(),
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "date": date.today().isoformat(),
-    }
+    return hardware() | {"date": date.today().isoformat()}
 
 
 # -- main -------------------------------------------------------------------------------

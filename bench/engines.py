@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from slimrec.data import PrepareConfig, prepare
 from slimrec.data.loaders import DataSource, load_dataset
 from slimrec.llm.backends import build_backend
 from slimrec.llm.backends.base import ChatRequest, SamplingConfig
+from slimrec.machine import describe
 from slimrec.methods.slim.parse import parse_rationale
 from slimrec.methods.slim.prompts import PromptConfig
 from slimrec.methods.slim.rationale_checks import table_rates
@@ -39,15 +38,6 @@ QUICKSTART = PromptConfig(
     domain="movies", verb="watched", category_noun="genres", per_category=2, max_items=15,
     hold_out_last=1,
 )  # fmt: skip
-
-
-def cpu_flags() -> str:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    flags = next(
-        (ln.split(":", 1)[1].split() for ln in out.splitlines() if ln.startswith("Flags")), []
-    )
-    keep = [f for f in flags if f.startswith(("avx", "amx")) or f in ("fma", "f16c")]
-    return " ".join(keep)
 
 
 def run(spec: str, model: str, prompts, users, sampling, threads: int, wording) -> dict:
@@ -103,11 +93,10 @@ def main() -> None:
     for spec in args.engines.split(","):
         rows.append(run(spec, args.model, prompts, users, sampling, args.threads, wording))
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "answers_text"}), flush=True)
-    flags = cpu_flags()
-    cpu = platform.processor() or platform.machine()
+    machine = describe()
     print(f"\n{args.model}, template {args.template}, {args.users} prompts, "
           f"{args.max_new_tokens} new tokens max, greedy, {args.threads} threads; "
-          f"CPU {cpu}: {flags}\n")  # fmt: skip
+          f"CPU {machine}\n")  # fmt: skip
     print("| engine:parallel[:json] | wall s | new tok/s | parsed | at cap | repeats a line "
           "| 5 distinct categories | echoes the prompt | mean tokens |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -119,7 +108,7 @@ def main() -> None:
     if args.out:
         args.out.write_text(
             json.dumps(
-                {"model": args.model, "template": args.template, "cpu_flags": flags, "rows": rows},
+                {"model": args.model, "template": args.template, "machine": machine, "rows": rows},
                 indent=1,
             )
         )

@@ -29,8 +29,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -43,22 +41,12 @@ from slimrec.data.loaders import DataSource, load_dataset
 from slimrec.llm.backends.base import ChatRequest, SamplingConfig
 from slimrec.llm.backends.hf import HFBackend
 from slimrec.llm.decode import _new_cache, common_prefix_length
+from slimrec.machine import describe
 from slimrec.methods.slim.parse import parse_rationale
 from slimrec.methods.slim.prompts import PromptConfig
 from slimrec.methods.slim.teach import user_prompts
 
 MOVIES = PromptConfig(domain="movies", verb="watched", category_noun="genres")
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-        flags = fields.get("Flags", "")
-        isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags.split()]
-        return f"{fields['Model name'].strip()}, {fields['CPU(s)'].strip()} CPUs, {'+'.join(isa)}"
-    except (OSError, subprocess.CalledProcessError, KeyError):
-        return platform.processor() or "unknown"
 
 
 def flops(m: int, k: int, n: int, dtype: torch.dtype, seconds: float = 1.0) -> float:
@@ -148,7 +136,7 @@ def main() -> None:
     n, t_new = args.prompts, args.max_new_tokens
     info = {
         "date": datetime.date.today().isoformat(),
-        "cpu": cpu_model(),
+        "cpu": describe(),
         "torch": torch.__version__,
         "threads": args.threads,
         "load_average": os.getloadavg(),

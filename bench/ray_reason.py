@@ -24,10 +24,10 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engines import cpu_flags
 
 from slimrec.cluster import RayConfig
 from slimrec.llm.backends.base import SamplingConfig
+from slimrec.machine import describe
 from slimrec.methods.slim.student.reason import ReasonConfig, reason
 
 
@@ -71,7 +71,7 @@ def main() -> None:
                 }
             )
     base = rows[0]["seconds"]
-    print(f"CPU: {cpu_flags()}")
+    print(f"CPU: {describe()}")
     print("| variant | seconds | users/s | new tok/s | speed-up | same answers |")
     print("|---|---:|---:|---:|---:|---:|")
     for r in rows:
@@ -81,7 +81,7 @@ def main() -> None:
         )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"cpu": cpu_flags(), "rows": rows}, indent=1))
+        args.out.write_text(json.dumps({"cpu": describe(), "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

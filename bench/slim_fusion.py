@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 from pathlib import Path
 
 from slimrec.config import load_yaml
 from slimrec.io import write_json_atomic, write_text_atomic
+from slimrec.machine import describe
 from slimrec.pipeline import run_pipeline
 from slimrec.pipeline.config import RunConfig
 from slimrec.pipeline.outputs import Fit, interval_finder
@@ -60,17 +60,6 @@ def mean_std(values: list[float]) -> str:
         return "–"
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{statistics.mean(values):.4f} ± {std:.4f}"
-
-
-def cpu_flags() -> str:
-    """The CPU model and its vector extensions (what speed and float results depend on)."""
-    out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    model = next(
-        (ln.split(":", 1)[1].strip() for ln in out.splitlines() if "Model name" in ln), "?"
-    )
-    flags = next((ln.split(":", 1)[1].split() for ln in out.splitlines() if "Flags" in ln), [])
-    wanted = sorted(f for f in flags if f.startswith(("avx", "amx")))
-    return f"{model}; {' '.join(wanted)}"
 
 
 def main() -> None:
@@ -119,7 +108,7 @@ def main() -> None:
                         rows[(fit.label, "slim", k)][f"vs {other} ({protocol})"] = found.format()
 
     lines = [
-        f"CPU: {cpu_flags()}. Config {args.config}, seeds {args.seeds}, NDCG@10 mean ± std.",
+        f"CPU: {describe()}. Config {args.config}, seeds {args.seeds}, NDCG@10 mean ± std.",
         "",
         "| model | hold-out | test users | full | sampled | best epochs "
         + "".join(f"| SLIM vs {o} (full) " for o in VERSUS)
@@ -143,7 +132,7 @@ def main() -> None:
         args.results.mkdir(parents=True, exist_ok=True)
         write_text_atomic(args.results / "table.md", table)
         blob = {f"{label}|{k}": row for (label, _m, k), row in rows.items()}
-        write_json_atomic(args.results / "results.json", {"cpu": cpu_flags(), "rows": blob})
+        write_json_atomic(args.results / "results.json", {"cpu": describe(), "rows": blob})
 
 
 if __name__ == "__main__":

@@ -27,9 +27,9 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engines import cpu_flags
 
 from slimrec.config import load_yaml
+from slimrec.machine import describe
 from slimrec.methods.slim.rationale_checks import table_rates
 from slimrec.methods.slim.student.reason import ReasonConfig, reason
 from slimrec.pipeline.config import RunConfig
@@ -84,13 +84,13 @@ def main() -> None:
             "same_as_first": round(sum(map(str.__eq__, texts, reference)) / len(texts), 3),
         })  # fmt: skip
         print(json.dumps(rows[-1]), flush=True)
-    print(f"\n{args.users} users of {args.run}; CPU flags: {cpu_flags()}")
+    print(f"\n{args.users} users of {args.run}; CPU: {describe()}")
     print("| " + " | ".join(rows[0]) + " |")
     print("|---|" + "---:|" * (len(rows[0]) - 1))
     for row in rows:
         print("| " + " | ".join(str(v) for v in row.values()) + " |")
     if args.out:
-        result = {"rows": rows, "cpu_flags": cpu_flags(), "answers": answers}
+        result = {"rows": rows, "machine": describe(), "answers": answers}
         args.out.write_text(json.dumps(result, indent=1, ensure_ascii=False))
 
 

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engines import QUICKSTART, cpu_flags
+from engines import QUICKSTART
 
 from slimrec.data import PrepareConfig, PreparedDataset, prepare
 from slimrec.data.loaders import DataSource, load_dataset
@@ -36,6 +36,7 @@ from slimrec.llm.backends.base import ChatRequest, SamplingConfig
 from slimrec.llm.backends.hf import HFBackend
 from slimrec.llm.backends.llamacpp import LlamaCppBackend
 from slimrec.llm.backends.vllm import VLLMBackend
+from slimrec.machine import describe
 from slimrec.methods.slim.teach import user_prompts
 
 
@@ -122,9 +123,9 @@ def main() -> None:
                 "answers": texts,
             })  # fmt: skip
             print(json.dumps({k: v for k, v in rows[-1].items() if k != "answers"}), flush=True)
-    flags = cpu_flags()
+    flags = describe()
     print(f"\n{base}{' + ' + adapter if adapter else ''}, {args.max_new_tokens} new tokens max, "
-          f"greedy, {args.threads} threads; CPU flags: {flags}\n")  # fmt: skip
+          f"greedy, {args.threads} threads; CPU: {flags}\n")  # fmt: skip
     print("| engine | mode | prompts | start-up s | generation s | new tok/s | s per answer "
           "| identical to the first row |")  # fmt: skip
     print("|---|---|---:|---:|---:|---:|---:|---:|")
@@ -133,7 +134,7 @@ def main() -> None:
               f"{r['seconds']} | {r['new_tok_per_s']} | {r['s_per_answer']} | "
               f"{100 * r['same_as_first']:.0f}% |")  # fmt: skip
     if args.out:
-        args.out.write_text(json.dumps({"cpu_flags": flags, "rows": rows}, indent=1))
+        args.out.write_text(json.dumps({"machine": flags, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -136,6 +136,42 @@ def test_whole_report_has_every_section():
     assert md.count("Improv. (SLIM vs Backbone+)") == 2  # once per protocol
 
 
+def test_the_report_names_the_machines_its_stages_ran_on_and_the_fits_without_weights():
+    """A long run's stages come from sessions on different machines (bench/runs/)."""
+    xeon, epyc = "Intel Xeon, 2 cores; avx2 amx_bf16", "AMD EPYC, 2 cores; avx2"
+    records = [
+        record("prepare", 1.0, {}),
+        StageRecord("fit/sasrec/slim/seed0", "k", "f0", "ran", 2.0, 2.0, machine=xeon),
+        StageRecord("fit/sasrec/slim/seed1", "k", "f1", "ran", 2.0, 2.0, machine=xeon),
+        StageRecord("fit/sasrec/slim/seed2", "k", "f2", "ran", 2.0, 2.0, machine=epyc),
+    ]
+    md = render_report(
+        name="demo",
+        dataset="d",
+        dataset_stats={"users": 10, "items": 20, "interactions": 99},
+        config_hash="abc",
+        table=table(),
+        backbones=["sasrec"],
+        protocols=["full"],
+        metrics=METRICS,
+        digits=4,
+        seeds=[0, 1, 2],
+        records=records,
+        popularity=None,
+        plot_file=None,
+        without_weights=["sasrec/slim", "sasrec/backbone"],
+        top_k=10,
+        hw={"cpu": "AMD EPYC", "cores": 2, "flags": ["fma", "avx2"]},
+    )
+    assert "- this report: AMD EPYC, 2 cores; lscpu flags fma avx2" in md
+    assert (
+        f"- stages computed on: not recorded (computed before stages kept it): 1 stage; "
+        f"{xeon}: 2 stages; {epyc}: 1 stage"
+    ) in md
+    assert "## Long tail" in md and "![" not in md
+    assert "their weights did not): sasrec/slim, sasrec/backbone." in md
+
+
 def test_popularity_groups_split_items_head_to_tail():
     popularity = np.array([0, 50, 1, 7, 7, 30, 0, 2, 9, 4, 3])  # index 0 is padding
     groups = popularity_groups(popularity, 5)

@@ -15,6 +15,8 @@ import yaml
 from tests.cli_helpers import run as run_cli
 from tests.run_fixtures import tiny_config, write_csv
 
+from slimrec.errors import ConfigError
+from slimrec.methods import load_model
 from slimrec.pipeline import RunConfig, run_pipeline
 
 METHODS = ["backbone", "backbone+", "slim-", "slim", "slim-step1", "text-matching"]
@@ -85,6 +87,25 @@ def test_whole_pipeline_then_cached_then_only_downstream(setup, capsys):
     again = run_pipeline(cfg, run_dir, echo=lambda _: None)
     assert set(again.status().values()) == {"cached"}
     assert again.status().keys() == set(names)
+
+    # -- a fit's record travelled without its weights (bench/runs/ on a fresh clone) -----
+    backbone = run_dir / next(
+        s["folder"] for s in stages if s["name"] == "fit/sasrec/backbone/seed0"
+    )
+    (backbone / "best.pt").unlink()
+    shutil.rmtree(run_dir / next(s["folder"] for s in stages if s["name"] == "report"))
+    travelled = run_pipeline(cfg, run_dir, echo=lambda _: None).status()
+    assert {name for name, status in travelled.items() if status == "ran"} == {"report"}
+    assert json.loads((run_dir / "results.json").read_text())["results"] == results["results"]
+    assert "their weights did not): sasrec/backbone." in (run_dir / "report.md").read_text()
+    with pytest.raises(ConfigError, match="delete this folder and run `slimrec run` again"):
+        load_model(backbone)
+    # The order diagnostic reloads every model: the one without weights is fitted again.
+    ordered = tiny_config(ratings, items, lm) | {"diagnose": {"order": ["reverse"]}}
+    refit = run_pipeline(RunConfig.model_validate(ordered), run_dir, echo=lambda _: None)
+    assert refit.status()["fit/sasrec/backbone/seed0"] == "ran"
+    assert refit.status()["fit/sasrec/slim/seed0"] == "cached"
+    assert (backbone / "best.pt").is_file()
 
     # -- the student's rationales kept, its adapter gone (a fresh clone of bench/runs/) --
     distill = next(s for s in stages if s["name"] == "distill")

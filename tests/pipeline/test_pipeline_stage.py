@@ -62,6 +62,34 @@ def test_interrupted_stage_continues_in_its_folder(tmp_path):
     assert rec.outputs == {"resumed_from": "half"}
 
 
+def test_a_finished_stage_without_what_the_run_needs_starts_again_from_an_empty_folder(tmp_path):
+    calls: list[Path] = []
+    runner = StageRunner(tmp_path, echo=lambda _: None)
+    rec = runner.run("fit/sasrec/backbone/seed0", {}, counting_work(calls))
+    folder = tmp_path / rec.folder
+    (folder / "weights.bin").write_text("w")
+    has_weights = lambda f: (f / "weights.bin").is_file()  # noqa: E731
+
+    kept = runner.run("fit/sasrec/backbone/seed0", {}, counting_work(calls), complete=has_weights)
+    assert kept.status == "cached" and len(calls) == 1
+
+    (folder / "weights.bin").unlink()  # the record travelled, the weights did not
+    # Not needed by this run: the record is enough.
+    assert runner.run("fit/sasrec/backbone/seed0", {}, counting_work(calls)).status == "cached"
+    again = runner.run("fit/sasrec/backbone/seed0", {}, counting_work(calls), complete=has_weights)
+    assert again.status == "ran" and len(calls) == 2 and calls[1] == folder
+    assert (folder / MANIFEST).is_file() and (folder / "artifact.txt").read_text() == "1"
+
+
+def test_a_stage_records_the_machine_that_computed_it(tmp_path):
+    from slimrec.machine import describe
+
+    runner = StageRunner(tmp_path, echo=lambda _: None)
+    rec = runner.run("prepare", {}, lambda folder: {})
+    assert rec.machine == describe() and "cores" in rec.machine
+    assert StageRunner(tmp_path, echo=lambda _: None).run("prepare", {}, dict).machine == describe()
+
+
 def test_corrupt_manifest_means_not_finished(tmp_path):
     calls: list[Path] = []
     runner = StageRunner(tmp_path, echo=lambda _: None)

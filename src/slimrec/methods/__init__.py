@@ -22,7 +22,7 @@ from slimrec.methods.base import (
     register_method,
 )
 from slimrec.methods.fit import fit_method
-from slimrec.methods.load import load_model
+from slimrec.methods.load import has_model, load_model
 from slimrec.methods.recommend import recommend
 from slimrec.methods.slim import TEXT_FIELDS, user_text_table, user_texts
 
@@ -36,6 +36,7 @@ __all__ = [
     "Registered",
     "fit_method",
     "get_method",
+    "has_model",
     "load_model",
     "recommend",
     "register_method",

@@ -18,10 +18,11 @@ import numpy as np
 from slimrec.eval.bootstrap import Interval, paired_bootstrap
 from slimrec.eval.results import ResultTable
 from slimrec.io import write_json_atomic, write_text_atomic
+from slimrec.machine import hardware
 from slimrec.pipeline.artifacts import Fit
 from slimrec.pipeline.config import RunConfig
 from slimrec.pipeline.plots import group_shares, plot_popularity, popularity_groups
-from slimrec.pipeline.report import IntervalFn, hardware, render_report
+from slimrec.pipeline.report import IntervalFn, render_report
 from slimrec.pipeline.stage import StageRecord
 from slimrec.training.trainer import PER_USER
 
@@ -126,20 +127,24 @@ def rationale_quality(
 
 def popularity_shares(
     fits: Sequence[Fit], run_dir: Path, data: Any, *, n_groups: int, top_k: int
-) -> dict[str, dict[str, list[float]]]:
-    """``{backbone: {method: shares}}`` from the first seed's models, test histories.
+) -> tuple[dict[str, dict[str, list[float]]], list[str]]:
+    """``{backbone: {method: shares}}`` from the first seed's models, test histories, and
+    the labels of the models left out because their weights are not here (fits whose
+    record alone travelled from another machine).
 
     The ID-agnostic model has no backbone: it appears in every panel. ``test targets``
     (what users actually chose next) is the reference.
     """
-    from slimrec.methods import recommend
+    from slimrec.methods import has_model, recommend
 
     groups = popularity_groups(data.item_popularity("train"), n_groups)
     users = np.arange(data.n_users)
     _, targets = data.split("test")
     first_seed = fits[0].seed
     # DELRec ranks only the candidates written in its prompt: no catalogue, no share.
-    chosen = [f for f in fits if f.seed == first_seed and _ranks_catalogue(f.folder)]
+    ranking = [f for f in fits if f.seed == first_seed and _ranks_catalogue(f.folder)]
+    chosen = [f for f in ranking if has_model(f.folder)]
+    missing = [f.label for f in ranking if not has_model(f.folder)]
     shares: dict[str, dict[str, list[float]]] = {}
     cached: dict[str, list[float]] = {}
     for fit in chosen:
@@ -151,7 +156,7 @@ def popularity_shares(
         series = {f.method: cached[f.label] for f in chosen if f.backbone in (panel, None)}
         series["test targets"] = group_shares(targets, groups, n_groups).round(6).tolist()
         shares[panel] = series
-    return shares
+    return shares, missing
 
 
 def _ranks_catalogue(run: Path) -> bool:
@@ -189,17 +194,19 @@ def write_outputs(
     rep = config.report
     popularity = None
     plot_file = None
+    without_weights: list[str] = []
     if rep.plot and fits:
-        popularity = popularity_shares(
+        popularity, without_weights = popularity_shares(
             fits, run_dir, data, n_groups=rep.popularity_groups, top_k=rep.top_k
         )
-        plot_popularity(
-            {k: {m: np.asarray(v) for m, v in s.items()} for k, s in popularity.items()},
-            folder / "popularity.png",
-            top_k=rep.top_k,
-            title=f"{config.name}: {data.name}",
-        )
-        plot_file = "popularity.png"
+        if popularity:
+            plot_popularity(
+                {k: {m: np.asarray(v) for m, v in s.items()} for k, s in popularity.items()},
+                folder / "popularity.png",
+                top_k=rep.top_k,
+                title=f"{config.name}: {data.name}",
+            )
+            plot_file = "popularity.png"
     quality, samples = rationale_quality(config, records, run_dir, data)
     hw = hardware()
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -217,6 +224,7 @@ def write_outputs(
         records=records,
         popularity=popularity,
         plot_file=plot_file,
+        without_weights=without_weights,
         top_k=rep.top_k,
         hw=hw,
         date=date,

@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
-import platform
-import subprocess
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -86,29 +83,6 @@ PROTOCOL_TITLES = {
 def run_label(backbone: str | None, method: str) -> str:
     """The method name of a fit in the result table: ``sasrec/slim``, or ``text-matching``."""
     return method if backbone is None else f"{backbone}/{method}"
-
-
-def hardware() -> dict[str, Any]:
-    """CPU model and cores (lscpu), accelerator, Python and torch versions."""
-    info: dict[str, Any] = {"cpu": platform.processor() or platform.machine()}
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=5).stdout
-        for line in out.splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "Model name":
-                info["cpu"] = value.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    info["cores"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    info["python"] = platform.python_version()
-    try:
-        import torch
-
-        info["torch"] = torch.__version__
-        info["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
-    return info
 
 
 def _cell(table: ResultTable, method: str, metric: str, protocol: str) -> Summary | None:
@@ -356,6 +330,19 @@ def costs_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def machines_line(records: Sequence[StageRecord]) -> str:
+    """Where the stages were computed: a long run's stages come from several sessions, each
+    on a fresh machine, and their times and last digits depend on the CPU."""
+    counts: dict[str, int] = {}
+    for r in records:
+        where = r.machine or "not recorded (computed before stages kept it)"
+        counts[where] = counts.get(where, 0) + 1
+    if not counts:
+        return ""
+    listed = "; ".join(f"{where}: {n} stage{'s' * (n != 1)}" for where, n in counts.items())
+    return f"- stages computed on: {listed}\n"
+
+
 def popularity_table(shares: dict[str, dict[str, list[float]]], top_k: int) -> str:
     n_groups = len(next(iter(next(iter(shares.values())).values())))
     labels = [label.replace("\n", " ") for label in group_labels(n_groups)]
@@ -392,6 +379,7 @@ def render_report(
     popularity: dict[str, dict[str, list[float]]] | None,
     plot_file: str | None,
     top_k: int,
+    without_weights: Sequence[str] = (),
     hw: dict[str, Any],
     date: str | None = None,
     legend: dict[str, str] | None = None,
@@ -523,11 +511,17 @@ def render_report(
         out.append(rationale_quality_table(quality))
         for source, text in (samples or {}).items():
             out.append(f"{source}:\n\n{quote(text)}\n")
-    if popularity:
+    if popularity or without_weights:
         out.append("## Long tail: recommendations by item popularity\n")
-        if plot_file:
-            out.append(f"![recommendations by item popularity]({plot_file})\n")
+    if plot_file:
+        out.append(f"![recommendations by item popularity]({plot_file})\n")
+    if popularity:
         out.append(popularity_table(popularity, top_k))
+    if without_weights:
+        out.append(
+            "Not in the long-tail figures (fitted on another machine: their results "
+            f"travelled, their weights did not): {', '.join(without_weights)}.\n"
+        )
     out.extend(diagnostics)
     out.append("## Cost of each stage\n")
     out.append(
@@ -537,10 +531,11 @@ def render_report(
     out.append(costs_table(stage_costs(records)))
     out.append("## Where and when\n")
     gpu = f", GPU {hw['gpu']}" if hw.get("gpu") else ""
+    flags = " ".join(hw.get("flags") or [])
     out.append(
-        f"- hardware: {hw.get('cpu')}, {hw.get('cores')} cores{gpu}\n"
+        f"- this report: {hw.get('cpu')}, {hw.get('cores')} cores{gpu}; lscpu flags {flags}\n"
         f"- software: Python {hw.get('python')}, torch {hw.get('torch')}\n"
         f"- date: {date}\n"
-        f"- config hash: `{config_hash}` (config.yaml in this folder)\n"
+        f"- config hash: `{config_hash}` (config.yaml in this folder)\n" + machines_line(records)
     )
     return "\n".join(out)

@@ -16,7 +16,7 @@ from pathlib import Path
 from slimrec.config import config_hash, save_yaml
 from slimrec.eval.order import OrderConfig
 from slimrec.io import atomic_path
-from slimrec.methods import Method, get_method
+from slimrec.methods import Method, get_method, has_model
 from slimrec.pipeline import stages
 from slimrec.pipeline.artifacts import Fit
 from slimrec.pipeline.config import RunConfig
@@ -118,6 +118,11 @@ def run_pipeline(
         user_tables[(source, field)] = (path(rec, "table"), rec.key)
 
     done: dict[tuple[str | None, str, int], Fit] = {}
+    # A fit's record (results, per-user metrics) may travel without its weights (a long
+    # run's commits, bench/runs/README.md): fits another method learns from, and every fit
+    # when the order diagnostic reloads them, are fitted again where the weights are gone.
+    teachers = {m.needs().teacher for m in config.chosen_methods()} - {None}
+    weights_needed = has_model if config.diagnose.order else None
 
     def fit(method: Method, backbone: str, seed: int) -> Fit:
         """Train (or reuse) one method on one backbone and seed, its teacher first."""
@@ -155,6 +160,7 @@ def run_pipeline(
                 user_tables[needs.user_text] if needs.user_text else None,
                 teacher,
             ),
+            complete=has_model if method.name in teachers else weights_needed,
         )
         done[(on, method.name, seed)] = Fit(
             on, method.name, seed, run_dir / rec.folder / rec.outputs["run"], rec

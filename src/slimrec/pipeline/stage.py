@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -27,6 +28,7 @@ from typing import Any, Literal
 
 from slimrec.config import config_hash
 from slimrec.io import write_json_atomic
+from slimrec.machine import describe
 
 # Bump when a stage's artifacts change meaning: every key changes, nothing stale is reused.
 PIPELINE_VERSION = 1
@@ -46,6 +48,7 @@ class StageRecord:
     compute_seconds: float  # wall time when the artifacts were computed
     cost: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
+    machine: str | None = None  # where the artifacts were computed (slimrec.machine)
 
     @property
     def kind(self) -> str:
@@ -83,16 +86,25 @@ class StageRunner:
         name: str,
         inputs: dict[str, Any],
         work: Callable[[Path], dict[str, Any]],
+        *,
+        complete: Callable[[Path], bool] | None = None,
     ) -> StageRecord:
         """Run ``work(folder)`` unless the stage with these inputs already finished.
 
         ``work`` returns its outputs as a JSON-able dict; a ``cost`` entry in it (a dict)
         is reported apart. Its return value is stored in the manifest, so a cached stage
-        hands the same outputs downstream.
+        hands the same outputs downstream. ``complete(folder)``: whether a finished stage
+        holds everything this run needs of it; one that does not (a fit's record committed
+        without its weights, needed here by a method that loads them) starts again from
+        an empty folder.
         """
         key = stage_key(name, inputs)
         folder = self.folder(name, key)
         manifest = _read_manifest(folder / MANIFEST, key)
+        if manifest is not None and complete is not None and not complete(folder):
+            self.echo(f"[{name}] finished elsewhere, without what this run needs of it: again")
+            shutil.rmtree(folder)
+            manifest = None
         start = time.perf_counter()
         if manifest is None:
             resumed = folder.exists()
@@ -107,6 +119,7 @@ class StageRunner:
                 "inputs": inputs,
                 "seconds": round(seconds, 3),
                 "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "machine": describe(),
                 "cost": outputs.pop("cost", {}),
                 "outputs": outputs,
             }
@@ -123,6 +136,7 @@ class StageRunner:
             compute_seconds=manifest["seconds"],
             cost=manifest.get("cost", {}),
             outputs=manifest["outputs"],
+            machine=manifest.get("machine"),
         )
         self.records.append(record)
         self.save()
