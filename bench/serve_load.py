@@ -28,7 +28,6 @@ import asyncio
 import datetime
 import json
 import os
-import platform
 import random
 import socket
 import subprocess
@@ -38,6 +37,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+
+from slimrec.machine import describe
 
 
 def free_port() -> int:
@@ -149,18 +150,6 @@ async def closed_loop(name, url, make_request, concurrency, count, max_s):
     return summary(f"{name}, {concurrency} concurrent", latencies, statuses, wall)
 
 
-def hardware() -> str:
-    cpu = platform.processor() or "cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
-
-
 def markdown(rows: list[dict]) -> str:
     lines = [
         "| phase | requests | ok | 503 | errors | p50 ms | p99 ms | max ms | req/s |",
@@ -251,7 +240,7 @@ def main() -> None:
     print(f"load average before {load_before}, after {os.getloadavg()}")
     result = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "hardware": hardware(),
+        "hardware": describe(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "server": health,
         "server_start_s": round(load_s, 1),

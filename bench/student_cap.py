@@ -26,8 +26,6 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from slimrec.config import load_yaml
 from slimrec.machine import describe
 from slimrec.methods.slim.rationale_checks import table_rates

@@ -55,7 +55,7 @@ def tiny_config(
     items: Path,
     lm: Path,
     student_epochs: int = 1,
-    methods: list[str] | None = None,
+    methods: list[str | dict] | None = None,
 ) -> dict:
     return {
         "name": "ci-tiny",

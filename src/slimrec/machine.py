@@ -44,11 +44,31 @@ def cores() -> int | None:
 
 
 def gpu() -> str | None:
+    """The first GPU's name, read without starting CUDA in this process (a pipeline later
+    forks vLLM or Ray workers, which a live CUDA context would break)."""
     try:
         import torch
+
+        if torch.cuda.is_initialized():
+            return torch.cuda.get_device_name(0)
     except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return _nvidia_smi_gpu()
+
+
+@cache
+def _nvidia_smi_gpu() -> str | None:
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
         return None
-    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    names = out.stdout.strip().splitlines() if out.returncode == 0 else []
+    return names[0].strip() if names else None
 
 
 def hardware() -> dict[str, Any]:

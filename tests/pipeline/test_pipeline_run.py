@@ -89,11 +89,11 @@ def test_whole_pipeline_then_cached_then_only_downstream(setup, capsys):
     assert again.status().keys() == set(names)
 
     # -- a fit's record travelled without its weights (bench/runs/ on a fresh clone) -----
-    backbone = run_dir / next(
-        s["folder"] for s in stages if s["name"] == "fit/sasrec/backbone/seed0"
-    )
+    fit_folders = {s["name"]: run_dir / s["folder"] for s in stages if s["name"].startswith("fit/")}
+    backbone = fit_folders["fit/sasrec/backbone/seed0"]
     (backbone / "best.pt").unlink()
-    shutil.rmtree(run_dir / next(s["folder"] for s in stages if s["name"] == "report"))
+    report_folder = run_dir / next(s["folder"] for s in stages if s["name"] == "report")
+    shutil.rmtree(report_folder)
     travelled = run_pipeline(cfg, run_dir, echo=lambda _: None).status()
     assert {name for name, status in travelled.items() if status == "ran"} == {"report"}
     assert json.loads((run_dir / "results.json").read_text())["results"] == results["results"]
@@ -101,11 +101,23 @@ def test_whole_pipeline_then_cached_then_only_downstream(setup, capsys):
     with pytest.raises(ConfigError, match="delete this folder and run `slimrec run` again"):
         load_model(backbone)
     # The order diagnostic reloads every model: the one without weights is fitted again.
-    ordered = tiny_config(ratings, items, lm) | {"diagnose": {"order": ["reverse"]}}
-    refit = run_pipeline(RunConfig.model_validate(ordered), run_dir, echo=lambda _: None)
-    assert refit.status()["fit/sasrec/backbone/seed0"] == "ran"
-    assert refit.status()["fit/sasrec/slim/seed0"] == "cached"
+    ordered = RunConfig.model_validate(
+        tiny_config(ratings, items, lm) | {"diagnose": {"order": ["reverse"], "repeats": 1}}
+    )
+    refit = run_pipeline(ordered, run_dir, echo=lambda _: None).status()
+    assert refit["fit/sasrec/backbone/seed0"] == "ran" and refit["diagnose/order-reverse"] == "ran"
+    assert refit["fit/sasrec/slim/seed0"] == "cached"
     assert (backbone / "best.pt").is_file()
+    # Its diagnostic done, the run asks for no weights again.
+    for folder in fit_folders.values():
+        (folder / "best.pt").unlink()
+    assert set(run_pipeline(ordered, run_dir, echo=lambda _: None).status().values()) == {"cached"}
+    # No model here at all: no long-tail figure, every fit named.
+    shutil.rmtree(report_folder)
+    run_pipeline(cfg, run_dir, echo=lambda _: None)
+    report = (run_dir / "report.md").read_text()
+    assert "](popularity.png)" not in report and "sasrec/backbone, sasrec/backbone+," in report
+    assert json.loads((run_dir / "results.json").read_text())["popularity"] == {}
 
     # -- the student's rationales kept, its adapter gone (a fresh clone of bench/runs/) --
     distill = next(s for s in stages if s["name"] == "distill")
@@ -121,3 +133,27 @@ def test_whole_pipeline_then_cached_then_only_downstream(setup, capsys):
     assert ran == STUDENT_SIDE | STUDENT_FITS | {"report"}
     assert third["teach"] == third["prepare"] == third["embed/items"] == "cached"
     assert third["fit/sasrec/slim-/seed0"] == "cached"  # teacher rationales only
+
+
+def test_a_fit_that_another_method_learns_from_is_refitted_only_for_a_fit_still_to_run(setup):
+    """LLM-SRec learns from the SASRec fit's model: with LLM-SRec finished, the SASRec
+    record alone will do; once LLM-SRec must fit again, SASRec is fitted again first."""
+    tmp_path, ratings, items, lm = setup
+    llm_srec = {"llm": str(lm), "rep_dim": 8, "head_hidden": 16, "history_items": 4}
+    config = tiny_config(ratings, items, lm, methods=["backbone", {"llm-srec": llm_srec}])
+    run_dir = tmp_path / "run"
+    first = run_pipeline(RunConfig.model_validate(config), run_dir, echo=lambda _: None)
+    sasrec = run_dir / next(
+        r.folder for r in first.records if r.name == "fit/sasrec/backbone/seed0"
+    )
+    (sasrec / "best.pt").unlink()
+
+    again = run_pipeline(RunConfig.model_validate(config), run_dir, echo=lambda _: None)
+    assert set(again.status().values()) == {"cached"} and not (sasrec / "best.pt").exists()
+
+    config["methods"][1]["llm-srec"]["rep_dim"] = 4
+    changed = run_pipeline(RunConfig.model_validate(config), run_dir, echo=lambda _: None)
+    assert changed.status()["fit/sasrec/backbone/seed0"] == "ran"
+    assert changed.status()["fit/sasrec/llm-srec/seed0"] == "ran"
+    assert (sasrec / "best.pt").is_file()
+    assert [r.name for r in changed.records].count("fit/sasrec/backbone/seed0") == 1

@@ -21,7 +21,7 @@ from slimrec.methods.base import FitContext, Method, MethodConfig, Needs, regist
 from slimrec.methods.fitting import check_backbone_options, trainer_config
 from slimrec.training import ModelRecipe, TrainConfig, Trainer
 from slimrec.training.recipe import as_table, backbone_options, fingerprint, revision_key
-from slimrec.training.trainer import backbone_from_state
+from slimrec.training.trainer import MODEL_FILE, backbone_from_state
 
 
 class BackboneConfig(MethodConfig):
@@ -61,7 +61,7 @@ class Backbone(Method[BackboneConfig]):
 
     def load(self, folder: Path, *, device: str = "cpu") -> SequentialRecommender:
         cfg = load_yaml(TrainConfig, folder / "config.yaml")
-        state = torch.load(folder / "best.pt", map_location=device)
+        state = torch.load(folder / MODEL_FILE, map_location=device)
         return backbone_from_state(cfg, state, device)
 
 

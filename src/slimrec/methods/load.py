@@ -16,8 +16,7 @@ from slimrec.errors import ConfigError
 from slimrec.methods.base import get_method
 from slimrec.methods.fitting import STRUCTURE
 from slimrec.training import TrainConfig, load_trained
-
-MODEL_FILE = "best.pt"
+from slimrec.training.trainer import MODEL_FILE
 
 
 def has_model(run: str | Path) -> bool:

@@ -146,6 +146,8 @@ def popularity_shares(
     chosen = [f for f in ranking if has_model(f.folder)]
     missing = [f.label for f in ranking if not has_model(f.folder)]
     shares: dict[str, dict[str, list[float]]] = {}
+    if not chosen:
+        return shares, missing
     cached: dict[str, list[float]] = {}
     for fit in chosen:
         run = fit.folder

@@ -119,17 +119,17 @@ def run_pipeline(
 
     done: dict[tuple[str | None, str, int], Fit] = {}
     # A fit's record (results, per-user metrics) may travel without its weights (a long
-    # run's commits, bench/runs/README.md): fits another method learns from, and every fit
-    # when the order diagnostic reloads them, are fitted again where the weights are gone.
-    teachers = {m.needs().teacher for m in config.chosen_methods()} - {None}
-    weights_needed = has_model if config.diagnose.order else None
+    # run's commits, bench/runs/README.md). Weights are asked for only where a stage still
+    # to run loads them (a method that learns from the fit, the order diagnostic); there a
+    # fit without them is trained again, in the same folder under the same key.
 
-    def fit(method: Method, backbone: str, seed: int) -> Fit:
+    def fit(method: Method, backbone: str, seed: int, *, weights: bool = False) -> Fit:
         """Train (or reuse) one method on one backbone and seed, its teacher first."""
         needs = method.needs()
         on = backbone if needs.per_backbone else None
-        if (on, method.name, seed) in done:
-            return done[(on, method.name, seed)]
+        known = done.get((on, method.name, seed))
+        if known is not None and (not weights or has_model(known.folder)):
+            return known
         teacher = None
         if needs.teacher:
             listed = needs.teacher in config.methods
@@ -148,38 +148,42 @@ def run_pipeline(
             }
         )
         name = f"fit/{on}/{method.name}/seed{seed}" if on else f"fit/{method.name}/seed{seed}"
-        rec = runner.run(
-            name,
-            *stages.fit_stage(
-                method,
-                config.method_options.get(method.name, {}),
-                train,
-                data_dir,
-                prep.key,
-                items if needs.item_text else None,
-                user_tables[needs.user_text] if needs.user_text else None,
-                teacher,
-            ),
-            complete=has_model if method.name in teachers else weights_needed,
+        inputs, work = stages.fit_stage(
+            method,
+            config.method_options.get(method.name, {}),
+            train,
+            data_dir,
+            prep.key,
+            items if needs.item_text else None,
+            user_tables[needs.user_text] if needs.user_text else None,
+            teacher,
         )
+        if needs.teacher and not runner.finished(name, inputs):
+            fit(teacher_method, backbone, seed, weights=True)  # this fit will load it
+        rec = runner.run(name, inputs, work, complete=has_model if weights else None)
         done[(on, method.name, seed)] = Fit(
             on, method.name, seed, run_dir / rec.folder / rec.outputs["run"], rec
         )
         return done[(on, method.name, seed)]
 
-    fits = []
-    for backbone in config.backbones:
-        for method in config.chosen_methods():
-            if not method.needs().per_backbone and backbone != config.backbones[0]:
-                continue  # no backbone in it: fitted once, not once per backbone
-            fits += [fit(method, backbone, seed) for seed in config.seeds]
+    planned = [
+        (method, backbone, seed)
+        for backbone in config.backbones
+        for method in config.chosen_methods()
+        # no backbone in it: fitted once, not once per backbone
+        if method.needs().per_backbone or backbone == config.backbones[0]
+        for seed in config.seeds
+    ]
+    fits = [fit(*plan) for plan in planned]
 
     for perturbation in config.diagnose.order:
         order = OrderConfig(perturbation=perturbation, repeats=config.diagnose.repeats)
-        runner.run(
-            f"diagnose/order-{perturbation}",
-            *stages.order_stage(order, fits, data_dir, prep.key),
-        )
+        name = f"diagnose/order-{perturbation}"
+        inputs, work = stages.order_stage(order, fits, data_dir, prep.key)
+        if not runner.finished(name, inputs):  # it reloads every model
+            fits = [fit(*plan, weights=True) for plan in planned]
+            inputs, work = stages.order_stage(order, fits, data_dir, prep.key)
+        runner.run(name, inputs, work)
 
     upstream = list(runner.records)
     whole = config_hash(config)

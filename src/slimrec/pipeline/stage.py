@@ -138,7 +138,12 @@ class StageRunner:
             outputs=manifest["outputs"],
             machine=manifest.get("machine"),
         )
-        self.records.append(record)
+        # A stage run again in this run (a fit trained again for its weights) keeps its place.
+        same = [i for i, r in enumerate(self.records) if r.name == name]
+        if same:
+            self.records[same[0]] = record
+        else:
+            self.records.append(record)
         self.save()
         return record
 

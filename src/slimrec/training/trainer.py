@@ -45,6 +45,7 @@ from slimrec.training.resume import restore_rng, rng_state, trim_metrics
 
 STRUCTURE = "structure.json"
 PER_USER = "test_per_user.npz"
+MODEL_FILE = "best.pt"  # the weights of the best epoch: what every loader reads
 # Settings a resumed run may change without invalidating its checkpoint.
 RESUMABLE = ("epochs", "patience", "min_patience_steps", "threads", "device", "test_protocols")
 
@@ -81,13 +82,15 @@ class Trainer:
         key = config_hash(_dump(cfg, exclude=set(RESUMABLE)), *inputs)
         results_key = config_hash(_dump(cfg), *inputs)
         results_path = self.out / "results.json"
-        if results_path.is_file():
+        # Without its weights (a record committed from another machine) a finished run
+        # is trained again: whoever asked for it here will load the model.
+        if results_path.is_file() and (self.out / MODEL_FILE).is_file():
             done = json.loads(results_path.read_text())
             if done.get("key") == results_key:
                 if not (self.out / PER_USER).is_file():  # a run from before they were kept
                     device = pick_device(cfg.device)
                     self.model_ = self.build_model(data).to(device)
-                    best = torch.load(self.out / "best.pt", map_location=device)
+                    best = torch.load(self.out / MODEL_FILE, map_location=device)
                     self.model_.load_state_dict(best)
                     self.model_.eval()
                     self.test(data)
@@ -145,7 +148,7 @@ class Trainer:
             improved = score > state["best"]
             if improved:
                 state.update(best=score, best_epoch=epoch, bad_epochs=0, best_step=state["step"])
-                with atomic_path(self.out / "best.pt") as tmp:
+                with atomic_path(self.out / MODEL_FILE) as tmp:
                     torch.save(self.model_.state_dict(), tmp)
             else:
                 state["bad_epochs"] += 1
@@ -161,7 +164,7 @@ class Trainer:
                 f"{'  *' if improved else ''}  ({train_s:.1f} s train)"
             )
 
-        self.model_.load_state_dict(torch.load(self.out / "best.pt", map_location=device))
+        self.model_.load_state_dict(torch.load(self.out / MODEL_FILE, map_location=device))
         test = self.test(data)
         results = {
             "key": results_key,
@@ -296,8 +299,10 @@ def load_trained(run: str | Path, *, device: str = "cpu") -> SequentialRecommend
     :func:`slimrec.methods.load_model`.
     """
     run = Path(run)
-    if not (run / "best.pt").is_file():
-        raise ConfigError("no best.pt: not a trained run", where=run, fix="run `slimrec train`")
+    if not (run / MODEL_FILE).is_file():
+        raise ConfigError(
+            f"no {MODEL_FILE}: not a trained run", where=run, fix="run `slimrec train`"
+        )
     cfg = load_yaml(TrainConfig, run / "config.yaml")
     if cfg.method is not None:
         raise ConfigError(
@@ -305,7 +310,7 @@ def load_trained(run: str | Path, *, device: str = "cpu") -> SequentialRecommend
             where=run,
             fix="load it with slimrec.methods.load_model",
         )
-    return backbone_from_state(cfg, torch.load(run / "best.pt", map_location=device), device)
+    return backbone_from_state(cfg, torch.load(run / MODEL_FILE, map_location=device), device)
 
 
 def backbone_from_state(

@@ -44,7 +44,13 @@ from slimrec.methods.fitting import STRUCTURE, check_backbone_options, trainer_c
 from slimrec.methods.load import load_model
 from slimrec.methods.recommend import recommend
 from slimrec.training import TrainConfig
-from slimrec.training.trainer import evaluate_test, model_scorer, split_metrics, test_eval_config
+from slimrec.training.trainer import (
+    MODEL_FILE,
+    evaluate_test,
+    model_scorer,
+    split_metrics,
+    test_eval_config,
+)
 
 TITLES = "titles.json"
 ADAPTER = "adapter.pt"
@@ -133,7 +139,7 @@ class DelrecMethod(Method[DelrecConfig]):
             records["distill"] = distill(model, tasks, valid, c, folder, cfg.seed)
             records["distill"]["folder"] = os.path.relpath(folder, out)
             seconds["distill"] = records["distill"]["seconds"]
-        with atomic_path(out / "best.pt") as tmp:
+        with atomic_path(out / MODEL_FILE) as tmp:
             torch.save(model.state_dict(), tmp)
         if c.stage2.adapter != "none":
             valid_users = self.subset(data.n_users, c.stage2.valid_users, cfg.seed, salt=3)
@@ -291,7 +297,7 @@ class DelrecMethod(Method[DelrecConfig]):
         model = self.build(
             resolve_base(self.config.llm), titles, saved["backbone"], saved["seed"], device
         )
-        model.load_state_dict(torch.load(folder / "best.pt", map_location=model.soft.device))
+        model.load_state_dict(torch.load(folder / MODEL_FILE, map_location=model.soft.device))
         if (folder / ADAPTER).is_file():
             from peft import set_peft_model_state_dict
 

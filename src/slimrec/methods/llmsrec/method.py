@@ -30,6 +30,7 @@ from slimrec.methods.llmsrec.config import LLMSRecConfig
 from slimrec.methods.llmsrec.model import PROMPT_VERSION, LLMSRec
 from slimrec.methods.load import load_model
 from slimrec.training import ModelRecipe, TrainConfig, Trainer
+from slimrec.training.trainer import MODEL_FILE
 
 TITLES = "titles.json"
 
@@ -117,5 +118,5 @@ class LLMSRecMethod(Method[LLMSRecConfig]):
         saved = json.loads((folder / STRUCTURE).read_text())
         titles = json.loads((folder / TITLES).read_text())
         model = self.build(self.llm_folder(), titles, (folder / saved["teacher"]).resolve(), device)
-        model.load_state_dict(torch.load(folder / "best.pt", map_location=device))
+        model.load_state_dict(torch.load(folder / MODEL_FILE, map_location=device))
         return model.to(device).eval()

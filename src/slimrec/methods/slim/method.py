@@ -31,6 +31,7 @@ from slimrec.methods.slim.fusion.build import build_model, text_matching_options
 from slimrec.methods.slim.tables import text_control
 from slimrec.training import ModelRecipe, TrainConfig, Trainer
 from slimrec.training.recipe import backbone_options, fingerprint, revision_key
+from slimrec.training.trainer import MODEL_FILE
 
 
 class Slim(Method[SlimConfig]):
@@ -120,7 +121,7 @@ class Slim(Method[SlimConfig]):
 
     def load(self, folder: Path, *, device: str = "cpu") -> SequentialRecommender:
         cfg = load_yaml(TrainConfig, folder / "config.yaml")
-        state = torch.load(folder / "best.pt", map_location=device)
+        state = torch.load(folder / MODEL_FILE, map_location=device)
         # The frozen text tables travel in the state dict (buffers).
         item_text = state.get("item_encoder.text_emb")
         ids = state.get("item_encoder.id_embedding.weight")
