@@ -102,7 +102,7 @@ class StageRunner:
         folder = self.folder(name, key)
         manifest = _read_manifest(folder / MANIFEST, key)
         if manifest is not None and complete is not None and not complete(folder):
-            self.echo(f"[{name}] finished elsewhere, without what this run needs of it: again")
+            self.echo(f"[{name}] finished, but lacks what this run needs (weights?): running again")
             shutil.rmtree(folder)
             manifest = None
         start = time.perf_counter()
