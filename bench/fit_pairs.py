@@ -16,28 +16,11 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from pathlib import Path
 
-import numpy as np
-
-from slimrec.eval.bootstrap import paired_bootstrap
-from slimrec.training.trainer import PER_USER
-
-
-def finished_fits(run: Path) -> dict[str, dict[int, Path]]:
-    """``{"gru4rec/slim": {seed: fit folder}}`` of every finished fit in ``run``."""
-    found: dict[str, dict[int, Path]] = {}
-    for manifest in sorted(run.glob("stages/fit-*/stage.json")):
-        name = json.loads(manifest.read_text())["name"]  # fit/<backbone>/<method>/seed<k>
-        *label, seed = name.split("/")[1:]
-        found.setdefault("/".join(label), {})[int(seed.removeprefix("seed"))] = manifest.parent
-    return found
-
-
-def per_user(folder: Path, key: str) -> np.ndarray:
-    return np.load(folder / PER_USER)[key]
+from slimrec.pipeline.artifacts import recorded_fits
+from slimrec.pipeline.outputs import interval_finder
 
 
 def main() -> None:
@@ -47,31 +30,30 @@ def main() -> None:
     ap.add_argument("--metric", default="ndcg@10")
     ap.add_argument("--protocols", nargs="+", default=["full", "sampled"])
     args = ap.parse_args()
-    fits = finished_fits(args.run)
+    fits = recorded_fits(args.run)
     if not fits:
         raise SystemExit(f"error: no finished fit in {args.run}/stages -- run `slimrec run` first")
+    labels = sorted({f.label for f in fits})
+    for a, b in args.pair:
+        if a not in labels or b not in labels:
+            raise SystemExit(f"error: no finished fit of {a if a not in labels else b} "
+                             f"-- choose among: {', '.join(labels)}")  # fmt: skip
+    interval = interval_finder(fits, args.run)
     for protocol in args.protocols:
-        key = f"{protocol}/{args.metric}"
         print(f"\n{protocol}, {args.metric}: method | seeds | mean ± std | fitted on")
-        for label, seeds in sorted(fits.items()):
-            means = [float(per_user(f, key).mean()) for f in seeds.values()]
-            std = statistics.stdev(means) if len(means) > 1 else 0.0
-            machines = {
-                json.loads((f / "stage.json").read_text()).get("machine") for f in seeds.values()
-            }
-            print(f"{label} | {sorted(seeds)} | {statistics.mean(means):.4f} ± {std:.4f} | "
-                  f"{'; '.join(sorted(m or 'not recorded' for m in machines))}")  # fmt: skip
+        for label in labels:
+            mine = sorted((f for f in fits if f.label == label), key=lambda f: f.seed)
+            values = [f.record.outputs["test"][protocol][args.metric] for f in mine]
+            std = statistics.stdev(values) if len(values) > 1 else 0.0
+            machines = sorted({f.record.machine or "not recorded" for f in mine})
+            print(f"{label} | {[f.seed for f in mine]} | {statistics.mean(values):.4f} ± "
+                  f"{std:.4f} | {'; '.join(machines)}")  # fmt: skip
         for a, b in args.pair:
-            if a not in fits or b not in fits:
-                raise SystemExit(f"error: no finished fit of {a if a not in fits else b} "
-                                 f"-- choose among: {', '.join(sorted(fits))}")  # fmt: skip
-            seeds = sorted(set(fits[a]) & set(fits[b]))
-            interval = paired_bootstrap(
-                np.stack([per_user(fits[a][s], key) for s in seeds]),
-                np.stack([per_user(fits[b][s], key) for s in seeds]),
+            seeds = sorted(
+                {f.seed for f in fits if f.label == a} & {f.seed for f in fits if f.label == b}
             )
-            text = interval.format() if interval else "undefined (B scores 0)"
-            print(f"{a} vs {b}, seeds {seeds}: {text}")
+            found = interval(a, b, f"{protocol}/{args.metric}")
+            print(f"{a} vs {b}, seeds {seeds}: {found.format() if found else 'undefined'}")
 
 
 if __name__ == "__main__":

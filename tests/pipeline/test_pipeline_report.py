@@ -33,6 +33,28 @@ def table() -> ResultTable:
     return t
 
 
+def report(**changes) -> str:
+    """render_report of :func:`table` with everything else at a small run's values."""
+    settings = dict(
+        name="demo",
+        dataset="d",
+        dataset_stats={"users": 10, "items": 20, "interactions": 99},
+        config_hash="abc123",
+        table=table(),
+        backbones=["sasrec", "gru4rec"],
+        protocols=["full", "sampled"],
+        metrics=METRICS,
+        digits=4,
+        seeds=[0, 1, 2],
+        records=[],
+        popularity=None,
+        plot_file=None,
+        top_k=10,
+        hw={"cpu": "Test CPU", "cores": 2},
+    )
+    return render_report(**(settings | changes))
+
+
 def record(name: str, seconds: float, cost: dict) -> StageRecord:
     return StageRecord(name, "k", f"stages/{name}", "ran", seconds, seconds, cost)
 
@@ -101,21 +123,10 @@ def test_whole_report_has_every_section():
     costs = {row["stage"]: row for row in stage_costs(records)}
     assert costs["fit"]["runs"] == 2 and costs["fit"]["seconds"] == 5.0
     shares = {"sasrec": {"slim": [0.5, 0.3, 0.2], "test targets": [0.4, 0.3, 0.3]}}
-    md = render_report(
-        name="demo",
-        dataset="d",
-        dataset_stats={"users": 10, "items": 20, "interactions": 99},
-        config_hash="abc123",
-        table=table(),
-        backbones=["sasrec", "gru4rec"],
-        protocols=["full", "sampled"],
-        metrics=METRICS,
-        digits=4,
-        seeds=[0, 1, 2],
+    md = report(
         records=records,
         popularity=shares,
         plot_file="popularity.png",
-        top_k=10,
         hw={"cpu": "Test CPU", "cores": 2, "python": "3.11", "torch": "2"},
         date="today",
     )
@@ -145,22 +156,11 @@ def test_the_report_names_the_machines_its_stages_ran_on_and_the_fits_without_we
         StageRecord("fit/sasrec/slim/seed1", "k", "f1", "ran", 2.0, 2.0, machine=xeon),
         StageRecord("fit/sasrec/slim/seed2", "k", "f2", "ran", 2.0, 2.0, machine=epyc),
     ]
-    md = render_report(
-        name="demo",
-        dataset="d",
-        dataset_stats={"users": 10, "items": 20, "interactions": 99},
-        config_hash="abc",
-        table=table(),
+    md = report(
         backbones=["sasrec"],
         protocols=["full"],
-        metrics=METRICS,
-        digits=4,
-        seeds=[0, 1, 2],
         records=records,
-        popularity=None,
-        plot_file=None,
         without_weights=["sasrec/slim", "sasrec/backbone"],
-        top_k=10,
         hw={"cpu": "AMD EPYC", "cores": 2, "flags": ["fma", "avx2"]},
     )
     assert "- this report: AMD EPYC, 2 cores; lscpu flags fma avx2" in md
@@ -273,11 +273,9 @@ def test_text_matching_is_compared_with_its_shuffled_text_in_a_row_without_ids()
         asked.append((a, b, key))
         return Interval(25.0, 10.0, 40.0, 0.95, 150)
 
-    md = render_report(
-        name="demo", dataset="d", dataset_stats={"users": 10}, config_hash="abc", table=t,
-        backbones=["sasrec"], protocols=["full"], metrics=METRICS[:1], digits=4,
-        seeds=[0, 1, 2], records=[], popularity=None, plot_file=None, top_k=10, hw={},
-        date="today", intervals=intervals,
+    md = report(
+        dataset_stats={"users": 10}, table=t, backbones=["sasrec"], protocols=["full"],
+        metrics=METRICS[:1], hw={}, date="today", intervals=intervals,
     )  # fmt: skip
     section = md.split("## ID-agnostic SLIM (text matching, no item IDs)", 1)[1]
     assert "| text matching | shuffled text | Improv. (text matching vs shuffled text) |" in section
@@ -290,21 +288,10 @@ def test_methods_outside_slims_tables_are_compared_with_the_plain_backbone():
     t = table()
     for seed in range(3):
         t.add(method="sasrec/llm-srec", seed=seed, metrics=dict.fromkeys(METRICS, 0.2), dataset="d")
-    md = render_report(
-        name="demo",
-        dataset="d",
+    md = report(
         dataset_stats={"users": 10},
-        config_hash="abc",
         table=t,
-        backbones=["sasrec", "gru4rec"],
         protocols=["full"],
-        metrics=METRICS,
-        digits=4,
-        seeds=[0, 1, 2],
-        records=[],
-        popularity=None,
-        plot_file=None,
-        top_k=10,
         hw={},
         date="today",
         diagnostics=["## Order sensitivity: shuffle\n"],

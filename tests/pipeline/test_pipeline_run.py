@@ -18,6 +18,7 @@ from tests.run_fixtures import tiny_config, write_csv
 from slimrec.errors import ConfigError
 from slimrec.methods import load_model
 from slimrec.pipeline import RunConfig, run_pipeline
+from slimrec.pipeline.artifacts import RunArtifacts, recorded_fits
 
 METHODS = ["backbone", "backbone+", "slim-", "slim", "slim-step1", "text-matching"]
 STUDENT_SIDE = {"distill", "reason", "embed/student/response", "embed/student/step1"}
@@ -81,6 +82,10 @@ def test_whole_pipeline_then_cached_then_only_downstream(setup, capsys):
     # each share is rounded to 6 digits, so a sum may be off by n_groups * 5e-7
     assert all(abs(sum(v) - 1.0) < 1e-5 for v in shares.values()), shares
     assert (run_dir / "popularity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # Every fit stage of the folder, found from its manifest alone (bench/fit_pairs.py).
+    recorded = {(f.label, f.seed, f.record.key) for f in recorded_fits(run_dir)}
+    assert recorded == {(f.label, f.seed, f.record.key) for f in RunArtifacts(run_dir).fits()}
 
     # -- the same config again: everything cached ----------------------------------------
     cfg = RunConfig.model_validate(tiny_config(ratings, items, lm))

@@ -35,6 +35,15 @@ class Fit:
     folder: Path
     record: StageRecord
 
+    @classmethod
+    def of(cls, record: StageRecord, folder: Path) -> Fit:
+        """The fit of stage ``record`` (``fit/<backbone>/<method>/seed<k>``, or
+        ``fit/<method>/seed<k>`` without a backbone), trained in ``folder``."""
+        parts = record.name.split("/")
+        backbone = parts[1] if len(parts) == 4 else None
+        method, seed = parts[-2], int(parts[-1].removeprefix("seed"))
+        return cls(backbone, method, seed, folder, record)
+
     @property
     def label(self) -> str:
         """``sasrec/slim``, or the method alone when it has no backbone."""
@@ -115,16 +124,11 @@ class RunArtifacts:
 
     def fits(self) -> list[Fit]:
         """Every trained model of the run, in run order."""
-        found = []
-        for name in self._stages:
-            parts = name.split("/")
-            if parts[0] != "fit":
-                continue
-            backbone = parts[1] if len(parts) == 4 else None
-            method, seed = parts[-2], int(parts[-1].removeprefix("seed"))
-            record = StageRecord(**self._stages[name])
-            found.append(Fit(backbone, method, seed, self.output(name, "run"), record))
-        return found
+        return [
+            Fit.of(StageRecord(**stage), self.output(name, "run"))
+            for name, stage in self._stages.items()
+            if name.startswith("fit/")
+        ]
 
     def fit(self, method: str, backbone: str | None = None, seed: int = 0) -> Fit:
         """The model of ``method`` and ``seed`` on ``backbone`` (None: the first trained).
@@ -146,3 +150,29 @@ class RunArtifacts:
             where=self.run_dir,
             fix=f"choose one of: {known or 'none (no fit stage finished)'}",
         )
+
+
+def recorded_fits(run_dir: str | Path) -> list[Fit]:
+    """Every finished fit in ``run_dir/stages``, whichever invocation of the run made it
+    (``stages.json`` lists only the latest's): a long run gathers fits over sessions and
+    configs (bench/runs/README.md). Their weights may be absent; their records are not."""
+    run_dir = Path(run_dir)
+    found = []
+    for file in sorted(run_dir.glob(f"stages/fit-*/{MANIFEST}")):
+        try:
+            manifest = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"unreadable stage manifest ({e})", where=file) from e
+        record = StageRecord(
+            name=manifest["name"],
+            key=manifest["key"],
+            folder=str(file.parent.relative_to(run_dir)),
+            status="cached",
+            seconds=0.0,
+            compute_seconds=manifest["seconds"],
+            cost=manifest.get("cost", {}),
+            outputs=manifest["outputs"],
+            machine=manifest.get("machine"),
+        )
+        found.append(Fit.of(record, file.parent / manifest["outputs"]["run"]))
+    return found

@@ -142,9 +142,15 @@ def popularity_shares(
     _, targets = data.split("test")
     first_seed = fits[0].seed
     # DELRec ranks only the candidates written in its prompt: no catalogue, no share.
-    ranking = [f for f in fits if f.seed == first_seed and _ranks_catalogue(f.folder)]
-    chosen = [f for f in ranking if has_model(f.folder)]
-    missing = [f.label for f in ranking if not has_model(f.folder)]
+    chosen: list[Fit] = []
+    missing: list[str] = []
+    for f in fits:
+        if f.seed != first_seed or not _ranks_catalogue(f.folder):
+            continue
+        if has_model(f.folder):
+            chosen.append(f)
+        else:
+            missing.append(f.label)
     shares: dict[str, dict[str, list[float]]] = {}
     if not chosen:
         return shares, missing
