@@ -6,7 +6,8 @@ A long run (bench/runs/) collects fits over several sessions and configs, and it
 -> ``gru4rec/slim``), and prints each method's metric (mean ± std over seeds) and, for
 each pair asked, the paired bootstrap 95% interval over test users on the seeds both
 have (slimrec.eval.bootstrap, as the report computes it), with the machines that fitted
-them.
+them; with ``--by-history N``, each pair again within N groups of test users by history
+length (slimrec.eval.groups, as the report's "By history length").
 
 Usage:
     .venv/bin/python bench/fit_pairs.py bench/runs/amazon-games \
@@ -19,8 +20,12 @@ import argparse
 import statistics
 from pathlib import Path
 
-from slimrec.pipeline.artifacts import recorded_fits
-from slimrec.pipeline.outputs import interval_finder
+import numpy as np
+
+from slimrec.data import PreparedDataset
+from slimrec.eval.groups import history_groups
+from slimrec.pipeline.artifacts import RunArtifacts, recorded_fits
+from slimrec.pipeline.outputs import PerUserMetrics
 
 
 def main() -> None:
@@ -29,6 +34,8 @@ def main() -> None:
     ap.add_argument("--pair", nargs=2, action="append", default=[], metavar=("A", "B"))
     ap.add_argument("--metric", default="ndcg@10")
     ap.add_argument("--protocols", nargs="+", default=["full", "sampled"])
+    ap.add_argument("--by-history", type=int, default=0, metavar="N",
+                    help="also compare within N groups of users by history length")  # fmt: skip
     args = ap.parse_args()
     fits = recorded_fits(args.run)
     if not fits:
@@ -38,7 +45,12 @@ def main() -> None:
         if a not in labels or b not in labels:
             raise SystemExit(f"error: no finished fit of {a if a not in labels else b} "
                              f"-- choose among: {', '.join(labels)}")  # fmt: skip
-    interval = interval_finder(fits, args.run)
+    per_user = PerUserMetrics(fits)
+    groups = []
+    if args.by_history:
+        data = PreparedDataset.load(RunArtifacts(args.run).data_dir)
+        lengths = np.array([len(h) for h in data.split("test")[0]])
+        groups = history_groups(lengths, args.by_history)
     for protocol in args.protocols:
         print(f"\n{protocol}, {args.metric}: method | seeds | mean ± std | fitted on")
         for label in labels:
@@ -52,8 +64,13 @@ def main() -> None:
             seeds = sorted(
                 {f.seed for f in fits if f.label == a} & {f.seed for f in fits if f.label == b}
             )
-            found = interval(a, b, f"{protocol}/{args.metric}")
+            key = f"{protocol}/{args.metric}"
+            found = per_user.interval(a, b, key)
             print(f"{a} vs {b}, seeds {seeds}: {found.format() if found else 'undefined'}")
+            for group in groups:
+                found = per_user.interval(a, b, key, group.users)
+                print(f"  history {group.label} items, {len(group.users):,} users: "
+                      f"{found.format() if found else 'undefined'}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -90,7 +90,7 @@ def main() -> None:
         run_dir = args.out / f"holdout{k}"
         outcome = run_pipeline(config, run_dir)
         fits = fits_of(outcome)
-        find = interval_finder(fits, run_dir)
+        find = interval_finder(fits)
         for fit in fits:
             row = rows.setdefault((fit.label, fit.method, k), {"epochs": []})
             row["epochs"].append(fit.record.outputs["best_epoch"])

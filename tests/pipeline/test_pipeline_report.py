@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from slimrec.eval.groups import history_groups
 from slimrec.eval.results import ResultTable
 from slimrec.pipeline.plots import group_shares, plot_popularity, popularity_groups
 from slimrec.pipeline.report import comparison_table, render_report, stage_costs
@@ -337,3 +338,27 @@ def test_the_random_reference_of_the_sampled_lists_matches_the_closed_form():
     line = random_reference(20, ["hit@1", "hit@5", "ndcg@5", "precision"])
     assert "hit@1 0.0500" in line and "hit@5 0.2500" in line and "ndcg@5 0.1474" in line
     assert "precision" not in line and random_reference(20, ["auc"]) == ""
+
+
+def test_slim_is_compared_with_backbone_plus_within_each_history_group():
+    groups = history_groups(np.array([4, 4, 4, 9, 9, 9]), 2)
+    slim = np.array([[0.2, 0.2, 0.2, 0.1, 0.1, 0.1]])
+    plus = np.array([[0.1, 0.1, 0.1, 0.1, 0.1, 0.1]])
+    shorter = np.array([[0.1, 0.1]])  # scored on other users: no groups to cut it into
+
+    def paired(a, b, key):
+        if (a, b, key) == ("sasrec/slim", "sasrec/backbone+", "full/ndcg@10"):
+            return slim, plus
+        if (a, b) == ("gru4rec/slim", "gru4rec/backbone+"):
+            return shorter, shorter
+        return None
+
+    md = report(protocols=["full"], history=groups, paired=paired)
+    section = md.split("## By history length", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| sasrec")]
+    assert rows == [
+        "| sasrec | SLIM vs Backbone+ | 4 | 3 | 0.2000 | 0.1000 | +100.00% [+100.0, +100.0] |",
+        "| sasrec | SLIM vs Backbone+ | 9 | 3 | 0.1000 | 0.1000 | +0.00% [+0.0, +0.0] |",
+    ]
+    assert "| gru4rec" not in section
+    assert "## By history length" not in report(protocols=["full"], history=groups)

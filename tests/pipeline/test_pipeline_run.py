@@ -64,6 +64,8 @@ def test_whole_pipeline_then_cached_then_only_downstream(setup, capsys):
     assert report.count("| sasrec | ndcg@10 |") == 4  # main + ablation, once per protocol
     for needle in ("## ID-agnostic", "SLIM-Step1", "## Cost of each stage", "](popularity.png)"):
         assert needle in report, needle
+    by_history = report.split("## By history length", 1)[1].split("\n## ", 1)[0]
+    assert "| sasrec | SLIM vs Backbone+ | " in by_history  # from the fits' per-user files
     assert "config hash: `" in report and "cores" in report
     rows = [ln for ln in report.splitlines() if ln.startswith(("| teacher (", "| student ("))]
     assert len(rows) == 2 and "| echoing the instructions | five distinct categories |" in report

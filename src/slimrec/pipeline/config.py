@@ -155,6 +155,9 @@ class ReportSection(BaseModel):
         5, ge=2, le=20, description="Item popularity groups of the plot, head to tail."
     )
     top_k: int = Field(10, ge=1, description="Recommendations per user counted in the plot.")
+    history_groups: int = Field(
+        4, ge=0, le=20, description="Groups of test users by history length; 0: no such table."
+    )
 
 
 class RunConfig(BaseModel):

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from slimrec.eval.bootstrap import Interval, paired_bootstrap
+from slimrec.eval.groups import history_groups
 from slimrec.eval.results import ResultTable
 from slimrec.io import write_json_atomic, write_text_atomic
 from slimrec.machine import hardware
@@ -39,29 +40,46 @@ def result_table(fits: Sequence[Fit], dataset: str) -> ResultTable:
     return table
 
 
-def interval_finder(fits: Sequence[Fit], run_dir: Path) -> IntervalFn:
-    """Paired bootstrap intervals between two fitted methods, from their runs' per-user
-    test metrics (seeds both have, in order; None where a run predates those files)."""
-    files: dict[str, dict[int, Path]] = {}
-    for fit in fits:
-        run = fit.folder
-        files.setdefault(fit.label, {})[fit.seed] = run / PER_USER
-    loaded: dict[Path, Any] = {}
+class PerUserMetrics:
+    """The fits' per-user test metrics, paired between two methods on the seeds both have
+    (None where a run predates those files)."""
 
-    def values(path: Path, key: str) -> np.ndarray | None:
-        if path not in loaded:
-            loaded[path] = dict(np.load(path)) if path.is_file() else {}
-        return loaded[path].get(key)
+    def __init__(self, fits: Sequence[Fit]):
+        self.files: dict[str, dict[int, Path]] = {}
+        for fit in fits:
+            self.files.setdefault(fit.label, {})[fit.seed] = fit.folder / PER_USER
+        self.loaded: dict[Path, dict[str, np.ndarray]] = {}
 
-    def find(a: str, b: str, key: str) -> Interval | None:
-        seeds = sorted(set(files.get(a, {})) & set(files.get(b, {})))
-        rows_a = [values(files[a][s], key) for s in seeds]
-        rows_b = [values(files[b][s], key) for s in seeds]
+    def _values(self, path: Path, key: str) -> np.ndarray | None:
+        if path not in self.loaded:
+            self.loaded[path] = dict(np.load(path)) if path.is_file() else {}
+        return self.loaded[path].get(key)
+
+    def paired(self, a: str, b: str, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """``[n_seeds, n_users]`` of ``a`` and of ``b`` for ``key`` ("full/ndcg@10")."""
+        seeds = sorted(set(self.files.get(a, {})) & set(self.files.get(b, {})))
+        rows_a = [self._values(self.files[a][s], key) for s in seeds]
+        rows_b = [self._values(self.files[b][s], key) for s in seeds]
         if not seeds or any(r is None for r in rows_a + rows_b):
             return None
-        return paired_bootstrap(np.stack(rows_a), np.stack(rows_b))
+        return np.stack(rows_a), np.stack(rows_b)  # type: ignore[arg-type]
 
-    return find
+    def interval(
+        self, a: str, b: str, key: str, users: np.ndarray | None = None
+    ) -> Interval | None:
+        """Paired bootstrap interval of ``a`` vs ``b``, over ``users`` (None: all)."""
+        found = self.paired(a, b, key)
+        if found is None:
+            return None
+        rows_a, rows_b = found
+        if users is not None:
+            rows_a, rows_b = rows_a[:, users], rows_b[:, users]
+        return paired_bootstrap(rows_a, rows_b)
+
+
+def interval_finder(fits: Sequence[Fit]) -> IntervalFn:
+    """Paired bootstrap intervals between two fitted methods (:class:`PerUserMetrics`)."""
+    return PerUserMetrics(fits).interval
 
 
 def rationale_quality(
@@ -217,6 +235,7 @@ def write_outputs(
             plot_file = "popularity.png"
     quality, samples = rationale_quality(config, records, run_dir, data)
     hw = hardware()
+    per_user = PerUserMetrics(fits)
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     markdown = render_report(
         name=config.name,
@@ -237,7 +256,13 @@ def write_outputs(
         hw=hw,
         date=date,
         legend={m: legend(config, m) for m in config.methods},
-        intervals=interval_finder(fits, run_dir),
+        intervals=per_user.interval,
+        history=history_groups(
+            np.array([len(h) for h in data.split("test")[0]]), rep.history_groups
+        )
+        if rep.history_groups
+        else (),
+        paired=per_user.paired,
         n_test_users=data.n_users,
         quality=quality,
         samples=samples,

@@ -7,7 +7,8 @@ per test protocol (full ranking, sampled 1 + 100). A caveat heads the results wh
 rest on fewer than 1,000 test users or 3 seeds. Then the text controls ("does the text
 help at all?": SLIM against the same model with zero or shuffled rationales, and the
 paper's concat fusion), the ID-agnostic row (text matching), the step ablation
-(SLIM-Step1/2/3 vs SLIM), the quality of the rationales, the long-tail plot, what each
+(SLIM-Step1/2/3 vs SLIM), SLIM against Backbone+ and its shuffled text within groups of
+users by history length, the quality of the rationales, the long-tail plot, what each
 stage cost, and where and when it ran.
 """
 
@@ -20,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from slimrec.eval.bootstrap import Interval
+from slimrec.eval.bootstrap import Interval, paired_bootstrap
+from slimrec.eval.groups import UserGroup
 from slimrec.eval.results import ResultTable, Summary
 from slimrec.pipeline.plots import group_labels
 from slimrec.pipeline.stage import StageRecord
@@ -71,6 +73,14 @@ AGNOSTIC_PAIRS = (
     ("text-matching", "text-matching-shuffled-text"),
     ("text-matching", "text-matching-history-text"),
 )
+# Compared within groups of users by history length: the headline and whether the text
+# (not the extra parameters) is what helps, where a user's sequence says least.
+HISTORY_PAIRS = (
+    ("slim", "backbone+"),
+    ("slim", "slim-shuffled-text"),
+    ("slim-gate", "backbone+"),
+    ("slim-gate", "slim-gate-shuffled-text"),
+)
 NO_IDS = "no IDs"
 MIN_USERS, MIN_SEEDS = 1000, 3
 PROTOCOL_TITLES = {
@@ -112,6 +122,8 @@ def _improvement(a: Summary | None, b: Summary | None) -> str:
 
 # (label a, label b, "protocol/metric") -> paired interval of a vs b, or None.
 IntervalFn = Callable[[str, str, str], Interval | None]
+# (label a, label b, "protocol/metric") -> [n_seeds, n_users] of a and of b, or None.
+PairedFn = Callable[[str, str, str], tuple[np.ndarray, np.ndarray] | None]
 
 
 def comparison_table(
@@ -158,6 +170,48 @@ def comparison_table(
                 )
             lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
+
+
+def history_tables(
+    groups: Sequence[UserGroup],
+    backbones: Sequence[str],
+    protocols: Sequence[str],
+    metric: str,
+    paired: PairedFn,
+    digits: int,
+) -> list[str]:
+    """``### protocol`` + one row per backbone, pair of :data:`HISTORY_PAIRS` and group:
+    users, both means (over seeds and the group's users) and the paired interval."""
+    names = {**CONTROL_COLUMNS, **MAIN_COLUMNS}
+    parts = []
+    for protocol in protocols:
+        lines = []
+        for backbone in backbones:
+            for a, b in HISTORY_PAIRS:
+                found = paired(
+                    run_label(backbone, a), run_label(backbone, b), f"{protocol}/{metric}"
+                )
+                if found is None:
+                    continue
+                rows_a, rows_b = found
+                if any(group.users.max() >= rows_a.shape[1] for group in groups):
+                    continue  # scored on other users than the groups were drawn from
+                for group in groups:
+                    ga, gb = rows_a[:, group.users], rows_b[:, group.users]
+                    interval = paired_bootstrap(ga, gb)
+                    lines.append(
+                        f"| {backbone} | {names[a]} vs {names[b]} | {group.label} | "
+                        f"{len(group.users):,} | {ga.mean():.{digits}f} | {gb.mean():.{digits}f} | "
+                        f"{interval.format() if interval else '–'} |"
+                    )
+        if lines:
+            header = (
+                "| model | comparison | items before the test item | users | "
+                f"first: {metric} | second: {metric} | first vs second |\n"
+                "|---|---|---|---:|---:|---:|---:|"
+            )
+            parts.append(f"### {protocol}\n\n{header}\n" + "\n".join(lines) + "\n")
+    return parts
 
 
 def per_protocol_tables(
@@ -389,13 +443,16 @@ def render_report(
     samples: dict[str, str] | None = None,
     diagnostics: Sequence[str] = (),
     negatives: int = 100,
+    history: Sequence[UserGroup] = (),
+    paired: PairedFn | None = None,
 ) -> str:
     """The whole report.md.
 
     ``intervals``: paired bootstrap intervals between fits (None: ratios of means only);
     ``n_test_users`` for the caveat; ``quality`` rows of :func:`rationale_quality_table`
     and ``samples`` (source -> one user's rationale, the same user for each source);
-    ``diagnostics``: finished markdown sections (the order-sensitivity tables).
+    ``diagnostics``: finished markdown sections (the order-sensitivity tables);
+    ``history``: groups of test users by history length, compared through ``paired``.
     """
     date = date or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     stats = ", ".join(
@@ -506,6 +563,18 @@ def render_report(
     if steps:
         out.append("## Step ablation: one step of the rationale vs all three\n")
         out.extend(steps)
+    by_history = (
+        history_tables(history, backbones, protocols, metrics[0], paired, digits) if paired else []
+    )
+    if by_history:
+        out.append("## By history length\n")
+        out.append(
+            "Test users in groups of about equal size by the number of items before their "
+            "test item (a length is never split between groups). Text about a user should "
+            "matter most where the sequence says least; each comparison with its paired "
+            "bootstrap 95% interval over the group's users.\n"
+        )
+        out.extend(by_history)
     if quality:
         out.append("## Rationales\n")
         out.append(rationale_quality_table(quality))
