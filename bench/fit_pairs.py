@@ -20,12 +20,9 @@ import argparse
 import statistics
 from pathlib import Path
 
-import numpy as np
-
 from slimrec.data import PreparedDataset
-from slimrec.eval.groups import history_groups
 from slimrec.pipeline.artifacts import RunArtifacts, recorded_fits
-from slimrec.pipeline.outputs import PerUserMetrics
+from slimrec.pipeline.outputs import PerUserMetrics, groups_by_history
 
 
 def main() -> None:
@@ -49,8 +46,7 @@ def main() -> None:
     groups = []
     if args.by_history:
         data = PreparedDataset.load(RunArtifacts(args.run).data_dir)
-        lengths = np.array([len(h) for h in data.split("test")[0]])
-        groups = history_groups(lengths, args.by_history)
+        groups = groups_by_history(data, args.by_history)
     for protocol in args.protocols:
         print(f"\n{protocol}, {args.metric}: method | seeds | mean ± std | fitted on")
         for label in labels:

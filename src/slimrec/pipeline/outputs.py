@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from slimrec.eval.bootstrap import Interval, paired_bootstrap
-from slimrec.eval.groups import history_groups
+from slimrec.eval.groups import UserGroup, history_groups
 from slimrec.eval.results import ResultTable
 from slimrec.io import write_json_atomic, write_text_atomic
 from slimrec.machine import hardware
@@ -75,6 +75,12 @@ class PerUserMetrics:
         if users is not None:
             rows_a, rows_b = rows_a[:, users], rows_b[:, users]
         return paired_bootstrap(rows_a, rows_b)
+
+
+def groups_by_history(data: Any, n_groups: int) -> list[UserGroup]:
+    """The test users of a :class:`PreparedDataset` by history length (none for 0)."""
+    lengths = np.array([len(history) for history in data.split("test")[0]])
+    return history_groups(lengths, n_groups) if n_groups else []
 
 
 def interval_finder(fits: Sequence[Fit]) -> IntervalFn:
@@ -257,11 +263,7 @@ def write_outputs(
         date=date,
         legend={m: legend(config, m) for m in config.methods},
         intervals=per_user.interval,
-        history=history_groups(
-            np.array([len(h) for h in data.split("test")[0]]), rep.history_groups
-        )
-        if rep.history_groups
-        else (),
+        history=groups_by_history(data, rep.history_groups),
         paired=per_user.paired,
         n_test_users=data.n_users,
         quality=quality,
