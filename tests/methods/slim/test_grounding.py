@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 from slimrec.methods.slim.grounding import CatalogIndex, grounding, normalize, suggestion_lines
 
 TITLES = {
@@ -55,3 +57,24 @@ def test_resolution_does_not_depend_on_the_order_of_a_set(monkeypatch):
         return index.resolve("alpha beta")
 
     assert resolved(list) == resolved(lambda xs: xs[::-1]) == 1
+
+
+def test_a_fuzzy_match_is_the_most_similar_title_at_the_threshold_as_by_brute_force():
+    from difflib import SequenceMatcher
+
+    rng = random.Random(0)
+    words = ["star", "wars", "mario", "kart", "edition", "deluxe", "zelda", "quest", "racer"]
+    titles = {i: " ".join(rng.choices(words, k=rng.randint(2, 5))) for i in range(1, 400)}
+    index = CatalogIndex(titles)
+    for _ in range(300):
+        name = " ".join(rng.choices(words, k=rng.randint(1, 5)))
+        key = normalize(name)
+        if key in index.exact:
+            continue
+        rare = min((w for w in set(key.split())), key=lambda w: (len(index.by_word[w]), w))
+        scores = [(SequenceMatcher(None, key, index.norm[i]).ratio(), -n, i)
+                  for n, i in enumerate(index.by_word[rare])]  # fmt: skip
+        best, _, item = max(scores)  # the first of the best, as a plain scan finds it
+        expected = item if best >= index.threshold else None
+        assert index.resolve(name) == expected
+        assert index.resolve(name) == expected  # and again, from what it remembered

@@ -55,6 +55,7 @@ class CatalogIndex:
         self.exact: dict[str, int] = {}
         self.norm: dict[int, str] = {}
         self.by_word: dict[str, list[int]] = defaultdict(list)
+        self.resolved: dict[str, int | None] = {}  # students repeat the famous titles
         for item, title in titles.items():
             key = normalize(title)
             if not key:
@@ -80,6 +81,12 @@ class CatalogIndex:
             return None
         if key in self.exact:
             return self.exact[key]
+        if key not in self.resolved:
+            self.resolved[key] = self._closest(key)
+        return self.resolved[key]
+
+    def _closest(self, key: str) -> int | None:
+        """The item whose title is most like ``key`` (normalised), at the threshold or above."""
         words = [w for w in set(key.split()) if w in self.by_word]
         if not words:
             return None
@@ -88,7 +95,14 @@ class CatalogIndex:
         rare = min(words, key=lambda w: (len(self.by_word[w]), w))
         best, score = None, 0.0
         for item in self.by_word[rare]:
-            ratio = SequenceMatcher(None, key, self.norm[item]).ratio()
+            matcher = SequenceMatcher(None, key, self.norm[item])
+            # ratio() <= quick_ratio() <= real_quick_ratio(), and the cheap bounds first: a
+            # title that cannot reach the threshold, or beat the best so far, cannot change
+            # the answer (thousands of titles share a word like "edition" in a catalog).
+            bar = max(score, self.threshold)
+            if matcher.real_quick_ratio() < bar or matcher.quick_ratio() < bar:
+                continue
+            ratio = matcher.ratio()
             if ratio > score:
                 best, score = item, ratio
         return best if score >= self.threshold else None
