@@ -425,6 +425,17 @@ def run(
     typer.echo(f"report: {outcome.report}")
 
 
+@app.command("report")
+def report_cmd(
+    run: Path = typer.Option(..., help="A run folder (the --out of `slimrec run`)."),
+    out: Path | None = typer.Option(None, help="Where report.md goes (default: the run folder)."),
+) -> None:
+    """The report of a run from every fit it has finished so far, whichever run made it."""
+    from slimrec.pipeline.recorded import report_recorded
+
+    typer.echo(f"report: {report_recorded(run, out)}")
+
+
 @app.command("reason")
 def reason_cmd(
     data: Path = typer.Option(..., help="A prepared dataset folder (slimrec data prepare)."),

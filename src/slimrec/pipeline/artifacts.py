@@ -89,6 +89,10 @@ class RunArtifacts:
     def has(self, name: str) -> bool:
         return name in self._stages
 
+    def stages(self) -> dict[str, dict[str, Any]]:
+        """Every stage of the latest invocation, by name, as ``stages.json`` lists it."""
+        return dict(self._stages)
+
     def output(self, name: str, key: str) -> Path:
         """The path of output ``key`` of stage ``name``."""
         folder, outputs = self.stage(name)

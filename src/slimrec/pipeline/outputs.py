@@ -217,8 +217,10 @@ def write_outputs(
     dataset_stats: dict[str, Any],
     fits: Sequence[Fit],
     records: Sequence[StageRecord],
+    preamble: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Write report.md, results.json and popularity.png into ``folder``; return outputs."""
+    """Write report.md, results.json and popularity.png into ``folder``; return outputs.
+    ``preamble``: markdown sections to put before the results."""
     from slimrec.data import PreparedDataset
 
     data = PreparedDataset.load(data_dir)
@@ -265,6 +267,7 @@ def write_outputs(
         intervals=per_user.interval,
         history=groups_by_history(data, rep.history_groups),
         paired=per_user.paired,
+        preamble=preamble,
         n_test_users=data.n_users,
         quality=quality,
         samples=samples,

@@ -445,6 +445,7 @@ def render_report(
     negatives: int = 100,
     history: Sequence[UserGroup] = (),
     paired: PairedFn | None = None,
+    preamble: Sequence[str] = (),
 ) -> str:
     """The whole report.md.
 
@@ -452,7 +453,8 @@ def render_report(
     ``n_test_users`` for the caveat; ``quality`` rows of :func:`rationale_quality_table`
     and ``samples`` (source -> one user's rationale, the same user for each source);
     ``diagnostics``: finished markdown sections (the order-sensitivity tables);
-    ``history``: groups of test users by history length, compared through ``paired``.
+    ``history``: groups of test users by history length, compared through ``paired``;
+    ``preamble``: finished markdown sections to put before the results.
     """
     date = date or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     stats = ", ".join(
@@ -469,6 +471,7 @@ def render_report(
         out.append("\n".join(f"- **{name}**: {text}" for name, text in legend.items()) + "\n")
     if n_test_users is not None and (warning := caveat(n_test_users, len(seeds))):
         out.append(warning)
+    out.extend(preamble)
     if intervals is not None:
         out.append(
             "Improvements are relative differences of the means, with a paired bootstrap "
