@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 from pathlib import Path
+from typing import NoReturn
 
 from slimrec.data import PreparedDataset
-from slimrec.pipeline.artifacts import RunArtifacts, recorded_fits
-from slimrec.pipeline.outputs import PerUserMetrics, groups_by_history
+from slimrec.errors import ConfigError
+from slimrec.pipeline.artifacts import RunArtifacts
+from slimrec.pipeline.per_user import PerUserMetrics, groups_by_history
+from slimrec.pipeline.recorded import checked_fits
 
 
 def main() -> None:
@@ -34,14 +38,17 @@ def main() -> None:
     ap.add_argument("--by-history", type=int, default=0, metavar="N",
                     help="also compare within N groups of users by history length")  # fmt: skip
     args = ap.parse_args()
-    fits = recorded_fits(args.run)
-    if not fits:
-        raise SystemExit(f"error: no finished fit in {args.run}/stages -- run `slimrec run` first")
+    if args.by_history < 0:
+        ap.error("--by-history takes a number of groups, 0 or more")
+    try:
+        fits = checked_fits(args.run)
+    except ConfigError as e:
+        fail(str(e))
     labels = sorted({f.label for f in fits})
     for a, b in args.pair:
         if a not in labels or b not in labels:
-            raise SystemExit(f"error: no finished fit of {a if a not in labels else b} "
-                             f"-- choose among: {', '.join(labels)}")  # fmt: skip
+            fail(f"no finished fit of {a if a not in labels else b} -- choose among: "
+                 f"{', '.join(labels)}")  # fmt: skip
     per_user = PerUserMetrics(fits)
     groups = []
     if args.by_history:
@@ -64,9 +71,15 @@ def main() -> None:
             found = per_user.interval(a, b, key)
             print(f"{a} vs {b}, seeds {seeds}: {found.format() if found else 'undefined'}")
             for group in groups:
-                found = per_user.interval(a, b, key, group.users)
-                print(f"  history {group.label} items, {len(group.users):,} users: "
-                      f"{found.format() if found else 'undefined'}")  # fmt: skip
+                within = per_user.compare(a, b, key, group.users)
+                shown = within.interval.format() if within and within.interval else "undefined"
+                print(f"  history {group.label} items, {len(group.users):,} users: {shown}")
+
+
+def fail(message: str) -> NoReturn:
+    """One line on stderr, exit status 2 (as slimrec's own commands)."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 if __name__ == "__main__":

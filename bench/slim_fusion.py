@@ -26,8 +26,9 @@ from slimrec.config import load_yaml
 from slimrec.io import write_json_atomic, write_text_atomic
 from slimrec.machine import describe
 from slimrec.pipeline import run_pipeline
+from slimrec.pipeline.artifacts import Fit
 from slimrec.pipeline.config import RunConfig
-from slimrec.pipeline.outputs import Fit, interval_finder
+from slimrec.pipeline.per_user import PerUserMetrics
 
 METHODS = [
     "backbone",
@@ -44,15 +45,12 @@ VERSUS = ("backbone+", "slim-zero-text", "slim-shuffled-text")
 
 
 def fits_of(outcome) -> list[Fit]:
-    """The fitted models of a finished run, from its stage names (fit/[backbone/]method/seedN)."""
-    fits = []
-    for record in outcome.records:
-        parts = record.name.split("/")
-        if parts[0] != "fit":
-            continue
-        backbone = parts[1] if len(parts) == 4 else None
-        fits.append(Fit(backbone, parts[-2], int(parts[-1].removeprefix("seed")), record))
-    return fits
+    """The fitted models of a finished run (its fit/[backbone/]method/seedN stages)."""
+    return [
+        Fit.of(record, outcome.run_dir / record.folder / record.outputs["run"])
+        for record in outcome.records
+        if record.name.startswith("fit/")
+    ]
 
 
 def mean_std(values: list[float]) -> str:
@@ -90,7 +88,7 @@ def main() -> None:
         run_dir = args.out / f"holdout{k}"
         outcome = run_pipeline(config, run_dir)
         fits = fits_of(outcome)
-        find = interval_finder(fits)
+        find = PerUserMetrics(fits).interval
         for fit in fits:
             row = rows.setdefault((fit.label, fit.method, k), {"epochs": []})
             row["epochs"].append(fit.record.outputs["best_epoch"])

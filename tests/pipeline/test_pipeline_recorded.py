@@ -13,14 +13,16 @@ def fit_folder(run: Path, label: str) -> Path:
     return next((run / "stages").glob(f"fit-{label}-seed0-*"))
 
 
-def copy_fit(run: Path, label: str, *, seed: int, key: str) -> Path:
-    """The seed-0 fit of ``label`` again as ``seed`` under ``key``, as another invocation of
-    the run (another config) would have left it: in stages/, not in stages.json."""
+def copy_fit(run: Path, label: str, *, seed: int, key: str, as_label: str | None = None) -> Path:
+    """The seed-0 fit of ``label`` again as ``seed`` (of ``as_label``) under ``key``, as
+    another invocation of the run (another config) would have left it: in stages/, not in
+    stages.json."""
     source = fit_folder(run, label)
-    target = source.with_name(f"fit-{label}-seed{seed}-{key}")
+    target = source.with_name(f"fit-{as_label or label}-seed{seed}-{key}")
     shutil.copytree(source, target)
     manifest = json.loads((target / "stage.json").read_text())
-    manifest |= {"name": f"fit/{label.replace('-', '/', 1)}/seed{seed}", "key": key}
+    name = (as_label or label).replace("-", "/", 1)
+    manifest |= {"name": f"fit/{name}/seed{seed}", "key": key}
     (target / "stage.json").write_text(json.dumps(manifest))
     return target
 
@@ -61,3 +63,26 @@ def test_a_run_without_a_finished_fit_or_no_run_at_all_is_one_line(tiny_run, tmp
     assert code == 2 and "no finished fit" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_cli(["report", "--run", str(tmp_path)], capsys)
     assert code == 2 and "not a slimrec run folder" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_method_the_runs_config_lacks_joins_the_tables(tiny_run, tmp_path, capsys):
+    run = shutil.copytree(tiny_run, tmp_path / "run")
+    copy_fit(run, "sasrec-backbone", seed=0, key="00112233445566aa", as_label="sasrec-backbone+")
+    code, _, err = run_cli(["report", "--run", str(run)], capsys)  # into the run folder
+    assert code == 0, err
+    report = (run / "report.md").read_text()
+    assert "| sasrec/backbone+ | 0 |" in report and "- **backbone+**: " in report
+    # SLIM against the new Backbone+ within each history group, on the seed both have
+    by_history = report.split("## By history length", 1)[1].split("\n## ", 1)[0]
+    assert "| sasrec | SLIM vs Backbone+ | 0 | " in by_history
+
+
+def test_a_fit_on_other_prepared_data_is_refused_in_one_line(tiny_run, tmp_path, capsys):
+    run = shutil.copytree(tiny_run, tmp_path / "run")
+    other = copy_fit(run, "sasrec-backbone", seed=1, key="aabbccddeeff0011")
+    manifest = json.loads((other / "stage.json").read_text())
+    manifest["inputs"]["data"] = "0000000000000000"
+    (other / "stage.json").write_text(json.dumps(manifest))
+    code, _, err = run_cli(["report", "--run", str(run)], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "fit/sasrec/backbone/seed1 was trained on other prepared data" in err

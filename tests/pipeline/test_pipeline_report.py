@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from slimrec.eval.groups import history_groups
 from slimrec.eval.results import ResultTable
+from slimrec.pipeline.artifacts import Fit
+from slimrec.pipeline.per_user import PerUserMetrics
 from slimrec.pipeline.plots import group_shares, plot_popularity, popularity_groups
 from slimrec.pipeline.report import comparison_table, render_report, stage_costs
 from slimrec.pipeline.stage import StageRecord
+from slimrec.training.trainer import PER_USER
 
 METRICS = ("ndcg@10", "hit@10", "hit@20")
 
@@ -340,25 +345,38 @@ def test_the_random_reference_of_the_sampled_lists_matches_the_closed_form():
     assert "precision" not in line and random_reference(20, ["auc"]) == ""
 
 
-def test_slim_is_compared_with_backbone_plus_within_each_history_group():
-    groups = history_groups(np.array([4, 4, 4, 9, 9, 9]), 2)
-    slim = np.array([[0.2, 0.2, 0.2, 0.1, 0.1, 0.1]])
-    plus = np.array([[0.1, 0.1, 0.1, 0.1, 0.1, 0.1]])
-    shorter = np.array([[0.1, 0.1]])  # scored on other users: no groups to cut it into
+def per_user_fit(folder: Path, label: str, seed: int, ndcg: list[float]) -> Fit:
+    """A fit of ``label`` whose only record is its per-user test metrics."""
+    run = folder / f"{label.replace('/', '-')}-seed{seed}"
+    run.mkdir(parents=True)
+    np.savez(run / PER_USER, **{"full/ndcg@10": np.array(ndcg)})
+    return Fit.of(record(f"fit/{label}/seed{seed}", 1.0, {}), run)
 
-    def paired(a, b, key):
-        if (a, b, key) == ("sasrec/slim", "sasrec/backbone+", "full/ndcg@10"):
-            return slim, plus
-        if (a, b) == ("gru4rec/slim", "gru4rec/backbone+"):
-            return shorter, shorter
-        return None
 
-    md = report(protocols=["full"], history=groups, paired=paired)
+def test_slim_is_compared_with_backbone_plus_within_each_history_group(tmp_path):
+    lengths = np.array([9, 4, 9, 4, 4, 9])  # users of each length interleaved
+    slim = [0.1, 0.2, 0.1, 0.2, 0.2, 0.1]  # better than Backbone+ for the short ones
+    fits = [
+        per_user_fit(tmp_path, "sasrec/slim", 0, slim),
+        per_user_fit(tmp_path, "sasrec/slim", 1, slim),
+        per_user_fit(tmp_path, "sasrec/backbone+", 0, [0.1] * 6),
+        per_user_fit(tmp_path, "sasrec/backbone+", 1, [0.1] * 6),
+        per_user_fit(tmp_path, "gru4rec/slim", 0, [0.1] * 7),  # scored on other users
+        per_user_fit(tmp_path, "gru4rec/backbone+", 0, [0.1] * 7),
+    ]
+    md = report(
+        protocols=["full"],
+        history=history_groups(lengths, 2),
+        compare=PerUserMetrics(fits).compare,
+    )
     section = md.split("## By history length", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| sasrec")]
     assert rows == [
-        "| sasrec | SLIM vs Backbone+ | 4 | 3 | 0.2000 | 0.1000 | +100.00% [+100.0, +100.0] |",
-        "| sasrec | SLIM vs Backbone+ | 9 | 3 | 0.1000 | 0.1000 | +0.00% [+0.0, +0.0] |",
+        "| sasrec | SLIM vs Backbone+ | 0, 1 | 4 | 3 | 0.2000 | 0.1000 | "
+        "+100.00% [+100.0, +100.0] |",
+        "| sasrec | SLIM vs Backbone+ | 0, 1 | 9 | 3 | 0.1000 | 0.1000 | +0.00% [+0.0, +0.0] |",
     ]
     assert "| gru4rec" not in section
-    assert "## By history length" not in report(protocols=["full"], history=groups)
+    assert "## By history length" not in report(
+        protocols=["full"], history=history_groups(lengths, 2)
+    )

@@ -89,6 +89,11 @@ class RunArtifacts:
     def has(self, name: str) -> bool:
         return name in self._stages
 
+    def stage_key(self, name: str) -> str:
+        """The key of stage ``name`` (what later stages name as their input)."""
+        self.stage(name)  # one line if missing or unfinished
+        return self._stages[name]["key"]
+
     def stages(self) -> dict[str, dict[str, Any]]:
         """Every stage of the latest invocation, by name, as ``stages.json`` lists it."""
         return dict(self._stages)

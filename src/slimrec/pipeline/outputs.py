@@ -15,17 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from slimrec.eval.bootstrap import Interval, paired_bootstrap
-from slimrec.eval.groups import UserGroup, history_groups
 from slimrec.eval.results import ResultTable
 from slimrec.io import write_json_atomic, write_text_atomic
 from slimrec.machine import hardware
 from slimrec.pipeline.artifacts import Fit
 from slimrec.pipeline.config import RunConfig
+from slimrec.pipeline.per_user import PerUserMetrics, groups_by_history
 from slimrec.pipeline.plots import group_shares, plot_popularity, popularity_groups
-from slimrec.pipeline.report import IntervalFn, render_report
+from slimrec.pipeline.report import render_report
 from slimrec.pipeline.stage import StageRecord
-from slimrec.training.trainer import PER_USER
 
 REPORT_FILES = ("report.md", "results.json", "popularity.png")
 
@@ -38,54 +36,6 @@ def result_table(fits: Sequence[Fit], dataset: str) -> ResultTable:
                 method=fit.label, seed=fit.seed, metrics=metrics, protocol=protocol, dataset=dataset
             )
     return table
-
-
-class PerUserMetrics:
-    """The fits' per-user test metrics, paired between two methods on the seeds both have
-    (None where a run predates those files)."""
-
-    def __init__(self, fits: Sequence[Fit]):
-        self.files: dict[str, dict[int, Path]] = {}
-        for fit in fits:
-            self.files.setdefault(fit.label, {})[fit.seed] = fit.folder / PER_USER
-        self.loaded: dict[Path, dict[str, np.ndarray]] = {}
-
-    def _values(self, path: Path, key: str) -> np.ndarray | None:
-        if path not in self.loaded:
-            self.loaded[path] = dict(np.load(path)) if path.is_file() else {}
-        return self.loaded[path].get(key)
-
-    def paired(self, a: str, b: str, key: str) -> tuple[np.ndarray, np.ndarray] | None:
-        """``[n_seeds, n_users]`` of ``a`` and of ``b`` for ``key`` ("full/ndcg@10")."""
-        seeds = sorted(set(self.files.get(a, {})) & set(self.files.get(b, {})))
-        rows_a = [self._values(self.files[a][s], key) for s in seeds]
-        rows_b = [self._values(self.files[b][s], key) for s in seeds]
-        if not seeds or any(r is None for r in rows_a + rows_b):
-            return None
-        return np.stack(rows_a), np.stack(rows_b)  # type: ignore[arg-type]
-
-    def interval(
-        self, a: str, b: str, key: str, users: np.ndarray | None = None
-    ) -> Interval | None:
-        """Paired bootstrap interval of ``a`` vs ``b``, over ``users`` (None: all)."""
-        found = self.paired(a, b, key)
-        if found is None:
-            return None
-        rows_a, rows_b = found
-        if users is not None:
-            rows_a, rows_b = rows_a[:, users], rows_b[:, users]
-        return paired_bootstrap(rows_a, rows_b)
-
-
-def groups_by_history(data: Any, n_groups: int) -> list[UserGroup]:
-    """The test users of a :class:`PreparedDataset` by history length (none for 0)."""
-    lengths = np.array([len(history) for history in data.split("test")[0]])
-    return history_groups(lengths, n_groups) if n_groups else []
-
-
-def interval_finder(fits: Sequence[Fit]) -> IntervalFn:
-    """Paired bootstrap intervals between two fitted methods (:class:`PerUserMetrics`)."""
-    return PerUserMetrics(fits).interval
 
 
 def rationale_quality(
@@ -266,7 +216,7 @@ def write_outputs(
         legend={m: legend(config, m) for m in config.methods},
         intervals=per_user.interval,
         history=groups_by_history(data, rep.history_groups),
-        paired=per_user.paired,
+        compare=per_user.compare,
         preamble=preamble,
         n_test_users=data.n_users,
         quality=quality,

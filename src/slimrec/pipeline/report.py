@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from slimrec.eval.bootstrap import Interval, paired_bootstrap
+from slimrec.eval.bootstrap import Interval
 from slimrec.eval.groups import UserGroup
 from slimrec.eval.results import ResultTable, Summary
+from slimrec.pipeline.per_user import Comparison
 from slimrec.pipeline.plots import group_labels
 from slimrec.pipeline.stage import StageRecord
 
@@ -122,8 +123,8 @@ def _improvement(a: Summary | None, b: Summary | None) -> str:
 
 # (label a, label b, "protocol/metric") -> paired interval of a vs b, or None.
 IntervalFn = Callable[[str, str, str], Interval | None]
-# (label a, label b, "protocol/metric") -> [n_seeds, n_users] of a and of b, or None.
-PairedFn = Callable[[str, str, str], tuple[np.ndarray, np.ndarray] | None]
+# (label a, label b, "protocol/metric", users or None for all) -> a vs b, or None.
+CompareFn = Callable[[str, str, str, np.ndarray | None], Comparison | None]
 
 
 def comparison_table(
@@ -177,38 +178,36 @@ def history_tables(
     backbones: Sequence[str],
     protocols: Sequence[str],
     metric: str,
-    paired: PairedFn,
+    compare: CompareFn,
     digits: int,
 ) -> list[str]:
     """``### protocol`` + one row per backbone, pair of :data:`HISTORY_PAIRS` and group:
-    users, both means (over seeds and the group's users) and the paired interval."""
+    users, both means (over the seeds both have and the group's users), the interval."""
     names = {**CONTROL_COLUMNS, **MAIN_COLUMNS}
+    n_users = sum(len(group.users) for group in groups)
     parts = []
     for protocol in protocols:
         lines = []
-        for backbone in backbones:
-            for a, b in HISTORY_PAIRS:
-                found = paired(
-                    run_label(backbone, a), run_label(backbone, b), f"{protocol}/{metric}"
+        for backbone, (a, b) in ((bb, pair) for bb in backbones for pair in HISTORY_PAIRS):
+            la, lb, key = run_label(backbone, a), run_label(backbone, b), f"{protocol}/{metric}"
+            whole = compare(la, lb, key, None)
+            if whole is None or whole.n_scored != n_users:  # scored on other users
+                continue
+            for group in groups:
+                found = compare(la, lb, key, group.users)
+                assert found is not None  # the same fits as ``whole``
+                interval = found.interval.format() if found.interval else "–"
+                lines.append(
+                    f"| {backbone} | {names[a]} vs {names[b]} | "
+                    f"{', '.join(map(str, found.seeds))} | {group.label} | "
+                    f"{len(group.users):,} | {found.mean_a:.{digits}f} | "
+                    f"{found.mean_b:.{digits}f} | {interval} |"
                 )
-                if found is None:
-                    continue
-                rows_a, rows_b = found
-                if any(group.users.max() >= rows_a.shape[1] for group in groups):
-                    continue  # scored on other users than the groups were drawn from
-                for group in groups:
-                    ga, gb = rows_a[:, group.users], rows_b[:, group.users]
-                    interval = paired_bootstrap(ga, gb)
-                    lines.append(
-                        f"| {backbone} | {names[a]} vs {names[b]} | {group.label} | "
-                        f"{len(group.users):,} | {ga.mean():.{digits}f} | {gb.mean():.{digits}f} | "
-                        f"{interval.format() if interval else '–'} |"
-                    )
         if lines:
             header = (
-                "| model | comparison | items before the test item | users | "
+                "| model | comparison | seeds | items before the test item | users | "
                 f"first: {metric} | second: {metric} | first vs second |\n"
-                "|---|---|---|---:|---:|---:|---:|"
+                "|---|---|---|---|---:|---:|---:|---:|"
             )
             parts.append(f"### {protocol}\n\n{header}\n" + "\n".join(lines) + "\n")
     return parts
@@ -444,7 +443,7 @@ def render_report(
     diagnostics: Sequence[str] = (),
     negatives: int = 100,
     history: Sequence[UserGroup] = (),
-    paired: PairedFn | None = None,
+    compare: CompareFn | None = None,
     preamble: Sequence[str] = (),
 ) -> str:
     """The whole report.md.
@@ -453,7 +452,7 @@ def render_report(
     ``n_test_users`` for the caveat; ``quality`` rows of :func:`rationale_quality_table`
     and ``samples`` (source -> one user's rationale, the same user for each source);
     ``diagnostics``: finished markdown sections (the order-sensitivity tables);
-    ``history``: groups of test users by history length, compared through ``paired``;
+    ``history``: groups of test users by history length, compared through ``compare``;
     ``preamble``: finished markdown sections to put before the results.
     """
     date = date or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -469,7 +468,12 @@ def render_report(
     ]
     if legend:
         out.append("\n".join(f"- **{name}**: {text}" for name, text in legend.items()) + "\n")
-    if n_test_users is not None and (warning := caveat(n_test_users, len(seeds))):
+    # The fewest seeds of any method: a run gathered over sessions may lack some.
+    per_method: dict[str, set[int]] = {}
+    for run in table.runs:
+        per_method.setdefault(run.method, set()).add(run.seed)
+    fewest = min((len(s) for s in per_method.values()), default=len(seeds))
+    if n_test_users is not None and (warning := caveat(n_test_users, fewest)):
         out.append(warning)
     out.extend(preamble)
     if intervals is not None:
@@ -567,7 +571,9 @@ def render_report(
         out.append("## Step ablation: one step of the rationale vs all three\n")
         out.extend(steps)
     by_history = (
-        history_tables(history, backbones, protocols, metrics[0], paired, digits) if paired else []
+        history_tables(history, backbones, protocols, metrics[0], compare, digits)
+        if compare
+        else []
     )
     if by_history:
         out.append("## By history length\n")
