@@ -415,7 +415,10 @@ def run(
     config: Path = typer.Option(..., help="A RunConfig YAML (see configs/quickstart.yaml)."),
     out: Path | None = typer.Option(None, help="Run folder (default: runs/<config name>)."),
 ) -> None:
-    """The whole SLIM pipeline: prepare, teach, distill, reason, embed, fit, report; cached."""
+    """The whole SLIM pipeline: prepare, teach, distill, reason, embed, fit, report; cached.
+
+    Started several times on one config and --out, the processes share out the fits.
+    """
     from slimrec.config import load_yaml
     from slimrec.pipeline import RunConfig, run_pipeline
 

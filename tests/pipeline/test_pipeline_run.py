@@ -8,7 +8,10 @@ user's file. One seed, two epochs: the point is the pipeline, not the numbers.
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -164,3 +167,39 @@ def test_a_fit_that_another_method_learns_from_is_refitted_only_for_a_fit_still_
     assert changed.status()["fit/sasrec/llm-srec/seed0"] == "ran"
     assert (sasrec / "best.pt").is_file()
     assert [r.name for r in changed.records].count("fit/sasrec/backbone/seed0") == 1
+
+
+def test_two_processes_on_one_run_folder_compute_every_stage_once(setup):
+    """`slimrec run` started twice on one config and folder (a user's way to use more
+    cores): the fits are shared out, none is trained twice, both finish with the report.
+    However the two interleave, each stage is computed by exactly one of them."""
+    tmp_path, ratings, items, lm = setup
+    llm_srec = {"llm": str(lm), "rep_dim": 8, "head_hidden": 16, "history_items": 4}
+    config = tiny_config(ratings, items, lm, methods=["backbone", {"llm-srec": llm_srec}])
+    config["seeds"] = [0, 1, 2]
+    config_file = tmp_path / "shared.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "slimrec.cli", "run", "--config", str(config_file)]
+    workers = [
+        subprocess.Popen(
+            [*command, "--out", str(run_dir)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [worker.communicate(timeout=900)[0] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+
+    computed = [
+        match.group(1)
+        for output in outputs
+        for match in re.finditer(r"\[([^\]]+)\] (?:running|resuming) in ", output)
+    ]
+    stages = json.loads((run_dir / "stages.json").read_text())["stages"]
+    assert sorted(computed) == sorted(s["name"] for s in stages)  # each once, none left out
+    assert len(stages) == 1 + 6 + 1  # prepare, 2 methods x 3 seeds, report
+    for output in outputs:
+        assert "report: " in output

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -79,6 +81,38 @@ def test_a_finished_stage_without_what_the_run_needs_starts_again_from_an_empty_
     again = runner.run("fit/sasrec/backbone/seed0", {}, counting_work(calls), complete=has_weights)
     assert again.status == "ran" and len(calls) == 2 and calls[1] == folder
     assert (folder / MANIFEST).is_file() and (folder / "artifact.txt").read_text() == "1"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no fcntl locks on Windows")
+def test_a_stage_another_worker_computes_is_skipped_by_try_run_and_reused_by_run(tmp_path):
+    """Two runners on one folder (two processes in real use; threads here, since flock
+    locks belong to open files): the stage is computed once, by whoever took it first."""
+    started, go, waiting = threading.Event(), threading.Event(), threading.Event()
+
+    def slow_work(folder: Path) -> dict:
+        started.set()
+        assert go.wait(120)
+        return {"by": "first"}
+
+    first = StageRunner(tmp_path, echo=lambda _: None)
+    second = StageRunner(tmp_path, echo=lambda line: "waiting" in line and waiting.set())
+    done: dict[str, object] = {}
+    computing = threading.Thread(target=lambda: done.update(a=first.run("fit", {}, slow_work)))
+    computing.start()
+    assert started.wait(120)
+
+    calls: list[Path] = []
+    assert second.try_run("fit", {}, counting_work(calls)) is None  # busy: back later
+    assert second.try_run("other", {}, counting_work(calls)).status == "ran"  # not busy
+    awaiting = threading.Thread(target=lambda: done.update(b=second.run("fit", {}, dict)))
+    awaiting.start()
+    assert waiting.wait(120)  # blocked on the first runner's lock, not computing
+    go.set()
+    computing.join(120)
+    awaiting.join(120)
+    assert done["a"].status == "ran" and done["b"].status == "cached"
+    assert done["b"].outputs == {"by": "first"} and len(calls) == 1
+    assert second.try_run("fit", {}, counting_work(calls)).status == "cached"
 
 
 def test_a_stage_records_the_machine_that_computed_it(tmp_path):

@@ -4,6 +4,9 @@ prepare -> teach -> distill -> reason -> embed (items; users' rationales per sou
 field) -> fit (each backbone x method x seed) -> report. Stages that no method needs are
 skipped (no LLM at all for ``backbone`` / ``backbone+``; no student for ``slim-`` alone).
 A re-run does only what changed; an interrupted run continues where it stopped.
+Several ``slimrec run`` processes on one config and run folder share the work: each fit
+is trained by whichever process takes it first (stage.py's locks); the others move on
+to the next fit and reuse it once it has finished.
 """
 
 from __future__ import annotations
@@ -36,6 +39,12 @@ class RunOutcome:
 
     def status(self) -> dict[str, str]:
         return {r.name: r.status for r in self.records}
+
+
+def must(fit: Fit | None) -> Fit:
+    """A fit asked for with waiting allowed, which therefore exists."""
+    assert fit is not None
+    return fit
 
 
 def run_pipeline(
@@ -123,8 +132,13 @@ def run_pipeline(
     # to run loads them (a method that learns from the fit, the order diagnostic); there a
     # fit without them is trained again, in the same folder under the same key.
 
-    def fit(method: Method, backbone: str, seed: int, *, weights: bool = False) -> Fit:
-        """Train (or reuse) one method on one backbone and seed, its teacher first."""
+    def fit(
+        method: Method, backbone: str, seed: int, *, weights: bool = False, wait: bool = True
+    ) -> Fit | None:
+        """Train (or reuse) one method on one backbone and seed, its teacher first.
+
+        ``wait=False``: ``None`` where another process is computing it or its teacher.
+        """
         needs = method.needs()
         on = backbone if needs.per_backbone else None
         known = done.get((on, method.name, seed))
@@ -134,7 +148,9 @@ def run_pipeline(
         if needs.teacher:
             listed = needs.teacher in config.methods
             teacher_method = config.method(needs.teacher) if listed else get_method(needs.teacher)
-            trained = fit(teacher_method, backbone, seed)
+            trained = fit(teacher_method, backbone, seed, wait=wait)
+            if trained is None:
+                return None
             teacher = (trained.folder, trained.record.key)
         train = config.train.model_copy(
             update={
@@ -158,9 +174,14 @@ def run_pipeline(
             user_tables[needs.user_text] if needs.user_text else None,
             teacher,
         )
-        if needs.teacher and not runner.finished(name, inputs):
-            fit(teacher_method, backbone, seed, weights=True)  # this fit will load it
-        rec = runner.run(name, inputs, work, complete=has_model if weights else None)
+        unfinished = needs.teacher and not runner.finished(name, inputs)
+        # the teacher's weights, which this fit will load
+        if unfinished and fit(teacher_method, backbone, seed, weights=True, wait=wait) is None:
+            return None
+        run = runner.run if wait else runner.try_run
+        rec = run(name, inputs, work, complete=has_model if weights else None)
+        if rec is None:
+            return None
         done[(on, method.name, seed)] = Fit(
             on, method.name, seed, run_dir / rec.folder / rec.outputs["run"], rec
         )
@@ -174,14 +195,16 @@ def run_pipeline(
         if method.needs().per_backbone or backbone == config.backbones[0]
         for seed in config.seeds
     ]
-    fits = [fit(*plan) for plan in planned]
+    for plan in planned:  # first those no other process is training...
+        fit(*plan, wait=False)
+    fits = [must(fit(*plan)) for plan in planned]  # ...then the rest, once they finish
 
     for perturbation in config.diagnose.order:
         order = OrderConfig(perturbation=perturbation, repeats=config.diagnose.repeats)
         name = f"diagnose/order-{perturbation}"
         inputs, work = stages.order_stage(order, fits, data_dir, prep.key)
         if not runner.finished(name, inputs):  # it reloads every model
-            fits = [fit(*plan, weights=True) for plan in planned]
+            fits = [must(fit(*plan, weights=True)) for plan in planned]
             inputs, work = stages.order_stage(order, fits, data_dir, prep.key)
         runner.run(name, inputs, work)
 
@@ -201,7 +224,8 @@ def run_pipeline(
         )
 
     inputs = {
-        "stages": [r.key for r in upstream],
+        # sorted: processes sharing the run finish its stages in different orders
+        "stages": sorted(r.key for r in upstream),
         "name": config.name,
         "report": config.report.model_dump(mode="json"),
         "seeds": config.seeds,

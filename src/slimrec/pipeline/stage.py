@@ -12,6 +12,13 @@ Every stage run appends a record to ``<run>/stages.json`` (rewritten atomically 
 each stage, so an interrupted run still shows where it got to): status ``cached`` or
 ``ran``, this run's seconds, the seconds the stage took when it was computed, and its
 costs (teacher tokens and estimated price, student tokens).
+
+Several processes may work in one run folder at once (``slimrec run`` started twice on
+one config, one thread each): a stage is computed under an exclusive lock on
+``<run>/.locks/<stage folder name>`` (``fcntl.flock``; the OS drops it when its holder
+dies, so a killed worker's stage is resumed by the next one), and the others either wait
+for it and then reuse it, or move on (``wait=False``) and come back. No locking where
+``fcntl`` is absent (Windows): there, one process per run folder.
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ import json
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -30,10 +38,16 @@ from slimrec.config import config_hash
 from slimrec.io import write_json_atomic
 from slimrec.machine import describe
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks, one process per run folder
+    fcntl = None  # type: ignore[assignment]
+
 # Bump when a stage's artifacts change meaning: every key changes, nothing stale is reused.
 PIPELINE_VERSION = 1
 MANIFEST = "stage.json"
 STAGES_FILE = "stages.json"
+LOCKS = ".locks"
 
 
 @dataclass
@@ -96,10 +110,72 @@ class StageRunner:
         hands the same outputs downstream. ``complete(folder)``: whether a finished stage
         holds everything this run needs of it; one that does not (a fit's record committed
         without its weights, needed here by a method that loads them) starts again from
-        an empty folder.
+        an empty folder. While another process computes this stage, this waits for it and
+        then reuses its work.
         """
+        record = self._run(name, inputs, work, complete, wait=True)
+        assert record is not None  # a waiting run always gets the lock
+        return record
+
+    def try_run(
+        self,
+        name: str,
+        inputs: dict[str, Any],
+        work: Callable[[Path], dict[str, Any]],
+        *,
+        complete: Callable[[Path], bool] | None = None,
+    ) -> StageRecord | None:
+        """:meth:`run`, or ``None`` at once while another process computes this stage."""
+        return self._run(name, inputs, work, complete, wait=False)
+
+    def _run(
+        self,
+        name: str,
+        inputs: dict[str, Any],
+        work: Callable[[Path], dict[str, Any]],
+        complete: Callable[[Path], bool] | None,
+        *,
+        wait: bool,
+    ) -> StageRecord | None:
         key = stage_key(name, inputs)
         folder = self.folder(name, key)
+        with self._lock(name, folder, wait) as held:
+            if not held:
+                return None
+            return self._run_locked(name, key, folder, inputs, work, complete)
+
+    @contextmanager
+    def _lock(self, name: str, folder: Path, wait: bool) -> Iterator[bool]:
+        """Hold the stage's lock (``True``), or ``False`` when busy and not ``wait``."""
+        if fcntl is None:
+            yield True
+            return
+        locks = self.run_dir / LOCKS
+        locks.mkdir(parents=True, exist_ok=True)
+        with open(locks / folder.name, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not wait:
+                    self.echo(f"[{name}] another process is computing it: back to it later")
+                    yield False
+                    return
+                self.echo(f"[{name}] another process is computing it: waiting for it")
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _run_locked(
+        self,
+        name: str,
+        key: str,
+        folder: Path,
+        inputs: dict[str, Any],
+        work: Callable[[Path], dict[str, Any]],
+        complete: Callable[[Path], bool] | None,
+    ) -> StageRecord:
         manifest = _read_manifest(folder / MANIFEST, key)
         if manifest is not None and complete is not None and not complete(folder):
             self.echo(f"[{name}] finished, but lacks what this run needs (weights?): running again")
