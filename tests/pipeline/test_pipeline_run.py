@@ -177,9 +177,10 @@ def test_two_processes_on_one_run_folder_compute_every_stage_once(setup):
     llm_srec = {"llm": str(lm), "rep_dim": 8, "head_hidden": 16, "history_items": 4}
     config = tiny_config(ratings, items, lm, methods=["backbone", {"llm-srec": llm_srec}])
     config["seeds"] = [0, 1, 2]
-    config_file = tmp_path / "shared.yaml"
-    config_file.write_text(yaml.safe_dump(config))
     run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    config_file = run_dir / "config.yaml"  # the run's own, committed with its comments
+    config_file.write_text("# three seeds\n" + yaml.safe_dump(config))
     command = [sys.executable, "-m", "slimrec.cli", "run", "--config", str(config_file)]
     workers = [
         subprocess.Popen(
@@ -203,3 +204,4 @@ def test_two_processes_on_one_run_folder_compute_every_stage_once(setup):
     assert len(stages) == 1 + 6 + 1  # prepare, 2 methods x 3 seeds, report
     for output in outputs:
         assert "report: " in output
+    assert config_file.read_text().startswith("# three seeds\n")  # the same config: kept

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from slimrec.config import config_hash, save_yaml
+from slimrec.config import config_hash, load_yaml, save_yaml
+from slimrec.errors import ConfigError
 from slimrec.eval.order import OrderConfig
 from slimrec.io import atomic_path
 from slimrec.methods import Method, get_method, has_model
@@ -41,6 +42,14 @@ class RunOutcome:
         return {r.name: r.status for r in self.records}
 
 
+def _holds(file: Path, config: RunConfig) -> bool:
+    """Whether ``file`` is already this config (in whatever words)."""
+    try:
+        return config_hash(load_yaml(RunConfig, file)) == config_hash(config)
+    except ConfigError:
+        return False
+
+
 def must(fit: Fit | None) -> Fit:
     """A fit asked for with waiting allowed, which therefore exists."""
     assert fit is not None
@@ -53,7 +62,8 @@ def run_pipeline(
     """Run (or continue, or reuse) every stage of ``config`` in ``run_dir``."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_yaml(config, run_dir / "config.yaml")
+    if not _holds(run_dir / "config.yaml", config):  # a committed one keeps its comments
+        save_yaml(config, run_dir / "config.yaml")
     runner = StageRunner(run_dir, echo=echo)
 
     def path(record: StageRecord, output: str) -> Path:
