@@ -10,7 +10,8 @@ teacher's answer cache, the student's shards).
 
 Every stage run appends a record to ``<run>/stages.json`` (rewritten atomically after
 each stage, so an interrupted run still shows where it got to): status ``cached`` or
-``ran``, this run's seconds, the seconds the stage took when it was computed, and its
+``ran``, this run's seconds, the seconds the stage took when it was computed (over all
+its attempts, if it was interrupted and resumed: stopwatch.py), and its
 costs (teacher tokens and estimated price, student tokens).
 
 Several processes may work in one run folder at once (``slimrec run`` started twice on
@@ -37,6 +38,7 @@ from typing import Any, Literal
 from slimrec.config import config_hash
 from slimrec.io import write_json_atomic
 from slimrec.machine import describe
+from slimrec.pipeline.stopwatch import Stopwatch
 
 try:
     import fcntl
@@ -186,14 +188,15 @@ class StageRunner:
             resumed = folder.exists()
             folder.mkdir(parents=True, exist_ok=True)
             self.echo(f"[{name}] {'resuming' if resumed else 'running'} in {folder}")
-            outputs = work(folder)
-            seconds = time.perf_counter() - start
+            with Stopwatch(folder) as watch:
+                outputs = work(folder)
             manifest = {
                 "name": name,
                 "key": key,
                 "pipeline_version": PIPELINE_VERSION,
                 "inputs": inputs,
-                "seconds": round(seconds, 3),
+                "seconds": round(watch.seconds, 3),  # every attempt's, if it was resumed
+                "attempts": watch.attempts,
                 "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "machine": describe(),
                 "cost": outputs.pop("cost", {}),
