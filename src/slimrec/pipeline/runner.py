@@ -100,17 +100,17 @@ def run_pipeline(
         rationales["student"] = (path(reason, "rationales"), reason.key)
 
     items = None
-    encoder_id = None
+    encoder_key = None
     if config.needs_item_text() or config.text_fields():
-        from slimrec.text.encoder import resolve_encoder_path
+        from slimrec.text.encoder import encoder_id
 
-        encoder_id = resolve_encoder_path(config.encoder)[0]
+        encoder_key = encoder_id(config.encoder)
     if config.needs_item_text():
         rec = runner.run(
             "embed/items",
             *stages.item_embed_stage(
                 config.encoder,
-                str(encoder_id),
+                str(encoder_key),
                 data_dir,
                 prep.key,
                 device=config.encoder_device,
@@ -125,7 +125,7 @@ def run_pipeline(
             f"embed/{source}/{field}",
             *stages.user_embed_stage(
                 config.encoder,
-                str(encoder_id),
+                str(encoder_key),
                 n_users,
                 file,
                 key,

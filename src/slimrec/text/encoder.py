@@ -44,6 +44,15 @@ DEFAULT_ENCODER = "all-minilm-l6-v2"
 RAY_SHARD = 2048  # texts per Ray shard: seconds of work for a replica, little lost if killed
 
 
+def encoder_id(name: str) -> str:
+    """The encoder's id in cache and stage keys. A packaged one's comes from its pinned
+    sha256 without importing it, so a run whose embeddings are computed (carried to a GPU
+    machine, say) goes on where the encoder's package is not installed."""
+    if name in PACKAGED_ENCODERS:
+        return f"{name}@{PACKAGED_ENCODERS[name][2][:12]}"
+    return resolve_encoder_path(name)[0]
+
+
 def resolve_encoder_path(name: str) -> tuple[str, str]:
     """``(model id for cache keys, path or hub name to load)`` for an encoder name."""
     if name in PACKAGED_ENCODERS:
@@ -60,7 +69,7 @@ def resolve_encoder_path(name: str) -> tuple[str, str]:
             raise ConfigError(
                 "weights do not match the pinned sha256", where=path / weights, fix="reinstall it"
             )
-        return f"{name}@{sha[:12]}", str(path)
+        return encoder_id(name), str(path)
     if Path(name).expanduser().is_dir():
         path = Path(name).expanduser().resolve()
         return f"{path.name}@{_folder_fingerprint(path)}", str(path)
