@@ -12,7 +12,7 @@ from slimrec.eval.results import ResultTable
 from slimrec.pipeline.artifacts import Fit
 from slimrec.pipeline.per_user import PerUserMetrics
 from slimrec.pipeline.plots import group_shares, plot_popularity, popularity_groups
-from slimrec.pipeline.report import comparison_table, render_report, stage_costs
+from slimrec.pipeline.report import MAIN_PAIRS, comparison_table, render_report, stage_costs
 from slimrec.pipeline.stage import StageRecord
 from slimrec.training.trainer import PER_USER
 
@@ -73,7 +73,7 @@ def test_main_table_layout_and_improvement():
         protocol="full",
         metrics=METRICS,
         digits=4,
-        improvement=("slim", "backbone+"),
+        improvements=[("slim", "backbone+")],
     )
     lines = md.splitlines()
     assert lines[0] == (
@@ -88,6 +88,34 @@ def test_main_table_layout_and_improvement():
     assert row[6] == f"{100 * (0.16 - 0.13) / 0.13:+.2f}% |"
 
 
+def test_the_main_table_shows_what_item_text_gives_beside_slims_gain():
+    def main_table(results: ResultTable) -> list[str]:
+        md = comparison_table(
+            results,
+            ["sasrec"],
+            {"backbone": "Backbone", "backbone+": "Backbone+", "slim-": "SLIM-", "slim": "SLIM"},
+            protocol="full",
+            metrics=METRICS,
+            digits=4,
+            improvements=MAIN_PAIRS,
+        )
+        assert md is not None
+        return md.splitlines()
+
+    header = main_table(table())[0]
+    assert header.endswith("| Improv. (SLIM vs Backbone+) | Improv. (Backbone+ vs Backbone) |")
+    backbones_only = ResultTable()
+    for method, value in (("sasrec/backbone", 0.10), ("sasrec/backbone+", 0.12)):
+        backbones_only.add(
+            method=method, seed=0, metrics=dict.fromkeys(METRICS, value), dataset="d"
+        )
+    lines = main_table(backbones_only)
+    assert lines[0] == (
+        "| model | metric | Backbone | Backbone+ | Improv. (Backbone+ vs Backbone) |"
+    )
+    assert lines[2].endswith("| +20.00% |")
+
+
 def test_missing_columns_are_left_out_and_no_runs_gives_none():
     t = ResultTable()
     t.add(method="sasrec/backbone", seed=0, metrics=dict.fromkeys(METRICS, 0.1), dataset="d")
@@ -98,7 +126,7 @@ def test_missing_columns_are_left_out_and_no_runs_gives_none():
         protocol="full",
         metrics=METRICS,
         digits=3,
-        improvement=("slim", "backbone+"),
+        improvements=[("slim", "backbone+")],
     )
     assert md.splitlines()[0] == "| model | metric | Backbone |"  # no SLIM, no Improv.
     assert "0.100" in md and "**" not in md
