@@ -7,7 +7,9 @@ A long run (bench/runs/) collects fits over several sessions and configs, and it
 each pair asked, the paired bootstrap 95% interval over test users on the seeds both
 have (slimrec.eval.bootstrap, as the report computes it), with the machines that fitted
 them; with ``--by-history N``, each pair again within N groups of test users by history
-length (slimrec.eval.groups, as the report's "By history length").
+length (slimrec.eval.groups, as the report's "By history length"); with ``--by-text``,
+among the users the student's rationales reach and the others, where they reach only some
+(``reason.rationales_file``; as the report's "Users with and without a rationale").
 
 Usage:
     .venv/bin/python bench/fit_pairs.py bench/runs/amazon-games \
@@ -22,11 +24,15 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+import numpy as np
+
 from slimrec.data import PreparedDataset
 from slimrec.errors import ConfigError
 from slimrec.pipeline.artifacts import RunArtifacts
+from slimrec.pipeline.outputs import text_coverage
 from slimrec.pipeline.per_user import PerUserMetrics, groups_by_history
 from slimrec.pipeline.recorded import checked_fits
+from slimrec.pipeline.stage import StageRecord
 
 
 def main() -> None:
@@ -37,6 +43,8 @@ def main() -> None:
     ap.add_argument("--protocols", nargs="+", default=["full", "sampled"])
     ap.add_argument("--by-history", type=int, default=0, metavar="N",
                     help="also compare within N groups of users by history length")  # fmt: skip
+    ap.add_argument("--by-text", action="store_true",
+                    help="also compare among the users with and without a rationale")  # fmt: skip
     args = ap.parse_args()
     if args.by_history < 0:
         ap.error("--by-history takes a number of groups, 0 or more")
@@ -50,10 +58,18 @@ def main() -> None:
             fail(f"no finished fit of {a if a not in labels else b} -- choose among: "
                  f"{', '.join(labels)}")  # fmt: skip
     per_user = PerUserMetrics(fits)
-    groups = []
+    groups: list[tuple[str, np.ndarray]] = []
     if args.by_history:
         data = PreparedDataset.load(RunArtifacts(args.run).data_dir)
-        groups = groups_by_history(data, args.by_history)
+        groups += [
+            (f"history {g.label} items", g.users) for g in groups_by_history(data, args.by_history)
+        ]
+    if args.by_text:
+        records = [StageRecord(**stage) for stage in RunArtifacts(args.run).stages().values()]
+        found = text_coverage(records, args.run)
+        if not found:
+            fail("the student's rationales reach every user of this run, or none")
+        groups += [(f"{label} a rationale", users) for label, users in found]
     for protocol in args.protocols:
         print(f"\n{protocol}, {args.metric}: method | seeds | mean ± std | fitted on")
         for label in labels:
@@ -70,10 +86,11 @@ def main() -> None:
             key = f"{protocol}/{args.metric}"
             found = per_user.interval(a, b, key)
             print(f"{a} vs {b}, seeds {seeds}: {found.format() if found else 'undefined'}")
-            for group in groups:
-                within = per_user.compare(a, b, key, group.users)
+            for label, users in groups:
+                within = per_user.compare(a, b, key, users)
                 shown = within.interval.format() if within and within.interval else "undefined"
-                print(f"  history {group.label} items, {len(group.users):,} users: {shown}")
+                means = f"{within.mean_a:.4f} vs {within.mean_b:.4f}, " if within else ""
+                print(f"  {label}, {len(users):,} users: {means}{shown}")
 
 
 def fail(message: str) -> NoReturn:

@@ -25,7 +25,9 @@ def test_shipped_configs_load(name):
     if name.startswith(("llmsrec", "delrec")) or backbones_only:  # nor SR teachers read text
         assert cfg.rationales_needed() == set() and "backbone" in cfg.methods
         return
-    assert cfg.rationales_needed() == {"teacher", "student"}
+    # Rationales reused from another run need no teacher here.
+    reused = cfg.reason.rationales_file is not None
+    assert cfg.rationales_needed() == ({"student"} if reused else {"teacher", "student"})
     assert cfg.teacher.prompt.hold_out_last == 1  # no shipped run fuses leaked rationales
     assert ("student", "response") in cfg.text_fields()
 
@@ -120,7 +122,10 @@ def test_reason_section_is_the_student_reason_config_less_what_the_pipeline_fill
     from slimrec.pipeline.config import ReasonSection
 
     filled = {"base_model", "adapter", "prompt", "users"}
-    assert set(ReasonSection.model_fields) == set(ReasonConfig.model_fields) - filled
+    pipeline_only = {"rationales_file"}  # instead of the student: no ReasonConfig then
+    assert (
+        set(ReasonSection.model_fields) - pipeline_only == set(ReasonConfig.model_fields) - filled
+    )
     section = ReasonSection(sampling={"max_new_tokens": 7}, batch_size=3)
     cfg = ReasonConfig(**section.model_dump(), base_model="m", adapter=None)
     assert cfg.sampling.max_new_tokens == 7 and cfg.batch_size == 3

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -23,6 +24,7 @@ from slimrec.methods import load_model
 from slimrec.pipeline import RunConfig, run_pipeline
 from slimrec.pipeline.artifacts import RunArtifacts, recorded_fits
 
+ROOT = Path(__file__).resolve().parents[2]
 METHODS = ["backbone", "backbone+", "slim-", "slim", "slim-step1", "text-matching"]
 STUDENT_SIDE = {"distill", "reason", "embed/student/response", "embed/student/step1"}
 STUDENT_FITS = {"fit/sasrec/slim/seed0", "fit/sasrec/slim-step1/seed0", "fit/text-matching/seed0"}
@@ -205,3 +207,67 @@ def test_two_processes_on_one_run_folder_compute_every_stage_once(setup):
     for output in outputs:
         assert "report: " in output
     assert config_file.read_text().startswith("# three seeds\n")  # the same config: kept
+
+
+def test_rationales_written_elsewhere_are_reused_for_the_users_they_answer(tiny_run, tmp_path):
+    """`reason.rationales_file`: no teacher, distillation or reasoning stage; the users whose
+    prompts the file answers get those rationales, the others none, and the report compares
+    the methods among the users the text reaches."""
+    import numpy as np
+    import pandas as pd
+
+    written = pd.read_parquet(RunArtifacts(tiny_run).rationales("student"))
+    half = written[written["user"] % 2 == 0]
+    file = tmp_path / "elsewhere.parquet"
+    half.to_parquet(file)
+    config = RunArtifacts(tiny_run).config.model_dump(mode="json")
+    config["reason"]["rationales_file"] = str(file)
+    config["methods"] = ["backbone+", "slim", "slim-shuffled-text"]
+    run_dir = tmp_path / "run"
+
+    first = run_pipeline(RunConfig.model_validate(config), run_dir, echo=lambda _: None)
+    names = [r.name for r in first.records]
+    assert not {"teach", "distill", "reason"} & set(names)
+    assert names[:2] == ["prepare", "reuse/student"]
+    reused = pd.read_parquet(RunArtifacts(run_dir).rationales("student"))
+    assert set(half["user"]) <= set(reused["user"])  # the same data: the same users, or more
+    for user, response in zip(half["user"], half["response"], strict=True):
+        assert reused.loc[reused["user"] == user, "response"].iloc[0] == response
+    table = np.load(RunArtifacts(run_dir).output("embed/student/response", "table"))
+    reached = np.flatnonzero(np.abs(table).sum(axis=1) > 0)
+    assert set(reached) == set(reused["user"]) and len(reached) < len(table)
+    report = first.report.read_text()
+    assert "## Users with and without a rationale" in report
+    assert f"| with | {len(reached):,} |" in report
+    assert "student (" in report  # its rationales' quality, as for rationales written here
+    pairs = subprocess.run(
+        [sys.executable, "bench/fit_pairs.py", str(run_dir), "--by-text", "--protocols", "full",
+         "--pair", "sasrec/slim", "sasrec/backbone+"],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    ).stdout  # fmt: skip
+    assert f"with a rationale, {len(reached):,} users: " in pairs
+    assert f"without a rationale, {len(table) - len(reached):,} users: " in pairs
+
+    again = run_pipeline(RunConfig.model_validate(config), run_dir, echo=lambda _: None)
+    assert set(again.status().values()) == {"cached"}
+    written[written["user"] % 2 == 1].to_parquet(file)  # other answers: other rationales
+    changed = run_pipeline(RunConfig.model_validate(config), run_dir, echo=lambda _: None)
+    assert changed.status()["reuse/student"] == "ran"
+    assert changed.status()["fit/sasrec/slim/seed0"] == "ran"
+    assert changed.status()["fit/sasrec/backbone+/seed0"] == "cached"
+
+
+def test_rationales_that_answer_no_prompt_here_are_refused_in_one_line(tiny_run, tmp_path):
+    import pandas as pd
+
+    written = pd.read_parquet(RunArtifacts(tiny_run).rationales("student"))
+    file = tmp_path / "elsewhere.parquet"
+    written.assign(prompt=written["prompt"] + " ").to_parquet(file)
+    config = RunArtifacts(tiny_run).config.model_dump(mode="json")
+    config["reason"]["rationales_file"] = str(file)
+    config["methods"] = ["slim"]
+    with pytest.raises(ConfigError, match=r"none of its .* prompts is asked of a user here"):
+        run_pipeline(RunConfig.model_validate(config), tmp_path / "run", echo=lambda _: None)
+    config["reason"]["rationales_file"] = str(tmp_path / "absent.parquet")
+    with pytest.raises(ValueError, match="rationales_file"):
+        RunConfig.model_validate(config)

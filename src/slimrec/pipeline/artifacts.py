@@ -121,10 +121,11 @@ class RunArtifacts:
 
     def rationales(self, source: str) -> Path | None:
         """``rationales.parquet`` of ``teacher`` or ``student`` (None when not produced)."""
-        stage = {"teacher": "teach", "student": "reason"}.get(source)
-        if stage is None:
+        stages = {"teacher": ["teach"], "student": ["reason", "reuse/student"]}.get(source)
+        if stages is None:
             raise ConfigError(f"unknown rationale source {source!r}", fix="teacher or student")
-        return self.output(stage, "rationales") if self.has(stage) else None
+        found = [stage for stage in stages if self.has(stage)]
+        return self.output(found[0], "rationales") if found else None
 
     @property
     def adapter(self) -> Path | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FilePath, field_validator, model_validator
 
 from slimrec.cluster import RayConfig
 from slimrec.config import LaterSettingsOmitted
@@ -67,7 +67,7 @@ class ReasonSection(LaterSettingsOmitted):
     """
 
     model_config = ConfigDict(extra="forbid")
-    LATER_OFF: ClassVar[dict[str, Any]] = {"structured": False}
+    LATER_OFF: ClassVar[dict[str, Any]] = {"structured": False, "rationales_file": None}
 
     sampling: SamplingConfig = Field(
         default_factory=lambda: SamplingConfig(max_new_tokens=192, temperature=0.0),
@@ -100,6 +100,13 @@ class ReasonSection(LaterSettingsOmitted):
         None,
         description="Write the rationales across a Ray cluster, one student replica per "
         "actor (pip install 'slimrec[ray]'); the same answers and files as without it.",
+    )
+    rationales_file: FilePath | None = Field(
+        None,
+        description="Rationales written elsewhere (another run's stages/reason-*/"
+        "rationales.parquet, or any Parquet with columns prompt and response): each user "
+        "whose prompt here is identical to one of them gets that answer, the others none; "
+        "no teacher, distillation or reasoning stage runs for them.",
     )
 
     @model_validator(mode="after")
@@ -303,11 +310,13 @@ class RunConfig(BaseModel):
     def rationales_needed(self) -> set[str]:
         """``{"teacher", "student"}`` or a part of it: which rationales the methods read.
 
-        Student rationales need the teacher's too (the student learns from them); with
-        neither, the LLM stages are skipped altogether.
+        Student rationales need the teacher's too (the student learns from them), unless
+        they come from ``reason.rationales_file``; with neither, the LLM stages are skipped
+        altogether.
         """
         needed = {n.user_text[0] for n in self.needs() if n.user_text}
-        return needed | ({"teacher"} if needed else set())
+        learns = "student" in needed and self.reason.rationales_file is None
+        return needed | ({"teacher"} if learns else set())
 
     def text_fields(self) -> list[tuple[str, str]]:
         """The distinct (rationales, field) user-text tables the methods read, in order."""

@@ -56,6 +56,7 @@ def rationale_quality(
     caps = {
         "teach": ("teacher", config.teacher.sampling.max_new_tokens),
         "reason": ("student", config.reason.sampling.max_new_tokens),
+        "reuse/student": ("student", config.reason.sampling.max_new_tokens),
     }
     tables = {
         r.name: run_dir / r.folder / r.outputs["table"]
@@ -157,6 +158,18 @@ def legend(config: RunConfig, method: str) -> str:
     return config.method(method).description + (f" (this run: {settings})" if settings else "")
 
 
+def text_coverage(records: Sequence[StageRecord], run_dir: Path) -> list[tuple[str, np.ndarray]]:
+    """``[("with", users), ("without", users)]``: the test users the student's rationales
+    reach and the others, where they reach some but not all (else ``[]``)."""
+    for record in records:
+        if record.name == "embed/student/response" and "table" in record.outputs:
+            table = np.load(run_dir / record.folder / record.outputs["table"])
+            reached = np.abs(table).sum(axis=1) > 0
+            if reached.any() and not reached.all():
+                return [("with", np.flatnonzero(reached)), ("without", np.flatnonzero(~reached))]
+    return []
+
+
 def write_outputs(
     folder: Path,
     *,
@@ -216,6 +229,7 @@ def write_outputs(
         legend={m: legend(config, m) for m in config.methods},
         intervals=per_user.interval,
         history=groups_by_history(data, rep.history_groups),
+        coverage=text_coverage(records, run_dir),
         compare=per_user.compare,
         preamble=preamble,
         n_test_users=data.n_users,

@@ -173,18 +173,21 @@ def comparison_table(
     return "\n".join(lines) + "\n"
 
 
-def history_tables(
-    groups: Sequence[UserGroup],
+def group_tables(
+    groups: Sequence[tuple[str, np.ndarray]],
+    title: str,
     backbones: Sequence[str],
     protocols: Sequence[str],
     metric: str,
     compare: CompareFn,
     digits: int,
 ) -> list[str]:
-    """``### protocol`` + one row per backbone, pair of :data:`HISTORY_PAIRS` and group:
-    users, both means (over the seeds both have and the group's users), the interval."""
+    """``### protocol`` + one row per backbone, pair of :data:`HISTORY_PAIRS` and group
+    (``(label, test user indices)``, the groups covering every test user once; ``title``
+    heads the label column): users, both means (over the seeds both have and the group's
+    users), the interval."""
     names = {**CONTROL_COLUMNS, **MAIN_COLUMNS}
-    n_users = sum(len(group.users) for group in groups)
+    n_users = sum(len(users) for _, users in groups)
     parts = []
     for protocol in protocols:
         lines = []
@@ -193,19 +196,19 @@ def history_tables(
             whole = compare(la, lb, key, None)
             if whole is None or whole.n_scored != n_users:  # scored on other users
                 continue
-            for group in groups:
-                found = compare(la, lb, key, group.users)
+            for label, users in groups:
+                found = compare(la, lb, key, users)
                 assert found is not None  # the same fits as ``whole``
                 interval = found.interval.format() if found.interval else "–"
                 lines.append(
                     f"| {backbone} | {names[a]} vs {names[b]} | "
-                    f"{', '.join(map(str, found.seeds))} | {group.label} | "
-                    f"{len(group.users):,} | {found.mean_a:.{digits}f} | "
+                    f"{', '.join(map(str, found.seeds))} | {label} | "
+                    f"{len(users):,} | {found.mean_a:.{digits}f} | "
                     f"{found.mean_b:.{digits}f} | {interval} |"
                 )
         if lines:
             header = (
-                "| model | comparison | seeds | items before the test item | users | "
+                f"| model | comparison | seeds | {title} | users | "
                 f"first: {metric} | second: {metric} | first vs second |\n"
                 "|---|---|---|---|---:|---:|---:|---:|"
             )
@@ -443,6 +446,7 @@ def render_report(
     diagnostics: Sequence[str] = (),
     negatives: int = 100,
     history: Sequence[UserGroup] = (),
+    coverage: Sequence[tuple[str, np.ndarray]] = (),
     compare: CompareFn | None = None,
     preamble: Sequence[str] = (),
 ) -> str:
@@ -453,6 +457,8 @@ def render_report(
     and ``samples`` (source -> one user's rationale, the same user for each source);
     ``diagnostics``: finished markdown sections (the order-sensitivity tables);
     ``history``: groups of test users by history length, compared through ``compare``;
+    ``coverage``: (label, test users) with and without the student's rationale, where it
+    reaches only some users (compared the same way);
     ``preamble``: finished markdown sections to put before the results.
     """
     date = date or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -571,10 +577,32 @@ def render_report(
         out.append("## Step ablation: one step of the rationale vs all three\n")
         out.extend(steps)
     by_history = (
-        history_tables(history, backbones, protocols, metrics[0], compare, digits)
+        group_tables(
+            [(group.label, group.users) for group in history],
+            "items before the test item",
+            backbones,
+            protocols,
+            metrics[0],
+            compare,
+            digits,
+        )
         if compare
         else []
     )
+    by_coverage = (
+        group_tables(coverage, "rationale", backbones, protocols, metrics[0], compare, digits)
+        if compare and coverage
+        else []
+    )
+    if by_coverage:
+        out.append("## Users with and without a rationale\n")
+        out.append(
+            "The student's rationales reach only some users here (written for a subset, "
+            "or reused from a run that wrote for one: `reason.rationales_file`); the others "
+            "get a zero text vector. What the text does shows among the users it reaches; "
+            "each comparison with its paired bootstrap 95% interval over those users.\n"
+        )
+        out.extend(by_coverage)
     if by_history:
         out.append("## By history length\n")
         out.append(

@@ -2,7 +2,9 @@
 
 prepare -> teach -> distill -> reason -> embed (items; users' rationales per source and
 field) -> fit (each backbone x method x seed) -> report. Stages that no method needs are
-skipped (no LLM at all for ``backbone`` / ``backbone+``; no student for ``slim-`` alone).
+skipped (no LLM at all for ``backbone`` / ``backbone+``; no student for ``slim-`` alone;
+with ``reason.rationales_file``, the student's rationales are reused from that file
+instead of written: methods/slim/reuse.py).
 A re-run does only what changed; an interrupted run continues where it stopped.
 Several ``slimrec run`` processes on one config and run folder share the work: each fit
 is trained by whichever process takes it first (stage.py's locks); the others move on
@@ -80,7 +82,15 @@ def run_pipeline(
             "teach", *stages.teach_stage(config.teacher, data_dir, prep.key, run_dir)
         )
         rationales["teacher"] = (path(teach, "rationales"), teach.key)
-    if "student" in needed:
+    if "student" in needed and config.reason.rationales_file is not None:
+        reuse = runner.run(
+            "reuse/student",
+            *stages.reuse_stage(
+                config.reason.rationales_file, config.teacher.prompt, data_dir, prep.key
+            ),
+        )
+        rationales["student"] = (path(reuse, "rationales"), reuse.key)
+    elif "student" in needed:
         teach_file, teach_key = rationales["teacher"]
         distill_inputs, distill_work = stages.distill_stage(config, teach_file, teach_key)
         distill_key = stage_key("distill", distill_inputs)

@@ -18,9 +18,11 @@ from slimrec.backbones import backbone_revision
 from slimrec.cluster import RayConfig
 from slimrec.data.loaders import DataSource
 from slimrec.data.loaders.embedded import EMBEDDED
+from slimrec.errors import ConfigError
 from slimrec.eval.order import OrderConfig
 from slimrec.io import sha256_file
 from slimrec.methods import Method
+from slimrec.methods.slim.prompts import PromptConfig
 from slimrec.pipeline.artifacts import Fit
 from slimrec.pipeline.config import DataSection, RunConfig, TeacherSection
 
@@ -200,6 +202,38 @@ def reason_stage(config: RunConfig, data_dir: Path, data_key: str, adapter: Path
             # Tokens generated in this run (shards finished before an interruption are
             # not counted again).
             "cost": {"student_tokens": result["completion_tokens"]},
+        }
+
+    return inputs, work
+
+
+def reuse_stage(file: Path, prompt: PromptConfig, data_dir: Path, data_key: str):
+    """Rationales written elsewhere, given to the users whose prompts they answer."""
+    # By content: the same file elsewhere (a fresh clone) keeps the key, an edited one not.
+    inputs = {"data": data_key, "file": sha256_file(file), "prompt": prompt.model_dump(mode="json")}
+
+    def work(folder: Path) -> dict[str, Any]:
+        from slimrec.data import PreparedDataset
+        from slimrec.io import atomic_path
+        from slimrec.methods.slim.reuse import read_rationales, reuse_rationales
+
+        dataset = PreparedDataset.load(data_dir)
+        reused = reuse_rationales(read_rationales(file), dataset, prompt)
+        if not reused.matched_users:
+            raise ConfigError(
+                f"none of its {reused.offered:,} prompts is asked of a user here",
+                where=file,
+                fix="use the data and teacher.prompt settings of the run that wrote it",
+            )
+        with atomic_path(folder / "rationales.parquet") as tmp:
+            reused.rows.to_parquet(tmp, index=False)
+        return {
+            "rationales": "rationales.parquet",
+            "users": reused.matched_users,
+            "of_users": dataset.n_users,
+            "offered": reused.offered,
+            "matched_prompts": reused.matched_prompts,
+            "parse_rate": round(float(reused.rows["parsed"].mean()), 4),
         }
 
     return inputs, work

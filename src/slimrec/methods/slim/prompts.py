@@ -105,6 +105,10 @@ class Prompt:
         """OpenAI-style chat messages."""
         return [{"role": "system", "content": self.system}, {"role": "user", "content": self.user}]
 
+    def stored(self) -> str:
+        """The messages as a rationales file's ``prompt`` column holds them (JSON)."""
+        return json.dumps(self.messages(), ensure_ascii=False)
+
 
 def render_history(items: Sequence[dict[str, str] | str], config: PromptConfig) -> list[str]:
     """Numbered, quoted lines of the most recent items that fit the budgets (oldest first)."""

@@ -20,7 +20,6 @@ shard's answers stored as it returns: the same cache, the same resume.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,7 +149,7 @@ def rationale_row(
     missing = "missing: " + ", ".join(rationale.missing) if rationale.missing else ""
     return {
         "user": int(user),
-        "prompt": json.dumps(prompt.messages(), ensure_ascii=False),
+        "prompt": prompt.stored(),
         "response": response,
         "step1": rationale.summary,
         "step2": rationale.categories,

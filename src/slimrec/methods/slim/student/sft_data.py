@@ -26,6 +26,7 @@ import torch
 
 from slimrec.errors import DataError
 from slimrec.methods.slim.parse import parse_rationale
+from slimrec.methods.slim.rationale_file import read_rationale_file
 
 IGNORE = -100  # label of tokens that carry no loss (torch's cross-entropy default)
 REQUIRED_COLUMNS = ("user", "prompt", "response")
@@ -52,26 +53,7 @@ class Encoded:
 
 def load_rationales(path: str | Path, *, only_parsed: bool = True) -> list[RationaleRecord]:
     """The usable rows of a rationales file, with one-line errors for bad input."""
-    import pandas as pd
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("no such rationales file", where=path, fix="run `slimrec teach` first")
-    try:
-        frame = pd.read_parquet(path)
-    except Exception as e:  # pyarrow raises several types for non-Parquet input
-        raise DataError(
-            f"cannot read as Parquet ({type(e).__name__})",
-            where=path,
-            fix="pass the rationales.parquet written by `slimrec teach`",
-        ) from e
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"missing column(s) {', '.join(missing)}",
-            where=path,
-            fix=f"a rationales file has columns {', '.join(REQUIRED_COLUMNS)} (and parsed)",
-        )
+    frame = read_rationale_file(path, REQUIRED_COLUMNS)
     records = []
     for row, (user, prompt, response) in enumerate(
         zip(frame["user"], frame["prompt"], frame["response"], strict=True)
