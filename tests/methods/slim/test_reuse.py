@@ -99,6 +99,15 @@ def test_the_file_s_user_indices_are_not_trusted(whole_and_subset):
         )
 
 
+def test_a_row_without_an_answer_gives_no_rationale(whole_and_subset):
+    whole, subset = whole_and_subset
+    rows = written_for(subset)
+    rows.loc[0, "response"], rows.loc[1, "response"] = None, "  "
+    reused = reuse_rationales(rows, whole, PROMPT)
+    assert reused.offered == subset.n_users - 2
+    assert not set(rows.loc[:1, "prompt"]) & set(reused.rows["prompt"])
+
+
 def test_a_file_without_its_parsed_steps_is_parsed(whole_and_subset, tmp_path):
     whole, subset = whole_and_subset
     bare = written_for(subset)[["prompt", "response"]]

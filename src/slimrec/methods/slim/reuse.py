@@ -17,7 +17,6 @@ seeded subset only (docs/benchmarks.md, "amazon-games, all 50,546 users").
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,17 +47,15 @@ def read_rationales(path: str | Path) -> pd.DataFrame:
 
 
 def reuse_rationales(
-    rationales: pd.DataFrame,
-    dataset: PreparedDataset,
-    prompt: PromptConfig,
-    users: Sequence[int] | None = None,
+    rationales: pd.DataFrame, dataset: PreparedDataset, prompt: PromptConfig
 ) -> Reused:
-    """Every user of ``dataset`` (or of ``users``) whose prompt, rendered with ``prompt``,
-    is one of ``rationales``' prompts, with that row's answer. Where one prompt has several
-    rows with different answers (sampled decoding), the first is taken."""
-    chosen = list(range(dataset.n_users)) if users is None else [int(u) for u in users]
+    """Every user of ``dataset`` whose prompt, rendered with ``prompt``, is one of
+    ``rationales``' prompts, with that row's answer. Rows without an answer are left out;
+    where one prompt has several answers (sampled decoding), the first is taken."""
+    chosen = list(range(dataset.n_users))
     asked = [p.stored() for p in user_prompts(dataset, chosen, prompt)]
-    first = rationales.drop_duplicates("prompt", keep="first").set_index("prompt")
+    answered = rationales["response"].fillna("").astype(str).str.strip() != ""
+    first = rationales[answered].drop_duplicates("prompt", keep="first").set_index("prompt")
     hits = [(u, text) for u, text in zip(chosen, asked, strict=True) if text in first.index]
     rows = first.loc[[text for _, text in hits]].reset_index()
     rows["user"] = [u for u, _ in hits]
