@@ -18,6 +18,7 @@ import numpy as np
 from slimrec.eval.results import ResultTable
 from slimrec.io import write_json_atomic, write_text_atomic
 from slimrec.machine import hardware
+from slimrec.methods.slim.tables import with_text_rows
 from slimrec.pipeline.artifacts import Fit
 from slimrec.pipeline.config import RunConfig
 from slimrec.pipeline.per_user import PerUserMetrics, groups_by_history
@@ -164,7 +165,7 @@ def text_coverage(records: Sequence[StageRecord], run_dir: Path) -> list[tuple[s
     for record in records:
         if record.name == "embed/student/response" and "table" in record.outputs:
             table = np.load(run_dir / record.folder / record.outputs["table"])
-            reached = np.abs(table).sum(axis=1) > 0
+            reached = with_text_rows(table)
             if reached.any() and not reached.all():
                 return [("with", np.flatnonzero(reached)), ("without", np.flatnonzero(~reached))]
     return []

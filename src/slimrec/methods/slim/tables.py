@@ -68,6 +68,12 @@ def user_text_table(
     return table, n_users - len(present)
 
 
+def with_text_rows(table: np.ndarray) -> np.ndarray:
+    """Which rows of a user text table hold text (bool per user): the others are the
+    all-zero "no text" rows of :func:`user_text_table`."""
+    return np.abs(table).sum(axis=1) > 0
+
+
 def text_control(
     table: np.ndarray,
     control: str,
@@ -104,7 +110,7 @@ def text_control(
             fix="use 'zero', 'shuffled', 'history' or 'oracle'",
         )
     out = table.copy()
-    with_text = np.flatnonzero(np.abs(table).sum(axis=1) > 0)
+    with_text = np.flatnonzero(with_text_rows(table))
     rng = np.random.default_rng(seed)
     # A derangement would be stricter; with hundreds of users a fixed point is rare noise.
     out[with_text] = table[rng.permutation(with_text)]
@@ -116,7 +122,7 @@ def history_text(
 ) -> np.ndarray:
     """The ``history`` control's table (see :func:`text_control`); users without a
     rationale keep their zero row, so the control reaches exactly the users SLIM does."""
-    return _mean_item_text(table, item_text, read, "history", np.abs(table).sum(axis=1) > 0)
+    return _mean_item_text(table, item_text, read, "history", with_text_rows(table))
 
 
 def oracle_text(
@@ -131,7 +137,7 @@ def oracle_text(
     items (scaled to the rationale's norm); every other row stays as it is."""
     if not 0.0 < share <= 1.0:
         raise ConfigError(f"oracle share {share} outside (0, 1]", fix="use e.g. 0.1 or 1.0")
-    with_text = np.flatnonzero(np.abs(table).sum(axis=1) > 0)
+    with_text = np.flatnonzero(with_text_rows(table))
     rng = np.random.default_rng(seed)
     chosen = np.zeros(len(table), dtype=bool)
     chosen[rng.permutation(with_text)[: round(share * len(with_text))]] = True
