@@ -344,10 +344,13 @@ def test_rationale_table_shows_grounding_when_measured():
     assert "in the catalog" not in plain
     assert "| 0.0% | 25.0% | 90.0% | 100 |" in plain  # repeats, echoes, five distinct
     grounded = rationale_quality_table(
-        [row | {"suggestions": 20, "grounded": 0.75, "new": 0.1, "hit": 0.2}]
+        [row | {"suggestions": 20, "grounded": 0.75, "new": 0.1, "hit": 0.2, "popular_hit": 0.3}]
     )
-    assert "| 20 | 75.0% | 10.0% | 20.0% |" in grounded
-    assert "median rank" not in grounded
+    assert "| 20 | 75.0% | 10.0% | 20.0% | 30.0% |" in grounded  # hits beside popularity's
+    assert "as many popular items" in grounded and "median rank" not in grounded
+    # a row measured before the control existed shows none rather than a made-up figure
+    older = rationale_quality_table([row | {"suggestions": 20, "grounded": 0.75, "hit": 0.2}])
+    assert older.splitlines()[2].endswith("| 20.0% | -- |")
 
 
 def test_rationale_table_shows_the_probe_against_the_titles_when_measured():

@@ -79,6 +79,7 @@ def rationale_quality(
             found = run_grounding(frame, data, config.teacher.prompt.hold_out_last)
             row |= {"grounded": found.grounded_share, "new": found.new_share}
             row |= {"hit": found.hit_rate, "suggestions": found.suggestions}
+            row |= {"popular_hit": found.popular_hit_rate}
             texts = tables.get(f"embed/{source}/response")
             if texts is not None and "embed/items" in tables:
                 found_probe = probe(

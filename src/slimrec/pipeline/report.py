@@ -302,8 +302,11 @@ def rationale_quality_table(rows: Sequence[dict[str, Any]]) -> str:
     )
     rule = "|---|---:|---:|---:|---:|---:|---:|---:|"
     if grounded:
-        head += " step-3 suggestions | in the catalog | new to the user | next item named |"
-        rule += "---:|---:|---:|---:|"
+        head += (
+            " step-3 suggestions | in the catalog | new to the user | next item named "
+            "| as many popular items |"
+        )
+        rule += "---:|---:|---:|---:|---:|"
     if probed:
         head += " next item's median rank: rationale | titles it read | gap |"
         rule += "---:|---:|---:|"
@@ -318,7 +321,8 @@ def rationale_quality_table(rows: Sequence[dict[str, Any]]) -> str:
         if grounded:
             line += (
                 f" {r.get('suggestions', 0):,} | {100 * r.get('grounded', 0):.1f}% | "
-                f"{100 * r.get('new', 0):.1f}% | {100 * r.get('hit', 0):.1f}% |"
+                f"{100 * r.get('new', 0):.1f}% | {100 * r.get('hit', 0):.1f}% | "
+                f"{_share(r.get('popular_hit'))} |"
             )
         if probed:
             p = r.get("probe")
@@ -330,6 +334,14 @@ def rationale_quality_table(rows: Sequence[dict[str, Any]]) -> str:
             )
         lines.append(line)
     text = "\n".join(lines) + "\n"
+    if grounded:
+        text += (
+            "\nStep 3 grounded: each suggestion resolved to a catalog title (exact, else "
+            "fuzzy); *next item named*: users one of whose grounded suggestions is among "
+            "their items after the prompt's history; *as many popular items*: the same for "
+            "as many of the most popular items (training counts) the user has not had, the "
+            "control a teacher's suggestions must beat to know more than item counts.\n"
+        )
     if probed:
         text += (
             "\nNext item's median rank: every item ranked by the cosine between the "
@@ -340,6 +352,10 @@ def rationale_quality_table(rows: Sequence[dict[str, Any]]) -> str:
             "item above its titles.\n"
         )
     return text
+
+
+def _share(value: float | None) -> str:
+    return "--" if value is None else f"{100 * value:.1f}%"
 
 
 def quote(text: str, limit: int = 1200) -> str:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import random
 
-from slimrec.methods.slim.grounding import CatalogIndex, grounding, normalize, suggestion_lines
+from slimrec.methods.slim.grounding import (
+    CatalogIndex,
+    grounding,
+    most_popular,
+    normalize,
+    popularity_order,
+    suggestion_lines,
+)
 
 TITLES = {
     1: "Lion King, The (1994)",
@@ -43,6 +50,34 @@ def test_totals_count_grounded_new_and_hits():
     result = grounding(step3, histories=[[3], []], next_items=[[1], [4]], index=index)
     assert (result.suggestions, result.grounded, result.new, result.hits) == (4, 3, 2, 1)
     assert result.grounded_share == 0.75 and result.hit_rate == 0.5
+    assert result.popular_hits is None and result.popular_hit_rate is None
+
+
+def test_the_popularity_control_offers_as_many_unseen_popular_items_as_were_grounded():
+    index = CatalogIndex(TITLES)
+    popular = [3, 1, 5, 2, 4]  # most popular first
+    # user 0 grounds 2 distinct items (Scream twice counts once) and has had item 3: the
+    # control offers 1 and 5; user 1 grounds none, so the control offers none either.
+    step3 = ["1. Scream\n2. Scream\n3. The Lion King", "1. A made-up film"]
+    histories, next_items = [[3], []], [[5], [3]]
+    result = grounding(step3, histories, next_items, index, popular)
+    assert (result.hits, result.popular_hits, result.popular_hit_rate) == (0, 1, 0.5)
+    assert most_popular(popular, 2, {3}) == [1, 5] and most_popular(popular, 0, set()) == []
+
+
+def test_popularity_order_counts_only_the_training_parts():
+    import numpy as np
+    import pandas as pd
+
+    from slimrec.data.prepared import PreparedDataset
+
+    items = pd.DataFrame({"item": [1, 2, 3], "raw_id": ["a", "b", "c"], "title": ["A", "B", "C"]})
+    # item 3 is every user's validation and test item: popular in what is held out only
+    seqs = [np.array(s) for s in ([2, 1, 3, 3], [1, 2, 3, 3], [2, 2, 3, 3])]
+    data = PreparedDataset(
+        sequences=seqs, items=items, users=pd.DataFrame({"user": [0, 1, 2]}), name="t"
+    )
+    assert popularity_order(data) == [2, 1, 3]
 
 
 def test_resolution_does_not_depend_on_the_order_of_a_set(monkeypatch):

@@ -7,6 +7,12 @@ punctuation, a trailing "(year)" and a leading or trailing article ignored), the
 closest title sharing a word with it, accepted above a similarity threshold -- and counts
 how many resolve (*grounded*), how many of those the user has not already had in the
 prompt's history (*new*), and how often one is the user's actual next item (*hit*).
+
+The hit rate has a control: the same number of the catalog's most popular items the user
+has not had (*popular hit*). A teacher whose suggestions name the next item less often
+than a popularity list of the same length knows less about what users buy next than
+the item counts do (docs/benchmarks.md, "Do the grounded suggestions point at the
+future?").
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+
+import numpy as np
 
 from slimrec.methods.slim.rationale_checks import LIST_MARK
 
@@ -107,6 +115,11 @@ class CatalogIndex:
                 best, score = item, ratio
         return best if score >= self.threshold else None
 
+    def ground(self, step3: str) -> list[int]:
+        """The catalog items a step-3 text names, in its order (a repeat is kept)."""
+        found = (self.resolve_line(line) for line in suggestion_lines(step3))
+        return [item for item in found if item is not None]
+
     def resolve_line(self, line: str) -> int | None:
         """A suggestion line: whole, else its parts around ':' / ' - ' / commas."""
         for candidate in _pieces(line):
@@ -135,6 +148,9 @@ class Grounding:
     grounded: int
     new: int  # grounded and not in the user's prompt history
     hits: int  # users one of whose grounded suggestions is their next item
+    # users whose next item is among as many of the most popular items they have not had
+    # as they have distinct grounded suggestions (None: no popularity given)
+    popular_hits: int | None = None
 
     @property
     def grounded_share(self) -> float:
@@ -148,31 +164,66 @@ class Grounding:
     def hit_rate(self) -> float:
         return self.hits / self.users if self.users else 0.0
 
+    @property
+    def popular_hit_rate(self) -> float | None:
+        if self.popular_hits is None:
+            return None
+        return self.popular_hits / self.users if self.users else 0.0
+
 
 def grounding(
     step3: Sequence[str],
     histories: Sequence[Iterable[int]],
     next_items: Sequence[Iterable[int]],
     index: CatalogIndex,
+    popular: Sequence[int] | None = None,
 ) -> Grounding:
     """Totals for rationales ``step3`` (one per user) against each user's prompt history
-    and next item(s) (the targets the rationale has not seen)."""
-    suggestions = grounded = new = hits = 0
+    and next item(s) (the targets the rationale has not seen); ``popular``: item ids, most
+    popular first, for the popularity control."""
+    suggestions = grounded = new = hits = popular_hits = 0
     for text, seen, targets in zip(step3, histories, next_items, strict=True):
         seen, targets = set(seen), set(targets)
-        items = [index.resolve_line(line) for line in suggestion_lines(text or "")]
-        suggestions += len(items)
-        found = [i for i in items if i is not None]
+        suggestions += len(suggestion_lines(text or ""))
+        found = index.ground(text or "")
         grounded += len(found)
         new += sum(i not in seen for i in found)
         hits += bool(targets & set(found))
-    return Grounding(len(step3), suggestions, grounded, new, hits)
+        if popular is not None:
+            popular_hits += bool(targets & set(most_popular(popular, len(set(found)), seen)))
+    return Grounding(
+        len(step3),
+        suggestions,
+        grounded,
+        new,
+        hits,
+        popular_hits if popular is not None else None,
+    )
+
+
+def most_popular(popular: Sequence[int], k: int, seen: set[int]) -> list[int]:
+    """The first ``k`` items of ``popular`` (most popular first) not in ``seen``."""
+    out: list[int] = []
+    for item in popular:
+        if len(out) >= k:
+            break
+        if item not in seen:
+            out.append(item)
+    return out
+
+
+def popularity_order(data) -> list[int]:
+    """Item ids of a :class:`~slimrec.data.PreparedDataset`, most interactions in the
+    training parts first (ties: the lower id), padding left out."""
+    counts = data.item_popularity("train")[1:]
+    return (np.argsort(-counts, kind="stable") + 1).tolist()
 
 
 def run_grounding(rationales, data, hold_out: int, index: CatalogIndex | None = None) -> Grounding:
     """:func:`grounding` of a rationale table (``user``, ``step3``) written for ``data``
     with ``hold_out`` training items left out of each prompt: the history is what the
-    prompt could show, the next items everything after it (held-out, validation, test)."""
+    prompt could show, the next items everything after it (held-out, validation, test);
+    with the popularity control of the training parts' counts."""
     from slimrec.data.prepared import rationale_cutoff
 
     if index is None:
@@ -183,4 +234,5 @@ def run_grounding(rationales, data, hold_out: int, index: CatalogIndex | None = 
         cut = rationale_cutoff(len(seq) - 2, hold_out)  # of the training part s[:-2]
         histories.append(seq[:cut].tolist())
         futures.append(seq[cut:].tolist())
-    return grounding(rationales["step3"].fillna("").astype(str).tolist(), histories, futures, index)
+    step3 = rationales["step3"].fillna("").astype(str).tolist()
+    return grounding(step3, histories, futures, index, popularity_order(data))
