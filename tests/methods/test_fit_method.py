@@ -234,13 +234,17 @@ def test_an_oracle_share_without_the_oracle_control_is_refused():
     assert get_method("slim-oracle-text", oracle_share=0.5).config.oracle_share == 0.5
 
 
-def test_slim_oracle_text_fuses_the_items_after_the_rationale_cut(tiny, tmp_path):
+@pytest.mark.parametrize(
+    ("name", "design"), [("slim-oracle-text", "residual"), ("slim-gate-oracle-text", "gate")]
+)
+def test_the_oracle_controls_fuse_the_items_after_the_rationale_cut(tiny, tmp_path, name, design):
     from slimrec.data.prepared import rationale_cutoff
     from slimrec.methods.slim import text_control
 
     data, item_text, user_text = tiny
-    fit_method("slim-oracle-text", data, small(rationale_holdout=1), tmp_path,
+    fit_method(name, data, small(rationale_holdout=1), tmp_path,
                item_text=item_text, user_text=user_text)  # fmt: skip
+    assert load_model(tmp_path).user_fusion.design == design
     future = [s[rationale_cutoff(len(s) - 2, 1) :] for s in data.sequences]
     assert all(len(f) == 3 and f[-1] == s[-1] for f, s in zip(future, data.sequences, strict=True))
     expected = text_control(user_text, "oracle", 0, item_text=item_text, future=future)

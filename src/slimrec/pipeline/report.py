@@ -44,6 +44,7 @@ CONTROL_COLUMNS = {
     "slim-shuffled-text": "shuffled text",
     "slim-history-text": "history titles",
     "slim-oracle-text": "oracle text (leaks)",
+    "slim-gate-oracle-text": "gate, oracle text (leaks)",
     "slim-concat-shuffled-text": "concat, shuffled text",
     "slim-gate-shuffled-text": "gate, shuffled text",
     "slim-concat": "SLIM (paper's concat)",
@@ -65,6 +66,9 @@ CONTROL_PAIRS = (
     ("slim-concat", "backbone+"),
     ("slim-gate", "slim-gate-shuffled-text"),
     ("slim-gate", "backbone+"),
+    # Whether the gate, level where the text says nothing, follows text that does.
+    ("slim-gate-oracle-text", "slim-gate"),
+    ("slim-gate-oracle-text", "slim-oracle-text"),
 )
 # ID-agnostic SLIM scores from the rationale alone, so against shuffled rationales it
 # says whether the text carries the user's signal at all, with no sequence model to hide it.

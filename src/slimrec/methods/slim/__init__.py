@@ -82,6 +82,16 @@ register_method(
     control="oracle",
 )
 register_method(
+    "slim-gate-oracle-text",
+    SlimConfig,
+    Slim,
+    description="positive control, leaks the future: the gated fusion with each rationale "
+    "replaced by the mean text embedding of the items after its cut (can the gate use "
+    "text that names the next items?)",
+    fusion="gate",
+    control="oracle",
+)
+register_method(
     "slim-",
     SlimConfig,
     Slim,
