@@ -83,6 +83,7 @@ class FaultServer:
         self.behaviour = behaviour
         self.requests: list[dict] = []  # chat-completion bodies, in arrival order
         self.model_list_calls = 0
+        self.models_reply: Reply | None = None  # what GET /models answers (None: a list)
         self.auth_headers: list[str] = []
         self.in_flight = 0
         self.max_in_flight = 0  # most chat requests being handled at once
@@ -147,7 +148,7 @@ class FaultServer:
                 if self.path.rstrip("/") == "/v1/models":
                     server.model_list_calls += 1
                     models = {"object": "list", "data": [{"id": MODEL, "object": "model"}]}
-                    self._send(Reply(body=models))
+                    self._send(server.models_reply or Reply(body=models))
                 else:
                     self._send(error(404, f"no route {self.path}"))
 

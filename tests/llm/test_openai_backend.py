@@ -179,6 +179,35 @@ def test_api_key_comes_from_the_named_variable_and_is_never_shown(monkeypatch):
     assert secret not in repr(vars(llm))
 
 
+@pytest.mark.parametrize("where", ["error body", "unparseable body"])
+def test_a_server_that_echoes_the_key_never_gets_it_into_an_error_line(monkeypatch, where):
+    secret = "sk-echoed-secret-456"
+    monkeypatch.setenv("ECHO_KEY", secret)
+    box: dict[str, FaultServer] = {}
+
+    def echo(body: dict, attempt: int) -> Reply:
+        # What a misconfigured proxy does: repeat the request's headers, colours and all.
+        said = f"\x1b[31mgot Authorization: {box['server'].auth_headers[-1]}\x1b[0m"
+        return error(500, said) if where == "error body" else Reply(body=said.encode())
+
+    with FaultServer(echo) as server:
+        box["server"] = server
+        llm = backend(server, api_key_env="ECHO_KEY", max_retries=1)
+        with pytest.raises(LLMError) as info:
+            list(llm.generate(requests("x"), SamplingConfig()))
+    message = str(info.value)
+    assert server.auth_headers[-1] == f"Bearer {secret}"  # the server did get it
+    assert secret not in message and "Bearer ***" in message and "\x1b" not in message
+
+
+def test_a_model_list_without_models_is_not_a_crash():
+    with FaultServer() as server:
+        server.models_reply = Reply(body={"object": "list", "data": None})
+        backend(server).check()  # some servers answer /models without a list
+        got = list(backend(server).generate(requests("x"), SamplingConfig()))
+    assert len(got) == 1 and got[0][1].text.startswith("Step 1")
+
+
 def test_missing_key_for_a_remote_endpoint_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("NO_SUCH_KEY_VAR", raising=False)
     llm = OpenAIBackend("gpt-4o-mini", api_key_env="NO_SUCH_KEY_VAR")

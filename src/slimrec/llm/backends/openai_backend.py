@@ -35,6 +35,7 @@ from slimrec.llm.backends.base import (
     redact_url,
     response_format,
 )
+from slimrec.llm.sanitize import sanitize
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,10 @@ class OpenAIBackend:
         """One ``GET /models``: an endpoint that is not there fails here, at once."""
         client = openai.OpenAI(**(self._client_args() | {"timeout": min(self.timeout_s, 30.0)}))
         try:
-            served = [m.id for m in client.models.list().data]
+            served = [str(m.id) for m in client.models.list().data]
+        except (TypeError, AttributeError, ValueError):  # 200 but no model list in it
+            log.info("%s/models answered without a model list; going on", self.base_url)
+            return
         except openai.APIStatusError as e:
             if e.status_code in (401, 403):
                 raise LLMError(
@@ -247,9 +251,9 @@ class OpenAIBackend:
         except openai.APITimeoutError:
             raise _Retryable(f"no answer within {self.timeout_s:g} s") from None
         except openai.APIConnectionError as e:
-            raise _Retryable(f"connection failed ({_root_cause(e)})") from None
+            raise _Retryable(f"connection failed ({self._scrub(_root_cause(e))})") from None
         except openai.APIStatusError as e:
-            message = _error_message(e)
+            message = self._scrub(_error_message(e))
             if e.status_code == 429:
                 raise _Retryable(f"rate limited (429): {message}", _retry_after(e)) from None
             if e.status_code >= 500:
@@ -259,7 +263,18 @@ class OpenAIBackend:
                 where=self.base_url,
                 fix=_fix_for(e.status_code, self.api_key_env),
             ) from None
-        return _parse_completion(body, self.model)
+        try:
+            return _parse_completion(body, self.model)
+        except _Retryable as e:
+            raise _Retryable(self._scrub(str(e))) from None
+
+    def _scrub(self, text: str, max_chars: int = 300) -> str:
+        """Text a server sent, fit for an error line: the API key blanked out (a server may
+        echo the request's headers), control characters and markup neutralised, capped."""
+        key = self._key or os.environ.get(self.api_key_env)
+        if key:
+            text = text.replace(key, "***")
+        return sanitize(text, max_chars)
 
 
 def _parse_completion(body: str, model: str) -> Completion:
