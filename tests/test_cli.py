@@ -141,6 +141,53 @@ def test_train_from_the_command_line(tmp_path, capsys):
     config.write_text("backbone: gru4rec\nepochz: 3\n")
     code, _, err = run(argv, capsys)
     assert code == 2 and "train.yaml" in err and "epochz" in err
+    # A bad flag is blamed on the flag, not on the file it overrides.
+    config.write_text("backbone: gru4rec\nepochs: 3\n")
+    code, _, err = run([*argv, "--epochs", "0"], capsys)
+    assert code == 2 and err.startswith("error: --epochs:") and "train.yaml" not in err
+    # A backbone refused leaves no run folder behind.
+    fresh = [*argv[:4], str(tmp_path / "run2"), *argv[5:], "--backbone", "bert4rec"]
+    code, _, err = run(fresh, capsys)
+    assert code == 2 and "bert4rec" in err and not (tmp_path / "run2").exists()
+
+
+def test_an_out_that_cannot_be_written_is_one_line_before_any_work(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text("name: x\n")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    code, _, err = run(["run", "--config", str(config), "--out", str(blocker)], capsys)
+    assert code == 2 and "--out is a file" in err
+    code, _, err = run(["run", "--config", str(config), "--out", str(blocker / "sub")], capsys)
+    assert code == 2 and "is a file" in err
+    code, _, err = run(
+        ["teach", "--data", str(tmp_path), "--out", str(tmp_path), "--model", "m"], capsys
+    )
+    assert code == 2 and "--out is a folder" in err
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_an_os_error_on_a_path_is_one_line_exit_2(tmp_path, capsys):
+    # /proc refuses new folders even to root, whom permission checks let through.
+    config = tmp_path / "run.yaml"
+    config.write_text("name: x\n")
+    code, _, err = run(["run", "--config", str(config), "--out", "/proc/slimrec-x"], capsys)
+    assert code == 2 and "/proc/slimrec-x" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("", "the config file is empty"),
+        ("train:\n  epochs: 3\ntrain:\n  epochs: 4\n", "appears twice"),
+    ],
+)
+def test_an_empty_config_or_a_key_given_twice_is_refused(tmp_path, capsys, text, needle):
+    config = tmp_path / "run.yaml"
+    config.write_text(text)
+    code, _, err = run(["run", "--config", str(config), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and needle in err and "run.yaml" in err
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize(
@@ -148,6 +195,7 @@ def test_train_from_the_command_line(tmp_path, capsys):
     [
         (["train"], "slimrec train: Missing option '--data'"),
         (["serve", "--port", "abc"], "slimrec serve: Invalid value for '--port'"),
+        (["serve-llm", "--model", "m", "--port", "70000"], "Invalid value for '--port'"),
         (["frobnicate"], "No such command 'frobnicate'"),
         (["serve-llm"], "slimrec serve-llm: Missing option '--model'"),
         (["--frobnicate"], "No such option: --frobnicate"),

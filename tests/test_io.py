@@ -56,3 +56,22 @@ def test_a_killed_writers_temporaries_are_swept_by_the_next_write(tmp_path):
         (tmp / "done").write_text("ok")
     assert not orphan.exists() and not orphan_file.exists()
     assert live.exists() and (tmp_path / "out" / "done").is_file()
+
+
+def test_an_output_path_that_cannot_be_written_is_refused_up_front(tmp_path):
+    import pytest
+
+    from slimrec.errors import ConfigError
+    from slimrec.io import check_writable
+
+    a_file = tmp_path / "f"
+    a_file.write_text("x")
+    check_writable(tmp_path / "new" / "deeper")  # a folder still to be made is fine
+    check_writable(tmp_path / "out.parquet", file=True)
+    for path, file, message in [
+        (a_file, False, "is a file; a folder goes there"),
+        (tmp_path, True, "is a folder; a file goes there"),
+        (a_file / "sub", False, "cannot be created"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            check_writable(path, file=file)

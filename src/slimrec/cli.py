@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from slimrec.config import validation_line
 from slimrec.errors import ConfigError, SlimrecError
+from slimrec.io import check_writable
 
 app = typer.Typer(
     help="slimrec: sequential recommendation with rationales distilled from LLMs (SLIM).",
@@ -92,11 +93,24 @@ def _ray(replicas: int | None, address: str | None) -> dict[str, Any] | None:
 
 def _config(cls: type[M], path: Path | None, flags: dict[str, Any]) -> M:
     """A config from an optional YAML file, with the command line's given flags on top."""
-    from slimrec.config import load_yaml, parse
+    from slimrec.config import load_yaml
 
     base = load_yaml(cls, path).model_dump() if path else {}
-    base |= {k: v for k, v in flags.items() if v is not None}
-    return parse(cls, base, where=path or "command line")
+    return _with_flags(cls, base, {k: v for k, v in flags.items() if v is not None}, path)
+
+
+def _with_flags(cls: type[M], base: dict[str, Any], given: dict[str, Any], path: Path | None) -> M:
+    """``base`` (from ``path``, if any) with the ``given`` flags on top, validated; an
+    invalid value is blamed on its flag when a flag gave it, else on the file."""
+    try:
+        return cls.model_validate(base | given)
+    except ValidationError as e:
+        loc = e.errors()[0]["loc"]
+        field = str(loc[0]) if loc else ""
+        where = f"--{field.replace('_', '-')}" if field in given else (path or "command line")
+        raise ConfigError(
+            validation_line(e), where=where, fix=f"see the fields of {cls.__name__}"
+        ) from e
 
 
 @data_app.command("prepare")
@@ -135,11 +149,7 @@ def data_prepare(
         raise ConfigError(
             "output folder already exists", where=out, fix="pass --force or another --out"
         )
-    blocking = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
-    if blocking is not None:  # found now, not after loading everything
-        raise ConfigError(
-            f"--out cannot be created: {blocking} is a file", where=out, fix="choose another --out"
-        )
+    check_writable(out)  # found now, not after loading everything
     try:
         source = DataSource(
             dataset=dataset,
@@ -215,7 +225,7 @@ def train(
     text_encoder: str = typer.Option("all-minilm-l6-v2", help="Sentence encoder for '+' variants."),
 ) -> None:
     """Train a backbone with early stopping on validation NDCG@10; resumes if interrupted."""
-    from slimrec.config import load_yaml, parse
+    from slimrec.config import load_yaml
     from slimrec.data import PreparedDataset
     from slimrec.text.encoder import default_cache
     from slimrec.training import TrainConfig, Trainer
@@ -223,10 +233,11 @@ def train(
     base = load_yaml(TrainConfig, config).model_dump() if config else {}
     flags = {"backbone": backbone, "epochs": epochs, "patience": patience, "seed": seed}
     flags |= {"threads": threads, "device": device}
-    base |= {k: v for k, v in flags.items() if v is not None}
+    given = {k: v for k, v in flags.items() if v is not None}
     if loss is not None:
-        base["model"] = {**base.get("model", {}), "loss": loss}
-    cfg = parse(TrainConfig, base, where=config or "command line")
+        given["model"] = {**base.get("model", {}), "loss": loss}
+    cfg = _with_flags(TrainConfig, base, given, config)
+    check_writable(out)
     dataset = PreparedDataset.load(data)
     text_emb = None
     if cfg.backbone.endswith("+"):
@@ -271,6 +282,7 @@ def teach(
     flags = {"backend": backend, "model": model, "base_url": base_url, "structured": structured}
     flags |= {"concurrency": concurrency, "ray": _ray(ray_replicas, ray_address)}
     cfg = _config(TeacherConfig, config, flags)
+    check_writable(out, file=True)  # before the first request, not after the last
     result = run_teach(data, out, cfg, n_users=n_users, seed=seed, cache=cache)
     typer.echo(result.summary())
 
@@ -307,6 +319,7 @@ def distill_student(
     flags |= {"grad_accum": grad_accum, "max_length": max_length, "lora_rank": lora_rank}
     flags |= {"seed": seed, "threads": threads, "device": device}
     cfg = _config(StudentConfig, config, flags)
+    check_writable(out)
     results = distill(rationales, cfg, out)
     typer.echo(
         f"student {cfg.base_model}: best epoch {results['best_epoch']}, validation loss "
@@ -336,7 +349,7 @@ def serve_llm(
     model: str = typer.Option(..., help="Registry name (smollm2-135m, ...) or a model folder."),
     adapter: Path | None = typer.Option(None, help="A peft LoRA folder to merge in."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    port: int = typer.Option(8000, help="TCP port."),
+    port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
     batch_size: int = typer.Option(16, help="Most concurrent requests in one forward batch."),
     threads: int | None = typer.Option(None, help="torch CPU threads."),
     served_name: str | None = typer.Option(
@@ -423,7 +436,9 @@ def run(
     from slimrec.pipeline import RunConfig, run_pipeline
 
     cfg = load_yaml(RunConfig, config)
-    outcome = run_pipeline(cfg, out or Path("runs") / config.stem, echo=_say)
+    folder = out or Path("runs") / config.stem
+    check_writable(folder)
+    outcome = run_pipeline(cfg, folder, echo=_say)
     typer.echo(outcome.table)
     typer.echo(f"report: {outcome.report}")
 
@@ -477,6 +492,7 @@ def reason_cmd(
     if max_new_tokens is not None:
         sampling = cfg.sampling.model_dump() | {"max_new_tokens": max_new_tokens}
         cfg = _config(ReasonConfig, None, cfg.model_dump() | {"sampling": sampling})
+    check_writable(out, file=out.suffix == ".parquet")
     result = reason(data, out, cfg)
     typer.echo(
         f"{result['users']:,} rationales ({result['generated']:,} generated now, parse rate "
@@ -491,7 +507,7 @@ def serve_cmd(
     backbone: str | None = typer.Option(None, help="Its backbone (default: the run's first)."),
     seed: int = typer.Option(0, help="Which seed's model."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    port: int = typer.Option(8080, help="TCP port."),
+    port: int = typer.Option(8080, min=1, max=65535, help="TCP port."),
     device: str = typer.Option(
         "auto", help="auto|cpu|cuda for the recommender and the student (auto: CUDA if any)."
     ),
@@ -569,6 +585,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # a path the checks could not foresee (e.g. a pseudo file system)
+        if e.filename is None:
+            raise
+        error = ConfigError(
+            f"cannot read or write it ({e.strerror or e})",
+            where=e.filename,
+            fix="check the path and its permissions",
+        )
+        print(f"error: {error.one_line()}", file=sys.stderr)
+        return 2
     except Exception as e:  # click's (typer's) usage errors: a missing option, a bad value
         if _is_click(e, "Abort"):
             print("interrupted", file=sys.stderr)

@@ -43,14 +43,50 @@ def validation_line(error: ValidationError) -> str:
     return f"invalid value for {field}: {first['msg']}{more}"
 
 
+class _DuplicateKey(yaml.YAMLError):
+    pass
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a mapping naming one key twice is an error.
+
+    Plain YAML keeps the last of the two silently, so a config with two ``train:``
+    sections would run with the first one's settings dropped.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str | int | float | bool):
+                continue  # the base loader refuses unhashable keys itself
+            if key in seen:
+                line = key_node.start_mark.line + 1
+                raise _DuplicateKey(f"key {key!r} appears twice (line {line})")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(cls: type[M], path: str | Path) -> M:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
     except FileNotFoundError as e:
         raise ConfigError("no such config file", where=path) from e
+    except _DuplicateKey as e:
+        raise ConfigError(str(e), where=path, fix="keep one of them") from e
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise ConfigError(f"not valid YAML ({str(e).splitlines()[0]})", where=path) from e
+    except OSError as e:  # a folder, or a file this user may not read
+        raise ConfigError(
+            f"cannot read the config ({e.strerror or e})", where=path, fix="pass a YAML file"
+        ) from e
+    if data is None:  # an empty file would silently run every default
+        raise ConfigError(
+            "the config file is empty",
+            where=path,
+            fix="write its settings (configs/quickstart.yaml is a complete example)",
+        )
     return parse(cls, data, where=path)
 
 

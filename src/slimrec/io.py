@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from slimrec.errors import ConfigError
+
 
 def _default_file_mode() -> int:
     umask = os.umask(0)
@@ -116,6 +118,27 @@ def atomic_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_writable(path: str | Path, *, file: bool = False, name: str = "--out") -> None:
+    """Refuse, before any work, an output ``path`` that could not be written: under a
+    file, a folder where a file goes or the reverse, or inside a folder this user may not
+    write. ``name`` says which option gave it."""
+    path = Path(path)
+    if file and path.is_dir():
+        raise ConfigError(f"{name} is a folder; a file goes there", where=path,
+                          fix=f"give {name} a file name")  # fmt: skip
+    if not file and path.exists() and not path.is_dir():
+        raise ConfigError(f"{name} is a file; a folder goes there", where=path,
+                          fix=f"choose another {name}")  # fmt: skip
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise ConfigError(f"{name} cannot be created: {blocking} is a file", where=path,
+                          fix=f"choose another {name}")  # fmt: skip
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not os.access(existing, os.W_OK):
+        raise ConfigError(f"{name} cannot be written: {existing} is not writable", where=path,
+                          fix=f"choose a writable {name}")  # fmt: skip
 
 
 def cache_dir() -> Path:

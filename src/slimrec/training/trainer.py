@@ -95,14 +95,16 @@ class Trainer:
                     self.model_.eval()
                     self.test(data)
                 return done
-        self.out.mkdir(parents=True, exist_ok=True)
-        save_yaml(cfg, self.out / "config.yaml")
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         device = pick_device(cfg.device)
 
+        # Built before anything is written: a backbone, loss or device refused here
+        # leaves no run folder behind.
         self.model_ = self.build_model(data).to(device)
+        self.out.mkdir(parents=True, exist_ok=True)
+        save_yaml(cfg, self.out / "config.yaml")
         write_json_atomic(self.out / STRUCTURE, dict(self.recipe.structure))
         optimizer = torch.optim.Adam(
             self.model_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
