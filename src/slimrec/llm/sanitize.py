@@ -20,11 +20,17 @@ _SPACES = re.compile(r"\s+")
 
 def sanitize(text: str, max_chars: int) -> str:
     """One safe line: no control/format characters, no angle brackets, length-capped."""
-    text = unicodedata.normalize("NFKC", str(text))
-    text = "".join(" " if unicodedata.category(ch) in _STRIP_CATEGORIES else ch for ch in text)
+    text = printable(unicodedata.normalize("NFKC", str(text)))
     # Brackets could forge or close the <history> block; the look-alikes keep titles readable.
     text = text.replace("<", "‹").replace(">", "›")
     text = _SPACES.sub(" ", text).strip()
     if len(text) > max_chars:
         text = text[: max_chars - 1].rstrip() + "…"
     return text
+
+
+def printable(text: str) -> str:
+    """``text`` with its control and format characters as spaces and nothing else changed:
+    what a terminal may be shown (an escape sequence in a title could recolour, move the
+    cursor or retitle the window; a bidi override could reorder what is read)."""
+    return "".join(" " if unicodedata.category(ch) in _STRIP_CATEGORIES else ch for ch in text)

@@ -2,11 +2,14 @@
 
 Rendered with ``rich`` (a table with the three steps above it) when it is installed and
 as plain aligned text otherwise; both are the same :class:`Recommendation` the API
-serves. Titles are printed as text: ``rich`` markup in them is escaped.
+serves. Titles, ids and rationales are untrusted text: their control and format
+characters are shown as spaces (no escape sequence reaches the terminal), and ``rich``
+markup in them is escaped.
 """
 
 from __future__ import annotations
 
+from slimrec.llm.sanitize import printable
 from slimrec.serve.service import Recommendation
 
 STEP_NAMES = ("Preferences", "Categories", "Items")
@@ -27,17 +30,19 @@ def plain(rec: Recommendation) -> str:
     else:
         lines.append(f"rationale ({e.source}):")
         for name, step in zip(STEP_NAMES, e.steps, strict=True):
-            text = " ".join(step.split()) or "(not found)"
+            text = " ".join(printable(step).split()) or "(not found)"
             lines.append(f"  {name}: {text}")
         if not any(e.steps):
-            lines.append(f"  whole text: {' '.join(e.text.split())}")
+            lines.append(f"  whole text: {' '.join(printable(e.text).split())}")
     lines.append("")
-    width = max([len(s.item.title) for s in rec.items] + [5])
-    width = min(width, 60)
+    titles = [printable(s.item.title) for s in rec.items]
+    width = min(max([len(t) for t in titles] + [5]), 60)
     lines.append(f"{'#':>3}  {'title':<{width}}  {'id':<12}  {'score':>8}")
-    for rank, s in enumerate(rec.items, start=1):
-        title = s.item.title if len(s.item.title) <= width else s.item.title[: width - 1] + "…"
-        lines.append(f"{rank:>3}  {title:<{width}}  {s.item.raw_id:<12}  {s.score:>8.4f}")
+    for rank, (s, title) in enumerate(zip(rec.items, titles, strict=True), start=1):
+        title = title if len(title) <= width else title[: width - 1] + "…"
+        lines.append(
+            f"{rank:>3}  {title:<{width}}  {printable(s.item.raw_id):<12}  {s.score:>8.4f}"
+        )
     return "\n".join(lines)
 
 
@@ -54,15 +59,16 @@ def print_rich(rec: Recommendation) -> None:
     why.add_column("step", style="bold")
     why.add_column("text")
     for name, step in zip(STEP_NAMES, e.steps if e else ("", "", ""), strict=True):
-        why.add_row(name, escape(step.strip() or "(not found)"))
+        why.add_row(name, escape(printable(step).strip() or "(not found)"))
     if e is not None and not any(e.steps):
-        why.add_row("Whole text", escape(e.text.strip()))
+        why.add_row("Whole text", escape(printable(e.text).strip()))
     console.print(why)
     items = Table(title="recommended")
     for column, justify in (("#", "right"), ("title", "left"), ("id", "left"), ("score", "right")):
         items.add_column(column, justify=justify)  # type: ignore[arg-type]
     for rank, s in enumerate(rec.items, start=1):
-        items.add_row(str(rank), escape(s.item.title), escape(s.item.raw_id), f"{s.score:.4f}")
+        title, raw_id = printable(s.item.title), printable(s.item.raw_id)
+        items.add_row(str(rank), escape(title), escape(raw_id), f"{s.score:.4f}")
     console.print(items)
 
 
