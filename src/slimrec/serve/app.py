@@ -254,8 +254,9 @@ def serve(
     threads: int | None = 1,
 ) -> None:
     """Load the run's model (and student) and serve them until interrupted."""
-    import uvicorn
+    from slimrec.serve.listen import bind, serve_on
 
+    sock = bind(host, port)  # a port in use fails now, not after loading
     service = RecommendService(
         run,
         method=method,
@@ -274,4 +275,4 @@ def serve(
     gc.freeze()
     auth = "API key required" if os.environ.get(API_KEY_ENV) else "no API key"
     print(f"serving {run} ({method}) at http://{host}:{port}/ ({auth})", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    serve_on(app, sock)

@@ -255,14 +255,14 @@ def serve(
     """Load ``model`` (registry name or folder) with :class:`HFBackend` and serve it."""
     from pathlib import Path
 
-    import uvicorn
-
     from slimrec.llm.backends.hf import HFBackend
+    from slimrec.serve.listen import bind, serve_on
 
+    sock = bind(host, port)  # a port in use fails now, not after loading
     backend = HFBackend(model, adapter=adapter, batch_size=batch_size, threads=threads)
     backend.progress = False  # one bar per micro-batch would flood the log
     backend.check()
     name = served_name or Path(model).name
     app = create_app(backend, model_name=name)
     print(f"serving {backend.model_id} as {name!r} at http://{host}:{port}/v1", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    serve_on(app, sock)
