@@ -16,6 +16,18 @@ from tests.llm_server_fixtures import free_port
 KEY = "k3y-never-in-logs"
 
 
+def first_answer(server: subprocess.Popen, url: str) -> dict:
+    """The JSON at ``url`` once the server process answers (it loads for a while first)."""
+    deadline = time.monotonic() + 120
+    while True:
+        assert server.poll() is None, server.stdout.read().decode()
+        try:
+            return httpx.get(url, timeout=2).json()
+        except httpx.HTTPError:
+            assert time.monotonic() < deadline, f"the server did not answer at {url}"
+            time.sleep(0.3)
+
+
 def test_serve_command_with_api_key(tiny_run):
     port = free_port()
     env = os.environ | {"SLIMREC_API_KEY": KEY, "HF_HUB_OFFLINE": "1"}
@@ -28,15 +40,7 @@ def test_serve_command_with_api_key(tiny_run):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, server.stdout.read().decode()
-            try:
-                health = httpx.get(f"{url}/health", timeout=2).json()
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "slimrec serve did not start"
-                time.sleep(0.3)
+        health = first_answer(server, f"{url}/health")
         assert health["model"]["method"] == "text-matching" and health["student"] is True
         assert httpx.get(f"{url}/items").status_code == 401
         ok = httpx.get(f"{url}/items", params={"q": "pen"}, headers={"X-API-Key": KEY})
@@ -73,15 +77,7 @@ def test_serve_llm_command_answers_on_its_port(lively_lm):
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, server.stdout.read().decode()
-            try:
-                models = httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).json()
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "slimrec serve-llm did not start"
-                time.sleep(0.3)
+        models = first_answer(server, f"http://127.0.0.1:{port}/v1/models")
         assert [m["id"] for m in models["data"]] == ["tiny"]
     finally:
         server.terminate()
