@@ -10,7 +10,7 @@ from typing import Any, ClassVar, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError, model_serializer
 
-from slimrec.errors import ConfigError
+from slimrec.errors import ConfigError, SlimrecError
 from slimrec.io import write_text_atomic
 
 M = TypeVar("M", bound=BaseModel)
@@ -38,9 +38,11 @@ class LaterSettingsOmitted(BaseModel):
 def validation_line(error: ValidationError) -> str:
     """The first problem of a pydantic error, as ``field.path: message``."""
     first = error.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    field = ".".join(str(p) for p in first["loc"])
     more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-    return f"invalid value for {field}: {first['msg']}{more}"
+    # A validator's own message says what is wrong already, without pydantic's prefix.
+    message = first["msg"].removeprefix("Value error, ")
+    return f"invalid value for {field}: {message}{more}" if field else f"{message}{more}"
 
 
 class _DuplicateKey(yaml.YAMLError):
@@ -94,6 +96,11 @@ def parse(cls: type[M], data: object, *, where: str | Path | None = None) -> M:
     try:
         return cls.model_validate(data)
     except ValidationError as e:
+        # A validator that raised our own error said what, and how to fix it, already.
+        cause = (e.errors()[0].get("ctx") or {}).get("error")
+        cause = cause.__cause__ if isinstance(cause, ValueError) else cause  # re-raised as one
+        if isinstance(cause, SlimrecError):
+            raise type(cause)(cause.problem, where=where or cause.where, fix=cause.fix) from e
         raise ConfigError(
             validation_line(e), where=where, fix=f"see the fields of {cls.__name__}"
         ) from e
