@@ -347,11 +347,15 @@ def distill_student(
 @app.command("serve-llm")
 def serve_llm(
     model: str = typer.Option(..., help="Registry name (smollm2-135m, ...) or a model folder."),
-    adapter: Path | None = typer.Option(None, help="A peft LoRA folder to merge in."),
+    adapter: Path | None = typer.Option(
+        None, exists=True, file_okay=False, help="A peft LoRA folder to merge in."
+    ),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
-    batch_size: int = typer.Option(16, help="Most concurrent requests in one forward batch."),
-    threads: int | None = typer.Option(None, help="torch CPU threads."),
+    batch_size: int = typer.Option(
+        16, min=1, help="Most concurrent requests in one forward batch."
+    ),
+    threads: int | None = typer.Option(None, min=1, help="torch CPU threads."),
     served_name: str | None = typer.Option(
         None, help="Model name clients send (default: --model's last part)."
     ),
