@@ -30,7 +30,7 @@ def test_distill_with_report_and_yaml_config(tiny_lm, rationales, tmp_path, caps
     ("argv", "message"),
     [
         (["--rationales", "{tmp}/absent.parquet"], "absent.parquet: no such rationales file"),
-        (["--epochs", "0"], "command line: invalid value for epochs"),
+        (["--epochs", "0"], "--epochs: invalid value for epochs"),
         (["--config", "{tmp}/absent.yaml"], "absent.yaml: no such config file"),
         (["--base-model", "{tmp}"], "cannot load a causal LM"),
     ],
