@@ -65,8 +65,7 @@ def grounded_text(
     table = pd.read_parquet(rationales)
     out = np.zeros((n_users, items.shape[1]), dtype=items.dtype)
     for user, step3 in zip(table["user"].astype(int), table["step3"].fillna(""), strict=True):
-        found = [index.resolve_line(line) for line in suggestion_lines(str(step3))]
-        found = [i for i in found if i is not None]
+        found = index.ground(suggestion_lines(str(step3)))
         if found:
             out[user] = items[found].mean(axis=0)
     return out

@@ -92,25 +92,13 @@ def _ray(replicas: int | None, address: str | None) -> dict[str, Any] | None:
 
 
 def _config(cls: type[M], path: Path | None, flags: dict[str, Any]) -> M:
-    """A config from an optional YAML file, with the command line's given flags on top."""
-    from slimrec.config import load_yaml
+    """A config from an optional YAML file, with the command line's given flags on top
+    (an invalid value is blamed on its flag when a flag gave it, else on the file)."""
+    from slimrec.config import load_yaml, parse
 
     base = load_yaml(cls, path).model_dump() if path else {}
-    return _with_flags(cls, base, {k: v for k, v in flags.items() if v is not None}, path)
-
-
-def _with_flags(cls: type[M], base: dict[str, Any], given: dict[str, Any], path: Path | None) -> M:
-    """``base`` (from ``path``, if any) with the ``given`` flags on top, validated; an
-    invalid value is blamed on its flag when a flag gave it, else on the file."""
-    try:
-        return cls.model_validate(base | given)
-    except ValidationError as e:
-        loc = e.errors()[0]["loc"]
-        field = str(loc[0]) if loc else ""
-        where = f"--{field.replace('_', '-')}" if field in given else (path or "command line")
-        raise ConfigError(
-            validation_line(e), where=where, fix=f"see the fields of {cls.__name__}"
-        ) from e
+    given = {k: v for k, v in flags.items() if v is not None}
+    return parse(cls, base | given, where=path or "command line", flags=given)
 
 
 @data_app.command("prepare")
@@ -225,7 +213,7 @@ def train(
     text_encoder: str = typer.Option("all-minilm-l6-v2", help="Sentence encoder for '+' variants."),
 ) -> None:
     """Train a backbone with early stopping on validation NDCG@10; resumes if interrupted."""
-    from slimrec.config import load_yaml
+    from slimrec.config import load_yaml, parse
     from slimrec.data import PreparedDataset
     from slimrec.text.encoder import default_cache
     from slimrec.training import TrainConfig, Trainer
@@ -234,9 +222,9 @@ def train(
     flags = {"backbone": backbone, "epochs": epochs, "patience": patience, "seed": seed}
     flags |= {"threads": threads, "device": device}
     given = {k: v for k, v in flags.items() if v is not None}
-    if loss is not None:
+    if loss is not None:  # one option of the model section, the file's others kept
         given["model"] = {**base.get("model", {}), "loss": loss}
-    cfg = _with_flags(TrainConfig, base, given, config)
+    cfg = parse(TrainConfig, base | given, where=config or "command line", flags=given)
     check_writable(out)
     dataset = PreparedDataset.load(data)
     text_emb = None

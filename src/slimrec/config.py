@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -92,10 +93,17 @@ def load_yaml(cls: type[M], path: str | Path) -> M:
     return parse(cls, data, where=path)
 
 
-def parse(cls: type[M], data: object, *, where: str | Path | None = None) -> M:
+def parse(
+    cls: type[M], data: object, *, where: str | Path | None = None, flags: Collection[str] = ()
+) -> M:
+    """``data`` validated as ``cls``; an error names ``where`` it came from, or the command
+    line's ``--flag`` when the failing top-level field is one of ``flags``."""
     try:
         return cls.model_validate(data)
     except ValidationError as e:
+        loc = e.errors()[0]["loc"]
+        if loc and str(loc[0]) in flags:
+            where = f"--{str(loc[0]).replace('_', '-')}"
         # A validator that raised our own error said what, and how to fix it, already.
         cause = (e.errors()[0].get("ctx") or {}).get("error")
         cause = cause.__cause__ if isinstance(cause, ValueError) else cause  # re-raised as one

@@ -115,9 +115,10 @@ class CatalogIndex:
                 best, score = item, ratio
         return best if score >= self.threshold else None
 
-    def ground(self, step3: str) -> list[int]:
-        """The catalog items a step-3 text names, in its order (a repeat is kept)."""
-        found = (self.resolve_line(line) for line in suggestion_lines(step3))
+    def ground(self, lines: Iterable[str]) -> list[int]:
+        """The catalog items that suggestion ``lines`` (:func:`suggestion_lines`) name, in
+        their order (a repeat is kept)."""
+        found = (self.resolve_line(line) for line in lines)
         return [item for item in found if item is not None]
 
     def resolve_line(self, line: str) -> int | None:
@@ -184,8 +185,9 @@ def grounding(
     suggestions = grounded = new = hits = popular_hits = 0
     for text, seen, targets in zip(step3, histories, next_items, strict=True):
         seen, targets = set(seen), set(targets)
-        suggestions += len(suggestion_lines(text or ""))
-        found = index.ground(text or "")
+        lines = suggestion_lines(text or "")
+        suggestions += len(lines)
+        found = index.ground(lines)
         grounded += len(found)
         new += sum(i not in seen for i in found)
         hits += bool(targets & set(found))
