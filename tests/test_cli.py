@@ -272,6 +272,23 @@ BAD_FILES = {
 }
 
 
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--min-seq-len", "1"], "--min-seq-len"),
+        (["--format", "xml"], "--format"),
+        (["--missing-items", "maybe"], "--missing-items"),
+        (["--max-users", "0"], "--max-users"),
+    ],
+)
+def test_data_prepare_blames_the_flag_not_the_field(flags, named, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, err = run(["data", "prepare", "--out", str(out), *flags], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"error: {named}:") and f"see {named} in --help" in err, err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("case", list(BAD_FILES))
 def test_bad_files_are_one_line_exit_2_and_leave_nothing(case, tmp_path, capsys):
     name, content, flags, message = BAD_FILES[case]

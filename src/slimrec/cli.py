@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from slimrec.config import validation_line
 from slimrec.errors import ConfigError, SlimrecError
 from slimrec.io import check_writable
 
@@ -130,6 +129,7 @@ def data_prepare(
     force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
 ) -> None:
     """Load a dataset, filter and remap it, and write it as a prepared folder."""
+    from slimrec.config import parse
     from slimrec.data import PrepareConfig, prepare
     from slimrec.data.loaders import DataSource, load_dataset
 
@@ -138,28 +138,28 @@ def data_prepare(
             "output folder already exists", where=out, fix="pass --force or another --out"
         )
     check_writable(out)  # found now, not after loading everything
-    try:
-        source = DataSource(
-            dataset=dataset,
-            format=format,  # type: ignore[arg-type]
-            items=items,
-            columns=_mapping(columns, "--columns"),
-            item_columns=_mapping(item_columns, "--item-columns"),
-            encoding=encoding,
-            sep=sep,
-        )
-        config = PrepareConfig(
-            user_core=user_core,
-            item_core=item_core,
-            drop_consecutive_repeats=drop_repeats,
-            min_seq_len=min_seq_len,
-            max_seq_len=max_seq_len,
-            max_users=max_users,
-            missing_items=missing_items,  # type: ignore[arg-type]
-            seed=seed,
-        )
-    except ValidationError as e:
-        raise ConfigError(validation_line(e), fix="see `slimrec data prepare --help`") from e
+    source_fields = {
+        "dataset": dataset,
+        "format": format,
+        "items": items,
+        "columns": _mapping(columns, "--columns"),
+        "item_columns": _mapping(item_columns, "--item-columns"),
+        "encoding": encoding,
+        "sep": sep,
+    }
+    source = parse(DataSource, source_fields, where="command line", flags=source_fields)
+    prepare_fields = {
+        "user_core": user_core,
+        "item_core": item_core,
+        "drop_consecutive_repeats": drop_repeats,
+        "min_seq_len": min_seq_len,
+        "max_seq_len": max_seq_len,
+        "max_users": max_users,
+        "missing_items": missing_items,
+        "seed": seed,
+    }
+    # drop_consecutive_repeats is a plain switch (--drop-repeats): it cannot fail to parse.
+    config = parse(PrepareConfig, prepare_fields, where="command line", flags=prepare_fields)
 
     start = time.perf_counter()
     _say(f"loading {dataset} ...")

@@ -102,16 +102,16 @@ def parse(
         return cls.model_validate(data)
     except ValidationError as e:
         loc = e.errors()[0]["loc"]
+        fix = f"see the fields of {cls.__name__}"
         if loc and str(loc[0]) in flags:
             where = f"--{str(loc[0]).replace('_', '-')}"
+            fix = f"see {where} in --help"
         # A validator that raised our own error said what, and how to fix it, already.
         cause = (e.errors()[0].get("ctx") or {}).get("error")
         cause = cause.__cause__ if isinstance(cause, ValueError) else cause  # re-raised as one
         if isinstance(cause, SlimrecError):
             raise type(cause)(cause.problem, where=where or cause.where, fix=cause.fix) from e
-        raise ConfigError(
-            validation_line(e), where=where, fix=f"see the fields of {cls.__name__}"
-        ) from e
+        raise ConfigError(validation_line(e), where=where, fix=fix) from e
 
 
 def save_yaml(config: BaseModel, path: str | Path) -> None:
