@@ -45,13 +45,10 @@ CONTROL_COLUMNS = {
     "slim-history-text": "history titles",
     "slim-oracle-text": "oracle text (leaks)",
     "slim-gate-oracle-text": "gate, oracle text (leaks)",
-    "slim-add-oracle-text": "add, oracle text (leaks)",
     "slim-concat-shuffled-text": "concat, shuffled text",
     "slim-gate-shuffled-text": "gate, shuffled text",
-    "slim-add-shuffled-text": "add, shuffled text",
     "slim-concat": "SLIM (paper's concat)",
     "slim-gate": "SLIM (gate)",
-    "slim-add": "SLIM (add)",
     "slim": "SLIM",
 }
 CONTROL_PAIRS = (
@@ -72,10 +69,6 @@ CONTROL_PAIRS = (
     # Whether the gate, level where the text says nothing, follows text that does.
     ("slim-gate-oracle-text", "slim-gate"),
     ("slim-gate-oracle-text", "slim-oracle-text"),
-    ("slim-add", "slim-add-shuffled-text"),
-    ("slim-add", "backbone+"),
-    ("slim-add-oracle-text", "slim-add"),
-    ("slim-add-oracle-text", "slim-oracle-text"),
 )
 # ID-agnostic SLIM scores from the rationale alone, so against shuffled rationales it
 # says whether the text carries the user's signal at all, with no sequence model to hide it.
@@ -95,8 +88,6 @@ HISTORY_PAIRS = (
     ("slim", "slim-shuffled-text"),
     ("slim-gate", "backbone+"),
     ("slim-gate", "slim-gate-shuffled-text"),
-    ("slim-add", "backbone+"),
-    ("slim-add", "slim-add-shuffled-text"),
 )
 NO_IDS = "no IDs"
 MIN_USERS, MIN_SEEDS = 1000, 3

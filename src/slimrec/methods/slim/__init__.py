@@ -35,14 +35,6 @@ register_method(
     fusion="gate",
 )
 register_method(
-    "slim-add",
-    SlimConfig,
-    Slim,
-    description="ID-based SLIM with an additive fusion s_u = s_seq_u + g_l(s_text_u), g_l "
-    "zero at init, the student's rationales",
-    fusion="add",
-)
-register_method(
     "slim-zero-text",
     SlimConfig,
     Slim,
@@ -74,14 +66,6 @@ register_method(
     control="shuffled",
 )
 register_method(
-    "slim-add-shuffled-text",
-    SlimConfig,
-    Slim,
-    description="control: the additive fusion with the rationales shuffled across users",
-    fusion="add",
-    control="shuffled",
-)
-register_method(
     "slim-history-text",
     SlimConfig,
     Slim,
@@ -105,15 +89,6 @@ register_method(
     "replaced by the mean text embedding of the items after its cut (can the gate use "
     "text that names the next items?)",
     fusion="gate",
-    control="oracle",
-)
-register_method(
-    "slim-add-oracle-text",
-    SlimConfig,
-    Slim,
-    description="positive control, leaks the future: the additive fusion with each "
-    "rationale replaced by the mean text embedding of the items after its cut",
-    fusion="add",
     control="oracle",
 )
 register_method(

@@ -7,7 +7,7 @@ encoding. It mirrors the item side (:class:`~slimrec.backbones.items.TextFusedIt
 and plugs into :attr:`SequentialRecommender.user_fusion`, so every scoring method and loss
 of every backbone picks it up.
 
-Four designs (``design``):
+Three designs (``design``):
 
 * ``concat``: the paper's ``g_f([g_l(t); s_seq])``. From a random init ``g_f`` scrambles
   the sequence vector, which the backbone must then learn again (measured: it costs
@@ -15,12 +15,7 @@ Four designs (``design``):
 * ``residual``: ``s_seq + g_f([g_l(t); s_seq])`` with ``g_f`` zero-initialised: the model
   starts as the plain backbone and learns a text-dependent correction.
 * ``gate``: ``s_seq + tanh(a) * g_l(t)`` with a learned scalar ``a = 0`` at init
-  (Flamingo's tanh gate): the text enters only as far as training opens the gate. Adam
-  moves the one scalar ``a`` by about the learning rate per step, and ``g_l`` gets no
-  gradient while ``a = 0``, so the gate opens slowly (measured: docs/benchmarks.md).
-* ``add``: ``s_seq + g_l(t)`` with ``g_l`` zero-initialised (a zero-initialised text
-  branch): it starts as the plain backbone like ``residual``, every weight of ``g_l``
-  learns from the first step, and the text can only add to ``s_seq``, never remap it.
+  (Flamingo's tanh gate): the text enters only as far as training opens the gate.
 
 ``active`` (bool per row) marks where a rationale may be fused: a training position whose
 target the rationale has already seen gets none (``residual``/``gate``: exactly
@@ -38,8 +33,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-FusionDesign = Literal["concat", "residual", "gate", "add"]
-FUSION_DESIGNS: tuple[str, ...] = ("concat", "residual", "gate", "add")
+FusionDesign = Literal["concat", "residual", "gate"]
+FUSION_DESIGNS: tuple[str, ...] = ("concat", "residual", "gate")
 
 
 class UserTextFusion(nn.Module):
@@ -61,11 +56,11 @@ class UserTextFusion(nn.Module):
         self.register_buffer("user_text", user_text.detach().float().clone())
         self.g_l = nn.Linear(user_text.shape[1], dim)
         self.dropout = nn.Dropout(dropout)
-        (nn.init.zeros_ if design == "add" else nn.init.xavier_uniform_)(self.g_l.weight)
+        nn.init.xavier_uniform_(self.g_l.weight)
         nn.init.zeros_(self.g_l.bias)
         if design == "gate":
             self.gate = nn.Parameter(torch.zeros(()))
-        elif design != "add":
+        else:
             self.g_f = nn.Linear(2 * dim, dim)
             init = nn.init.zeros_ if design == "residual" else nn.init.xavier_uniform_
             init(self.g_f.weight)
@@ -96,10 +91,9 @@ class UserTextFusion(nn.Module):
         on = None if active is None else active.to(text.dtype).unsqueeze(-1)
         if self.design == "concat":
             return self.g_f(torch.cat([text if on is None else text * on, s_seq], dim=-1))
-        if self.design == "gate":
-            delta = torch.tanh(self.gate) * text
-        elif self.design == "add":
-            delta = text
-        else:
-            delta = self.g_f(torch.cat([text, s_seq], dim=-1))
+        delta = (
+            torch.tanh(self.gate) * text
+            if self.design == "gate"
+            else self.g_f(torch.cat([text, s_seq], dim=-1))
+        )
         return s_seq + (delta if on is None else delta * on)
