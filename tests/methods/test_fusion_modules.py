@@ -127,9 +127,9 @@ def design_model(design: str, backbone: str = "sasrec"):
     ).eval()
 
 
-@pytest.mark.parametrize("design", ["residual", "gate"])
+@pytest.mark.parametrize("design", ["residual", "gate", "fast-gate"])
 def test_identity_designs_start_as_the_plain_backbone(design):
-    """Residual and gated fusion score exactly like the sequence vector before training."""
+    """Residual and gated fusions score exactly like the sequence vector before training."""
     model = design_model(design)
     table = model.item_encoder()
     s_seq = model.encode(BATCH, LENGTHS, table)
@@ -142,7 +142,7 @@ def test_identity_designs_start_as_the_plain_backbone(design):
     )
 
 
-@pytest.mark.parametrize("design", ["residual", "gate"])
+@pytest.mark.parametrize("design", ["residual", "gate", "fast-gate"])
 def test_text_left_out_where_fuse_is_false(design):
     """Where the rationale has seen the target, the fused vector is the sequence vector."""
     fusion = UserTextFusion(torch.randn(N_USERS, D_TEXT), DIM, design=design)
@@ -162,7 +162,7 @@ def test_unknown_fusion_design_is_refused():
         UserTextFusion(torch.randn(N_USERS, D_TEXT), DIM, design="sum")
 
 
-@pytest.mark.parametrize("design", ["concat", "residual", "gate"])
+@pytest.mark.parametrize("design", ["concat", "residual", "gate", "fast-gate"])
 @pytest.mark.parametrize("backbone", ["sasrec", "gru4rec"])
 def test_held_out_causal_loss_equals_the_held_out_prefix_loss(backbone, design):
     """With a hold-out, windows and prefixes fuse the text at the very same pairs."""

@@ -45,10 +45,13 @@ CONTROL_COLUMNS = {
     "slim-history-text": "history titles",
     "slim-oracle-text": "oracle text (leaks)",
     "slim-gate-oracle-text": "gate, oracle text (leaks)",
+    "slim-fast-gate-oracle-text": "fast gate, oracle text (leaks)",
     "slim-concat-shuffled-text": "concat, shuffled text",
     "slim-gate-shuffled-text": "gate, shuffled text",
+    "slim-fast-gate-shuffled-text": "fast gate, shuffled text",
     "slim-concat": "SLIM (paper's concat)",
     "slim-gate": "SLIM (gate)",
+    "slim-fast-gate": "SLIM (fast gate)",
     "slim": "SLIM",
 }
 CONTROL_PAIRS = (
@@ -69,6 +72,10 @@ CONTROL_PAIRS = (
     # Whether the gate, level where the text says nothing, follows text that does.
     ("slim-gate-oracle-text", "slim-gate"),
     ("slim-gate-oracle-text", "slim-oracle-text"),
+    ("slim-fast-gate", "slim-fast-gate-shuffled-text"),
+    ("slim-fast-gate", "backbone+"),
+    ("slim-fast-gate-oracle-text", "slim-fast-gate"),
+    ("slim-fast-gate-oracle-text", "slim-oracle-text"),
 )
 # ID-agnostic SLIM scores from the rationale alone, so against shuffled rationales it
 # says whether the text carries the user's signal at all, with no sequence model to hide it.
@@ -88,6 +95,8 @@ HISTORY_PAIRS = (
     ("slim", "slim-shuffled-text"),
     ("slim-gate", "backbone+"),
     ("slim-gate", "slim-gate-shuffled-text"),
+    ("slim-fast-gate", "backbone+"),
+    ("slim-fast-gate", "slim-fast-gate-shuffled-text"),
 )
 NO_IDS = "no IDs"
 MIN_USERS, MIN_SEEDS = 1000, 3

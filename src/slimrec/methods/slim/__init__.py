@@ -35,6 +35,14 @@ register_method(
     fusion="gate",
 )
 register_method(
+    "slim-fast-gate",
+    SlimConfig,
+    Slim,
+    description="ID-based SLIM with a gate that opens 10x faster, s_u = s_seq_u + "
+    "tanh(10 a) g_l(s_text_u), a = 0 at init, the student's rationales",
+    fusion="fast-gate",
+)
+register_method(
     "slim-zero-text",
     SlimConfig,
     Slim,
@@ -66,6 +74,14 @@ register_method(
     control="shuffled",
 )
 register_method(
+    "slim-fast-gate-shuffled-text",
+    SlimConfig,
+    Slim,
+    description="control: the fast gate with the rationales shuffled across users",
+    fusion="fast-gate",
+    control="shuffled",
+)
+register_method(
     "slim-history-text",
     SlimConfig,
     Slim,
@@ -89,6 +105,15 @@ register_method(
     "replaced by the mean text embedding of the items after its cut (can the gate use "
     "text that names the next items?)",
     fusion="gate",
+    control="oracle",
+)
+register_method(
+    "slim-fast-gate-oracle-text",
+    SlimConfig,
+    Slim,
+    description="positive control, leaks the future: the fast gate with each rationale "
+    "replaced by the mean text embedding of the items after its cut",
+    fusion="fast-gate",
     control="oracle",
 )
 register_method(

@@ -9,7 +9,8 @@ Wang et al., WWW 2024, Sec. 3.3. Every SLIM variant is this one config with othe
 * ``field``: the whole ``response`` or one step of it (the SLIM-Step ablations);
 * ``fusion``: the user-side design (:class:`slimrec.methods.slim.fusion.UserTextFusion`):
   ``residual`` by default (it starts as the plain backbone; measured against the paper's
-  ``concat`` in docs/benchmarks.md, "SLIM fusion"), ``concat`` as published, ``gate``;
+  ``concat`` in docs/benchmarks.md, "SLIM fusion"), ``concat`` as published, ``gate``,
+  ``fast-gate``;
 * ``control``: replace the rationale embeddings before training, ``zero`` (no text at
   all), ``shuffled`` (another user's rationale) or ``history`` (the mean text of the items
   the rationale was written from): the controls that say whether the text itself helps,
@@ -41,7 +42,7 @@ class SlimConfig(MethodConfig):
 
     rationales: Rationales = Field("student", description="Whose rationales: student | teacher.")
     field: TextField = Field("response", description="The whole response or one step.")
-    fusion: Literal["concat", "residual", "gate"] = Field(
+    fusion: Literal["concat", "residual", "gate", "fast-gate"] = Field(
         DEFAULT_FUSION, description="User-side fusion design (ID-based variants)."
     )
     control: Control | None = Field(
