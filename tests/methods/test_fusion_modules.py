@@ -157,6 +157,28 @@ def test_text_left_out_where_fuse_is_false(design):
     assert torch.equal(out[[0, 2]], fusion(s_seq, USERS)[[0, 2]])
 
 
+def gate_opening(design: str, steps: int) -> float:
+    """``|tanh(speed * a)|`` after ``steps`` Adam steps (lr 1e-3) to a text-dependent target."""
+    torch.manual_seed(0)
+    text = torch.randn(N_USERS, D_TEXT)
+    fusion = UserTextFusion(text, DIM, design=design)
+    s_seq, users = torch.randn(N_USERS, DIM), torch.arange(N_USERS)
+    target = s_seq + text @ torch.randn(D_TEXT, DIM)
+    optimiser = torch.optim.Adam(fusion.parameters(), lr=1e-3)
+    for _ in range(steps):
+        optimiser.zero_grad()
+        torch.nn.functional.mse_loss(fusion(s_seq, users), target).backward()
+        optimiser.step()
+    return float(torch.tanh(fusion.gate_speed * fusion.gate.detach()).abs())
+
+
+def test_the_fast_gate_opens_faster_than_the_gate():
+    """Adam moves the gate's one scalar ~lr per step: the plain gate is still nearly shut
+    after 50 steps, the fast one (tanh(10 a)) is well open (docs/benchmarks.md)."""
+    gate, fast = gate_opening("gate", 50), gate_opening("fast-gate", 50)
+    assert gate < 0.1 < 0.3 < fast, (gate, fast)
+
+
 def test_unknown_fusion_design_is_refused():
     with pytest.raises(ValueError, match="fusion design"):
         UserTextFusion(torch.randn(N_USERS, D_TEXT), DIM, design="sum")
