@@ -1,14 +1,15 @@
 """Carry a run folder's finished fits over to a method's new registered name.
 
 A fit stage is keyed by the method's name (slimrec.pipeline.stages.fit_stage), so when a
-registered name changes (``slim-gate`` became ``slim`` when the gate became the default
-fusion) the committed fits of a long run (bench/runs/) would all be trained again. This
-renames them instead, but only where the new name trains exactly what the old one did:
-the record's method inputs (e.g. ``fusion``) must equal what the new name's method puts
-into its key today (``Method.stage_inputs``), and the training config must name no
-method. Each fit's ``stage.json`` (name, inputs, key), its folder name and the method
-named in ``config.yaml``, ``structure.json`` and ``results.json`` change; nothing else.
-Renames run old -> new in the order given, so ``slim -> slim-residual`` must come before
+registered name changes (say ``slim-gate`` became ``slim`` if the gate became the
+default fusion) the committed fits of a long run (bench/runs/) would all be trained
+again. This renames them instead, but only where the new name trains exactly what the
+old one did: the record's method inputs (e.g. ``fusion``) must equal what the new name's
+method puts into its key today (``Method.stage_inputs``), the record may carry no run
+``options``, and the fit's ``structure.json`` must hold the new name's method config.
+Each fit's ``stage.json`` (name, inputs, key), its folder name and the method named in
+``config.yaml``, ``structure.json`` and ``results.json`` change; nothing else. Renames
+run old -> new in the order given, so ``slim -> slim-residual`` must come before
 ``slim-gate -> slim``. Without ``--apply`` it prints what it would do.
 
 Usage:
@@ -27,7 +28,7 @@ import yaml
 
 from slimrec.io import write_json_atomic, write_text_atomic
 from slimrec.methods import get_method
-from slimrec.pipeline.stage import MANIFEST, stage_key
+from slimrec.pipeline.stage import MANIFEST, StageRunner, stage_key
 
 COMMON = {"data", "items", "users", "method", "train", "backbone_revision", "options", "teacher"}
 
@@ -65,7 +66,7 @@ def renamed(folder: Path, old: str, new: str) -> tuple[dict, Path]:
     parts[-2] = new
     name = "/".join(parts)
     key = stage_key(name, inputs)
-    target = folder.parent / f"{'-'.join(parts)}-{key}"
+    target = StageRunner(folder.parent.parent).folder(name, key)
     return {**record, "name": name, "key": key, "inputs": inputs}, target
 
 

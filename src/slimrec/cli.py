@@ -129,7 +129,6 @@ def data_prepare(
     force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
 ) -> None:
     """Load a dataset, filter and remap it, and write it as a prepared folder."""
-    from slimrec.config import parse
     from slimrec.data import PrepareConfig, prepare
     from slimrec.data.loaders import DataSource, load_dataset
 
@@ -147,7 +146,7 @@ def data_prepare(
         "encoding": encoding,
         "sep": sep,
     }
-    source = parse(DataSource, source_fields, where="command line", flags=source_fields)
+    source = _config(DataSource, None, source_fields)
     prepare_fields = {
         "user_core": user_core,
         "item_core": item_core,
@@ -159,7 +158,7 @@ def data_prepare(
         "seed": seed,
     }
     # drop_consecutive_repeats is a plain switch (--drop-repeats): it cannot fail to parse.
-    config = parse(PrepareConfig, prepare_fields, where="command line", flags=prepare_fields)
+    config = _config(PrepareConfig, None, prepare_fields)
 
     start = time.perf_counter()
     _say(f"loading {dataset} ...")
