@@ -3,6 +3,8 @@ comes back as one line naming the shard, not as Ray's actor traceback."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from slimrec.cluster import RayConfig, ReplicaError, map_shards
@@ -31,3 +33,25 @@ def test_every_shard_comes_back_and_errors_are_one_line():
     line = failed.value.one_line()
     assert line.startswith("Ray replica, shard ") and "base_model: no such model" in line
     assert "fix: give a model folder" in line and "\n" not in line
+
+
+def test_a_late_ray_call_after_the_run_starts_no_second_cluster():
+    # Ray Data's threads can call Ray after map_shards shut its cluster down (a loaded
+    # machine); Ray's auto-init would start a stray cluster and break the next ray.init.
+    import ray
+
+    assert dict(map_shards({0: "a"}, shouting, RayConfig(replicas=1))) == {0: "A"}
+    assert not ray.is_initialized()
+    late: list[BaseException] = []
+
+    def late_call():
+        try:
+            ray.put(1)
+        except BaseException as e:  # whatever the thread met, it must not be a cluster
+            late.append(e)
+
+    thread = threading.Thread(target=late_call)
+    thread.start()
+    thread.join()
+    assert late and not ray.is_initialized()
+    assert dict(map_shards({0: "b"}, shouting, RayConfig(replicas=1))) == {0: "B"}

@@ -17,6 +17,7 @@ adapter's bytes) reaches every node without a shared file system. ``pip install
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -93,7 +94,29 @@ def map_shards(
             yield int(row["shard"]), result
     finally:
         if started_here:
+            _no_stray_cluster(ray)
             ray.shutdown()
+
+
+def _no_stray_cluster(ray: Any) -> None:
+    """Let no Ray Data thread start a second local cluster once ours is shut down.
+
+    Ray Data's driver threads can outlive the iteration: the executor joins its
+    scheduling loop for 2 s only, and the block prefetcher may be mid-fetch. On a loaded
+    machine such a thread's next Ray call comes after ``ray.shutdown()``, and Ray's
+    auto-init then starts a fresh local cluster inside this process, so the next
+    ``ray.init`` here fails with "called ray.init twice" (seen: the engine tests beside
+    two other test runs, 2026-12-06). With auto-connect off (``RAY_ENABLE_AUTO_CONNECT=0``
+    read at import, so set here on the module) that late call fails in its own thread;
+    our own ``ray.init`` is explicit and unaffected.
+    """
+    here = threading.current_thread()
+    for thread in threading.enumerate():
+        if thread.name.startswith("StreamingExecutor-") and thread is not here:
+            thread.join(timeout=60)  # it ends once its executor is shut down
+    hook = getattr(getattr(ray, "_private", None), "auto_init_hook", None)
+    if hook is not None and hasattr(hook, "enable_auto_connect"):
+        hook.enable_auto_connect = False
 
 
 class _Replica:
