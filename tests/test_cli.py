@@ -230,7 +230,7 @@ def test_methods_lists_every_registered_method_with_its_settings(capsys):
     names = [line.split()[0] for line in out.splitlines() if line and not line[0].isspace()]
     assert names[: len(METHODS)] == list(METHODS)
     assert re.search(r"^slim-gate +Slim\(fusion=gate\): ", out, re.M)  # names in a column
-    assert "fusion: Literal['concat', 'residual', 'gate', 'fast-gate'] = 'residual'" in out
+    assert "fusion: Literal['concat', 'residual', 'gate', 'fast-gate'] = 'fast-gate'" in out
     assert "stage1.tasks: tuple[Literal['ta', 'rps'], ...] = ('ta', 'rps')" in out
     assert "Undefined" not in out  # nested sections list their own fields
 

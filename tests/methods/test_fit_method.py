@@ -235,7 +235,12 @@ def test_an_oracle_share_without_the_oracle_control_is_refused():
 
 
 @pytest.mark.parametrize(
-    ("name", "design"), [("slim-oracle-text", "residual"), ("slim-gate-oracle-text", "gate")]
+    ("name", "design"),
+    [
+        ("slim-oracle-text", "fast-gate"),
+        ("slim-residual-oracle-text", "residual"),
+        ("slim-gate-oracle-text", "gate"),
+    ],
 )
 def test_the_oracle_controls_fuse_the_items_after_the_rationale_cut(tiny, tmp_path, name, design):
     from slimrec.data.prepared import rationale_cutoff
@@ -252,7 +257,7 @@ def test_the_oracle_controls_fuse_the_items_after_the_rationale_cut(tiny, tmp_pa
     assert np.allclose(fused, expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("method", ["slim", "slim-concat", "slim-gate"])
+@pytest.mark.parametrize("method", ["slim", "slim-concat", "slim-residual", "slim-gate"])
 def test_a_run_folder_rebuilds_its_fusion_design(method, tiny, tmp_path):
     data, item_text, user_text = tiny
     fit_method(method, data, small(), tmp_path, item_text=item_text, user_text=user_text)

@@ -44,14 +44,14 @@ CONTROL_COLUMNS = {
     "slim-shuffled-text": "shuffled text",
     "slim-history-text": "history titles",
     "slim-oracle-text": "oracle text (leaks)",
+    "slim-residual-oracle-text": "residual, oracle text (leaks)",
     "slim-gate-oracle-text": "gate, oracle text (leaks)",
-    "slim-fast-gate-oracle-text": "fast gate, oracle text (leaks)",
     "slim-concat-shuffled-text": "concat, shuffled text",
+    "slim-residual-shuffled-text": "residual, shuffled text",
     "slim-gate-shuffled-text": "gate, shuffled text",
-    "slim-fast-gate-shuffled-text": "fast gate, shuffled text",
     "slim-concat": "SLIM (paper's concat)",
+    "slim-residual": "SLIM (residual)",
     "slim-gate": "SLIM (gate)",
-    "slim-fast-gate": "SLIM (fast gate)",
     "slim": "SLIM",
 }
 CONTROL_PAIRS = (
@@ -63,19 +63,17 @@ CONTROL_PAIRS = (
     ("slim", "slim-history-text"),
     # The positive control: what a rationale that named the next items would give.
     ("slim-oracle-text", "slim"),
-    # The paper's fusion has its own text control: a gain of concat over Backbone+ is the
-    # text's only where concat also beats concat on someone else's rationales.
+    # Every other fusion has its own text control: its gain over Backbone+ is the text's
+    # only where it also beats itself on someone else's rationales.
     ("slim-concat", "slim-concat-shuffled-text"),
     ("slim-concat", "backbone+"),
+    ("slim-residual", "slim-residual-shuffled-text"),
+    ("slim-residual", "backbone+"),
     ("slim-gate", "slim-gate-shuffled-text"),
     ("slim-gate", "backbone+"),
-    # Whether the gate, level where the text says nothing, follows text that does.
-    ("slim-gate-oracle-text", "slim-gate"),
-    ("slim-gate-oracle-text", "slim-oracle-text"),
-    ("slim-fast-gate", "slim-fast-gate-shuffled-text"),
-    ("slim-fast-gate", "backbone+"),
-    ("slim-fast-gate-oracle-text", "slim-fast-gate"),
-    ("slim-fast-gate-oracle-text", "slim-oracle-text"),
+    # Which fusion passes on most of text that names the next items.
+    ("slim-oracle-text", "slim-residual-oracle-text"),
+    ("slim-oracle-text", "slim-gate-oracle-text"),
 )
 # ID-agnostic SLIM scores from the rationale alone, so against shuffled rationales it
 # says whether the text carries the user's signal at all, with no sequence model to hide it.
@@ -93,10 +91,10 @@ AGNOSTIC_PAIRS = (
 HISTORY_PAIRS = (
     ("slim", "backbone+"),
     ("slim", "slim-shuffled-text"),
+    ("slim-residual", "backbone+"),
+    ("slim-residual", "slim-residual-shuffled-text"),
     ("slim-gate", "backbone+"),
     ("slim-gate", "slim-gate-shuffled-text"),
-    ("slim-fast-gate", "backbone+"),
-    ("slim-fast-gate", "slim-fast-gate-shuffled-text"),
 )
 NO_IDS = "no IDs"
 MIN_USERS, MIN_SEEDS = 1000, 3

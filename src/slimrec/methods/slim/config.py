@@ -8,9 +8,9 @@ Wang et al., WWW 2024, Sec. 3.3. Every SLIM variant is this one config with othe
   a zero text vector);
 * ``field``: the whole ``response`` or one step of it (the SLIM-Step ablations);
 * ``fusion``: the user-side design (:class:`slimrec.methods.slim.fusion.UserTextFusion`):
-  ``residual`` by default (it starts as the plain backbone; measured against the paper's
-  ``concat`` in docs/benchmarks.md, "SLIM fusion"), ``concat`` as published, ``gate``,
-  ``fast-gate``;
+  ``fast-gate`` by default (the plain backbone at init, a gate that opens within ~100
+  steps; measured against the others in docs/benchmarks.md, "SLIM fusion"), ``concat``
+  as published, ``residual``, ``gate``;
 * ``control``: replace the rationale embeddings before training, ``zero`` (no text at
   all), ``shuffled`` (another user's rationale) or ``history`` (the mean text of the items
   the rationale was written from): the controls that say whether the text itself helps,
@@ -34,7 +34,7 @@ Rationales = Literal["student", "teacher"]
 Control = Literal["zero", "shuffled", "history", "oracle"]
 TextField = Literal["response", "step1", "step2", "step3"]
 TEXT_FIELDS: tuple[str, ...] = ("response", "step1", "step2", "step3")
-DEFAULT_FUSION = "residual"
+DEFAULT_FUSION = "fast-gate"
 
 
 class SlimConfig(MethodConfig):

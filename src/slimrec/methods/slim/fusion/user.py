@@ -20,7 +20,9 @@ Four designs (``design``):
   ``GATE_SPEED`` times faster. Adam moves the one scalar ``a`` by about the learning rate
   per step whatever its gradient, and ``g_l`` learns only as ``a`` leaves 0, so at lr
   1e-3 the plain gate is still nearly shut after SASRec's best epoch on the games subset
-  (~160 steps); ``GATE_SPEED = 10`` lets it open within ~100 steps.
+  (~160 steps); ``GATE_SPEED = 10`` lets it open within ~100 steps. SLIM's default
+  (``slim``): level with Backbone+ on weak text, and it passes more of strong text on
+  than the residual (docs/benchmarks.md, "The fast gate becomes SLIM's fusion").
 
 ``active`` (bool per row) marks where a rationale may be fused: a training position whose
 target the rationale has already seen gets none (``residual``/``gate``: exactly
