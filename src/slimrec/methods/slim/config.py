@@ -34,6 +34,7 @@ Rationales = Literal["student", "teacher"]
 Control = Literal["zero", "shuffled", "history", "oracle"]
 TextField = Literal["response", "step1", "step2", "step3"]
 TEXT_FIELDS: tuple[str, ...] = ("response", "step1", "step2", "step3")
+FusionDesign = Literal["concat", "residual", "gate", "fast-gate"]  # fusion/user.py says each
 DEFAULT_FUSION = "fast-gate"
 
 
@@ -42,7 +43,7 @@ class SlimConfig(MethodConfig):
 
     rationales: Rationales = Field("student", description="Whose rationales: student | teacher.")
     field: TextField = Field("response", description="The whole response or one step.")
-    fusion: Literal["concat", "residual", "gate", "fast-gate"] = Field(
+    fusion: FusionDesign = Field(
         DEFAULT_FUSION, description="User-side fusion design (ID-based variants)."
     )
     control: Control | None = Field(

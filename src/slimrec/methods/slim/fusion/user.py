@@ -35,13 +35,14 @@ and is saved in the ``state_dict``, so a trained model file is self-contained.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import get_args
 
 import torch
 from torch import Tensor, nn
 
-FusionDesign = Literal["concat", "residual", "gate", "fast-gate"]
-FUSION_DESIGNS: tuple[str, ...] = ("concat", "residual", "gate", "fast-gate")
+from slimrec.methods.slim.config import FusionDesign
+
+FUSION_DESIGNS: tuple[str, ...] = get_args(FusionDesign)
 GATE_SPEED = 10.0
 
 
