@@ -80,12 +80,13 @@ def main() -> None:
             print(f"{label} | {[f.seed for f in mine]} | {statistics.mean(values):.4f} ± "
                   f"{std:.4f} | {'; '.join(machines)}")  # fmt: skip
         for a, b in args.pair:
-            seeds = sorted(
-                {f.seed for f in fits if f.label == a} & {f.seed for f in fits if f.label == b}
-            )
             key = f"{protocol}/{args.metric}"
-            found = per_user.interval(a, b, key)
-            print(f"{a} vs {b}, seeds {seeds}: {found.format() if found else 'undefined'}")
+            found = per_user.compare(a, b, key)
+            if found is None or found.interval is None:
+                print(f"{a} vs {b}: undefined")
+            else:
+                print(f"{a} vs {b}, seeds {list(found.seeds)}: {found.mean_a:.4f} vs "
+                      f"{found.mean_b:.4f}, {found.interval.format()}")  # fmt: skip
             for label, users in groups:
                 within = per_user.compare(a, b, key, users)
                 shown = within.interval.format() if within and within.interval else "undefined"

@@ -33,9 +33,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from slimrec.data.prepared import PreparedDataset, rationale_cutoff
+from slimrec.data.prepared import PreparedDataset, items_read, rationale_cutoff
 from slimrec.methods.slim.grounding import CatalogIndex, suggestion_lines
 from slimrec.methods.slim.probe import median_gap, target_ranks
+from slimrec.methods.slim.prompts import PromptConfig
 from slimrec.methods.slim.tables import history_text
 
 
@@ -78,12 +79,13 @@ def main() -> None:
     folders = stage_folders(args.run)
     config = yaml.safe_load((args.run / "config.yaml").read_text())
     hold_out = int(config["teacher"]["prompt"].get("hold_out_last", 0))
+    shown = int(config["teacher"]["prompt"].get("max_items", PromptConfig().max_items))
     data = PreparedDataset.load(folders["prepare"] / "data")
     items = np.load(folders["embed/items"] / "items.npy")
     teacher = np.load(folders["embed/teacher/response"] / "users.npy")
     student = np.load(folders["embed/student/response"] / "users.npy")
     train, _ = data.split("train")
-    read = [h[: rationale_cutoff(len(h), hold_out)] for h in train]
+    read = [items_read(h[: rationale_cutoff(len(h), hold_out)], shown) for h in train]
     titles = history_text(np.ones_like(student), items, read)  # every user (cosine: any norm)
     taught = np.flatnonzero(np.abs(teacher).sum(axis=1) > 0)
     written = np.flatnonzero(np.abs(student).sum(axis=1) > 0)
@@ -117,8 +119,8 @@ def main() -> None:
             table = np.load(folders[f"embed/student/{step}"] / "users.npy")
             has = np.flatnonzero(np.abs(table).sum(axis=1) > 0)
             rows[f"student {step} alone ({len(has)} users)"] = ranks(table, has)
-    print(f"{args.run}: {data.n_users} users, {n} items, rationales read all but the last "
-          f"{hold_out} training item(s)\n")  # fmt: skip
+    print(f"{args.run}: {data.n_users} users, {n} items, rationales read at most the {shown} "
+          f"most recent training items before the last {hold_out}\n")  # fmt: skip
     print("| user text | NDCG@10 | Hit@10 | median target rank (of items) | users |")
     print("|---|---:|---:|---:|---:|")
     for name, ranks in rows.items():

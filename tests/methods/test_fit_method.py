@@ -195,15 +195,24 @@ def test_slim_history_text_fuses_the_titles_the_rationale_was_written_from(tiny,
     from slimrec.methods.slim import text_control
 
     data, item_text, user_text = tiny
-    train = small(rationale_holdout=1)
+    train = small(rationale_holdout=0, rationale_items=1)  # the prompt showed the last one
     fit_method("slim-history-text", data, train, tmp_path, item_text=item_text,
                user_text=user_text)  # fmt: skip
     histories, _ = data.split("train")
-    read = [h[: rationale_cutoff(len(h), 1)] for h in histories]
-    expected = text_control(user_text, "history", 0, item_text=item_text, read=read)
+    before_cut = [h[: rationale_cutoff(len(h), 0)] for h in histories]
+    assert max(map(len, before_cut)) > 1  # some user read fewer items than it trained on
+    shown = [h[-1:] for h in before_cut]
+    expected = text_control(user_text, "history", 0, item_text=item_text, read=shown)
     fused = load_model(tmp_path).user_fusion.user_text.numpy()
     assert np.allclose(fused, expected, atol=1e-6)
-    assert not np.allclose(fused, user_text)
+    whole = text_control(user_text, "history", 0, item_text=item_text, read=before_cut)
+    assert not np.allclose(fused, whole) and not np.allclose(fused, user_text)
+
+
+def test_only_the_history_control_asks_for_the_items_each_prompt_showed():
+    assert get_method("slim-history-text").needs().items_read
+    assert get_method("text-matching-history-text").needs().items_read
+    assert not any(get_method(m).needs().items_read for m in ("slim", "slim-oracle-text"))
 
 
 def test_the_oracle_control_gives_a_seeded_share_of_users_the_text_of_their_next_items():

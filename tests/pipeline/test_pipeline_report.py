@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from slimrec.eval.bootstrap import Interval
 from slimrec.eval.groups import history_groups
 from slimrec.eval.results import ResultTable
 from slimrec.pipeline.artifacts import Fit
-from slimrec.pipeline.per_user import PerUserMetrics
+from slimrec.pipeline.per_user import Comparison, PerUserMetrics
 from slimrec.pipeline.plots import group_shares, plot_popularity, popularity_groups
 from slimrec.pipeline.report import MAIN_PAIRS, comparison_table, render_report, stage_costs
 from slimrec.pipeline.stage import StageRecord
@@ -247,16 +248,20 @@ def with_runs(t: ResultTable, values: dict[str, float]) -> ResultTable:
     return t
 
 
+def compared(estimate: float, low: float, high: float, seeds=(0, 1, 2)) -> Comparison:
+    """A comparison over ``seeds`` with the given interval (the means do not matter here)."""
+    return Comparison(0.0, 0.0, Interval(estimate, low, high, 0.95, 150), tuple(seeds), 150)
+
+
 def test_text_controls_table_shows_each_comparison_with_its_interval():
-    from slimrec.eval.bootstrap import Interval
     from slimrec.pipeline.report import CONTROL_COLUMNS, CONTROL_PAIRS
 
     t = with_runs(table(), {"sasrec/slim-zero-text": 0.14, "sasrec/slim-shuffled-text": 0.145})
     asked = []
 
-    def intervals(a, b, key):
+    def compare(a, b, key, users):
         asked.append((a, b, key))
-        return Interval(5.0, -1.0, 11.0, 0.95, 150) if b.endswith("zero-text") else None
+        return compared(5.0, -1.0, 11.0) if b.endswith("zero-text") else None
 
     md = comparison_table(
         t,
@@ -266,7 +271,7 @@ def test_text_controls_table_shows_each_comparison_with_its_interval():
         metrics=METRICS[:1],
         digits=4,
         improvements=CONTROL_PAIRS,
-        intervals=intervals,
+        compare=compare,
     )
     header, _, row = md.splitlines()
     assert header.endswith(
@@ -298,18 +303,16 @@ def test_each_fusion_is_compared_with_its_own_shuffled_text(fusion):
 
 
 def test_text_matching_is_compared_with_its_shuffled_text_in_a_row_without_ids():
-    from slimrec.eval.bootstrap import Interval
-
     t = with_runs(table(), {"text-matching-shuffled-text": 0.04})
     asked = []
 
-    def intervals(a, b, key):
+    def compare(a, b, key, users):
         asked.append((a, b, key))
-        return Interval(25.0, 10.0, 40.0, 0.95, 150)
+        return compared(25.0, 10.0, 40.0)
 
     md = report(
         dataset_stats={"users": 10}, table=t, backbones=["sasrec"], protocols=["full"],
-        metrics=METRICS[:1], hw={}, date="today", intervals=intervals,
+        metrics=METRICS[:1], hw={}, date="today", compare=compare,
     )  # fmt: skip
     section = md.split("## ID-agnostic SLIM (text matching, no item IDs)", 1)[1]
     assert "| text matching | shuffled text | Improv. (text matching vs shuffled text) |" in section
@@ -382,6 +385,33 @@ def per_user_fit(folder: Path, label: str, seed: int, ndcg: list[float]) -> Fit:
     run.mkdir(parents=True)
     np.savez(run / PER_USER, **{"full/ndcg@10": np.array(ndcg)})
     return Fit.of(record(f"fit/{label}/seed{seed}", 1.0, {}), run)
+
+
+def test_an_improvement_over_fewer_seeds_than_its_cells_names_the_seeds_it_compares(tmp_path):
+    fits = [
+        per_user_fit(tmp_path, "sasrec/backbone", 0, [0.1, 0.1]),
+        per_user_fit(tmp_path, "sasrec/backbone+", 0, [0.1, 0.1]),
+        per_user_fit(tmp_path, "sasrec/backbone+", 1, [0.2, 0.2]),
+    ]
+    t = ResultTable()
+    for fit, value in zip(fits, (0.1, 0.1, 0.2), strict=True):
+        label, seed = fit.label, fit.seed
+        t.add(method=label, seed=seed, metrics=dict.fromkeys(METRICS, value), dataset="d")
+    md = comparison_table(
+        t, ["sasrec"], {"backbone": "Backbone", "backbone+": "Backbone+"}, protocol="full",
+        metrics=METRICS[:1], digits=4, improvements=MAIN_PAIRS,
+        compare=PerUserMetrics(fits).compare,
+    )  # fmt: skip
+    # the cells are 0.1 and 0.15 (+50%); on the seed both have the two are level
+    assert md.splitlines()[2].endswith("| +0.00% [+0.0, +0.0] (seed 0) |")
+    both = [*fits, per_user_fit(tmp_path, "sasrec/backbone", 1, [0.1, 0.1])]
+    t.add(method="sasrec/backbone", seed=1, metrics=dict.fromkeys(METRICS, 0.1), dataset="d")
+    md = comparison_table(
+        t, ["sasrec"], {"backbone": "Backbone", "backbone+": "Backbone+"}, protocol="full",
+        metrics=METRICS[:1], digits=4, improvements=MAIN_PAIRS,
+        compare=PerUserMetrics(both).compare,
+    )  # fmt: skip
+    assert md.splitlines()[2].endswith("| +50.00% [+50.0, +50.0] |")
 
 
 def test_slim_is_compared_with_backbone_plus_within_each_history_group(tmp_path):

@@ -9,6 +9,7 @@ holding the statistics and the exact options used, written atomically.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -39,6 +40,16 @@ def rationale_cutoff(n_train: int, hold_out: int) -> int:
     if hold_out < 0:
         raise ValueError(f"hold_out must be >= 0, got {hold_out}")
     return n_train if hold_out == 0 else min(n_train, max(1, n_train - hold_out))
+
+
+def items_read(before_cut: Sequence[int], shown: int) -> Sequence[int]:
+    """The items a rationale's prompt showed of those ``before_cut`` (oldest first): the
+    ``shown`` most recent (the prompt's ``max_items``; 0: all). Its character budget may
+    drop a few more where long titles exceed it (``max_items * max_title_chars >
+    max_history_chars``); the prompts of the shipped configs never reach it."""
+    if shown < 0:
+        raise ValueError(f"shown must be >= 0, got {shown}")
+    return before_cut[-shown:] if shown else before_cut
 
 
 @dataclass

@@ -45,12 +45,15 @@ class Needs:
     ``per_backbone``: fitted once per ID backbone (False: it has none, fitted once).
     ``teacher``: the registered method whose trained run (same backbone and seed) it
     learns from, e.g. ``"backbone"`` (LLM-SRec distils the plain SASRec).
+    ``items_read``: it reads the history items each rationale's prompt showed; the run
+    then sets ``TrainConfig.rationale_items`` to the prompt's ``max_items``.
     """
 
     item_text: bool = False
     user_text: tuple[str, str] | None = None
     per_backbone: bool = True
     teacher: str | None = None
+    items_read: bool = False
 
 
 @dataclass

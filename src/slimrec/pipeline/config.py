@@ -271,6 +271,7 @@ class RunConfig(BaseModel):
                 "test_protocols",
                 "ks",
                 "rationale_holdout",
+                "rationale_items",
                 "sampled_negatives",
             )
             if getattr(self.train, name) != getattr(defaults, name)
@@ -278,7 +279,7 @@ class RunConfig(BaseModel):
         if taken:
             raise ValueError(
                 f"train.{sorted(taken)[0]} is set by the pipeline: use `backbones`, `seeds`, "
-                "`methods`, `eval` or `teacher.prompt.hold_out_last` instead"
+                "`methods`, `eval` or `teacher.prompt` (hold_out_last, max_items) instead"
             )
         return self
 

@@ -87,6 +87,7 @@ def rationale_quality(
                     np.load(tables["embed/items"]),
                     data,
                     config.teacher.prompt.hold_out_last,
+                    config.teacher.prompt.max_items,
                 )
                 if found_probe is not None:
                     row["probe"] = asdict(found_probe)  # results.json keeps it
@@ -229,7 +230,6 @@ def write_outputs(
         hw=hw,
         date=date,
         legend={m: legend(config, m) for m in config.methods},
-        intervals=per_user.interval,
         history=groups_by_history(data, rep.history_groups),
         coverage=text_coverage(records, run_dir),
         compare=per_user.compare,

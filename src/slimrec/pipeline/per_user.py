@@ -75,11 +75,6 @@ class PerUserMetrics:
             stacked.shape[1],
         )
 
-    def interval(self, a: str, b: str, key: str) -> Interval | None:
-        """The paired bootstrap interval of ``a`` vs ``b`` over every test user."""
-        found = self.compare(a, b, key)
-        return found.interval if found else None
-
 
 def groups_by_history(data: PreparedDataset, n_groups: int) -> list[UserGroup]:
     """The test users of ``data`` by history length (none for 0 groups)."""

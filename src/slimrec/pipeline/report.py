@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-from slimrec.eval.bootstrap import Interval
 from slimrec.eval.groups import UserGroup
 from slimrec.eval.results import ResultTable, Summary
 from slimrec.pipeline.per_user import Comparison
@@ -135,10 +134,19 @@ def _improvement(a: Summary | None, b: Summary | None) -> str:
     return "–" if math.isnan(value) else f"{value:+.2f}%"
 
 
-# (label a, label b, "protocol/metric") -> paired interval of a vs b, or None.
-IntervalFn = Callable[[str, str, str], Interval | None]
 # (label a, label b, "protocol/metric", users or None for all) -> a vs b, or None.
 CompareFn = Callable[[str, str, str, np.ndarray | None], Comparison | None]
+
+
+def _compared(found: Comparison | None, a: Summary | None, b: Summary | None) -> str:
+    """An Improv. cell: the paired interval, naming its seeds where the cells ``a``, ``b``
+    average others too; the ratio of the cells where there is no interval."""
+    if found is None or found.interval is None:
+        return _improvement(a, b)
+    text = found.interval.format()
+    if any(cell is not None and cell.n != len(found.seeds) for cell in (a, b)):
+        text += f" (seed{'s' if len(found.seeds) > 1 else ''} {', '.join(map(str, found.seeds))})"
+    return text
 
 
 def comparison_table(
@@ -150,14 +158,16 @@ def comparison_table(
     metrics: Sequence[str],
     digits: int,
     improvements: Sequence[tuple[str, str]] = (),
-    intervals: IntervalFn | None = None,
+    compare: CompareFn | None = None,
 ) -> str | None:
     """Rows = backbone x metric, columns = methods; ``None`` when no column has runs. A
     backbone of ``None`` is the row of methods without one (text matching).
 
     ``improvements``: pairs ``(a, b)`` of method keys, those with both present shown as
-    ``Improv. (a vs b)`` in percent, with ``intervals``' paired bootstrap interval where
-    it has one (else the plain ratio of the means).
+    ``Improv. (a vs b)`` in percent, with ``compare``'s paired bootstrap interval where
+    it has one (else the plain ratio of the means). That interval compares the seeds both
+    methods have; where a cell rests on other seeds too, the improvement names its seeds,
+    since it is then not the ratio of the cells beside it.
     """
     present = [m for m in columns if any(_has(table, run_label(b, m), protocol) for b in backbones)]
     if not present:
@@ -172,14 +182,9 @@ def comparison_table(
             row = [backbone or NO_IDS, metric, *_row(cells, digits)]
             for a, b in pairs:
                 la, lb = run_label(backbone, a), run_label(backbone, b)
-                found = intervals(la, lb, f"{protocol}/{metric}") if intervals else None
-                row.append(
-                    found.format()
-                    if found is not None
-                    else _improvement(
-                        _cell(table, la, metric, protocol), _cell(table, lb, metric, protocol)
-                    )
-                )
+                found = compare(la, lb, f"{protocol}/{metric}", None) if compare else None
+                cell_a, cell_b = (_cell(table, label, metric, protocol) for label in (la, lb))
+                row.append(_compared(found, cell_a, cell_b))
             lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
@@ -466,7 +471,6 @@ def render_report(
     hw: dict[str, Any],
     date: str | None = None,
     legend: dict[str, str] | None = None,
-    intervals: IntervalFn | None = None,
     n_test_users: int | None = None,
     quality: Sequence[dict[str, Any]] = (),
     samples: dict[str, str] | None = None,
@@ -479,9 +483,10 @@ def render_report(
 ) -> str:
     """The whole report.md.
 
-    ``intervals``: paired bootstrap intervals between fits (None: ratios of means only);
-    ``n_test_users`` for the caveat; ``quality`` rows of :func:`rationale_quality_table`
-    and ``samples`` (source -> one user's rationale, the same user for each source);
+    ``compare``: paired comparisons between fits, over all test users or a group of
+    them (None: ratios of means only); ``n_test_users`` for the caveat; ``quality`` rows
+    of :func:`rationale_quality_table` and ``samples`` (source -> one user's rationale,
+    the same user for each source);
     ``diagnostics``: finished markdown sections (the order-sensitivity tables);
     ``history``: groups of test users by history length, compared through ``compare``;
     ``coverage``: (label, test users) with and without the student's rationale, where it
@@ -509,11 +514,12 @@ def render_report(
     if n_test_users is not None and (warning := caveat(n_test_users, fewest)):
         out.append(warning)
     out.extend(preamble)
-    if intervals is not None:
+    if compare is not None:
         out.append(
             "Improvements are relative differences of the means, with a paired bootstrap "
-            "95% interval over test users (each user's metric averaged over the seeds; "
-            "2,000 resamples) in brackets.\n"
+            "95% interval over test users (each user's metric averaged over the seeds both "
+            "methods have; 2,000 resamples) in brackets; where a mean beside it also "
+            "averages other seeds, the improvement names the seeds it compares.\n"
         )
     for protocol in protocols:
         title = PROTOCOL_TITLES.get(protocol, protocol).format(negatives=negatives)
@@ -526,7 +532,7 @@ def render_report(
             metrics=metrics,
             digits=digits,
             improvements=MAIN_PAIRS,
-            intervals=intervals,
+            compare=compare,
         )
         out.append(main or "No ID-based runs.\n")
     controls = per_protocol_tables(
@@ -538,7 +544,7 @@ def render_report(
         metrics=metrics[:1],
         digits=digits,
         improvements=CONTROL_PAIRS,
-        intervals=intervals,
+        compare=compare,
     )
     if controls:
         out.append("## Does the text help? SLIM against its text controls\n")
@@ -568,7 +574,7 @@ def render_report(
                 metrics=metrics,
                 digits=digits,
                 improvements=[(m, "backbone") for m in others],
-                intervals=intervals,
+                compare=compare,
             )
         )
     agnostic = per_protocol_tables(
@@ -580,7 +586,7 @@ def render_report(
         metrics=metrics,
         digits=digits,
         improvements=AGNOSTIC_PAIRS,
-        intervals=intervals,
+        compare=compare,
     )
     if agnostic:
         out.append("## ID-agnostic SLIM (text matching, no item IDs)\n")

@@ -181,6 +181,7 @@ def run_pipeline(
                 "ks": config.eval.ks,
                 # Text is fused only where the rationale has not seen the target.
                 "rationale_holdout": config.teacher.prompt.hold_out_last if needs.user_text else 0,
+                "rationale_items": config.teacher.prompt.max_items if needs.items_read else 0,
             }
         )
         name = f"fit/{on}/{method.name}/seed{seed}" if on else f"fit/{method.name}/seed{seed}"

@@ -16,6 +16,7 @@ class TrainConfig(LaterSettingsOmitted):
     LATER_OFF: ClassVar[dict[str, Any]] = {
         "mask_history": True,
         "rationale_holdout": 0,
+        "rationale_items": 0,
         "pairs": "all",
         "sampled_negatives": 100,
     }
@@ -69,6 +70,12 @@ class TrainConfig(LaterSettingsOmitted):
         description="Methods with user text: the rationales were written without each "
         "user's last k training items, and the text is fused only at those k targets "
         "(0: at every position, though the rationale has seen those targets).",
+    )
+    rationale_items: int = Field(
+        0,
+        ge=0,
+        description="Methods that read the items a rationale was written from (the history "
+        "control): how many of the most recent the prompt showed (0: all before the cut).",
     )
     test_protocols: tuple[Literal["full", "sampled"], ...] = Field(
         ("full", "sampled"), description="Protocols of the final test evaluation."

@@ -25,13 +25,14 @@ def test_ranks_count_the_closer_items_and_mask_the_history_but_never_the_target(
 def test_a_text_that_names_the_next_cluster_ranks_it_above_the_titles_and_another_users_not():
     data, item_text, user_text = hint_data(n_users=120, seed=3)
     # The hint names the cluster the user moves to; the rationale read only the intro.
-    named = probe(user_text, item_text, data, hold_out=1)
+    named = probe(user_text, item_text, data, hold_out=1, shown=0)
     assert named is not None and named.users == data.n_users
     assert named.rationale < 0.2 < named.titles and named.high < 0
-    shuffled = probe(text_control(user_text, "shuffled", seed=0), item_text, data, hold_out=1)
+    shuffled_text = text_control(user_text, "shuffled", seed=0)
+    shuffled = probe(shuffled_text, item_text, data, hold_out=1, shown=0)
     assert shuffled is not None and shuffled.gap > named.gap + 20
 
 
 def test_no_user_text_means_no_probe():
     data, item_text, user_text = hint_data(n_users=30, seed=0)
-    assert probe(np.zeros_like(user_text), item_text, data, hold_out=1) is None
+    assert probe(np.zeros_like(user_text), item_text, data, hold_out=1, shown=0) is None

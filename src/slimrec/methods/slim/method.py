@@ -22,7 +22,7 @@ import torch
 
 from slimrec.backbones import SequentialRecommender
 from slimrec.config import load_yaml
-from slimrec.data.prepared import rationale_cutoff
+from slimrec.data.prepared import items_read, rationale_cutoff
 from slimrec.errors import ConfigError
 from slimrec.methods.base import FitContext, Method, Needs
 from slimrec.methods.fitting import STRUCTURE, check_backbone_options, trainer_config
@@ -42,7 +42,10 @@ class Slim(Method[SlimConfig]):
     def needs(self) -> Needs:
         c = self.config
         return Needs(
-            item_text=True, user_text=(c.rationales, c.field), per_backbone=not c.id_agnostic
+            item_text=True,
+            user_text=(c.rationales, c.field),
+            per_backbone=not c.id_agnostic,
+            items_read=c.control == "history",
         )
 
     def fusion(self) -> str | None:
@@ -91,7 +94,10 @@ class Slim(Method[SlimConfig]):
                     rationale_cutoff(len(s) - 2, cfg.rationale_holdout)
                     for s in context.data.sequences
                 ]
-                read = [s[:cut] for s, cut in zip(context.data.sequences, cuts, strict=True)]
+                read = [
+                    items_read(s[:cut], cfg.rationale_items)
+                    for s, cut in zip(context.data.sequences, cuts, strict=True)
+                ]
                 future = [s[cut:] for s, cut in zip(context.data.sequences, cuts, strict=True)]
             users = text_control(
                 users,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from slimrec.data.prepared import PreparedDataset, rationale_cutoff
+from slimrec.data.prepared import PreparedDataset, items_read, rationale_cutoff
 from slimrec.methods.slim.tables import history_text
 
 
@@ -76,13 +76,14 @@ def probe(
     item_text: np.ndarray,
     data: PreparedDataset,
     hold_out: int,
+    shown: int,
     *,
     resamples: int = 2000,
     seed: int = 0,
 ) -> Probe | None:
     """The probe for the users with a rationale (None when no user has one)."""
     train, _ = data.split("train")
-    read = [h[: rationale_cutoff(len(h), hold_out)] for h in train]
+    read = [items_read(h[: rationale_cutoff(len(h), hold_out)], shown) for h in train]
     titles = history_text(user_text, item_text, read)
     # A zero vector would tie every item and rank the target first: such users are left out.
     users = np.flatnonzero((np.abs(user_text).sum(axis=1) > 0) & (np.abs(titles).sum(axis=1) > 0))
