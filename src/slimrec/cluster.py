@@ -62,7 +62,12 @@ def import_ray() -> Any:
 def map_shards(
     payloads: Mapping[int, str], make_worker: Callable[[], Worker], config: RayConfig
 ) -> Iterator[tuple[int, str]]:
-    """Yield ``(shard, make_worker()(payload))`` for every shard, as each finishes."""
+    """Yield ``(shard, make_worker()(payload))`` for every shard, as each finishes.
+
+    A cluster this call starts, it shuts down, and Ray's implicit ``ray.init`` (auto-
+    connect) stays off in this process afterwards (:func:`_no_stray_cluster`): later Ray
+    code here calls ``ray.init()`` itself, as ours does.
+    """
     if not payloads:
         return
     ray = import_ray()
@@ -94,8 +99,10 @@ def map_shards(
             yield int(row["shard"]), result
     finally:
         if started_here:
-            _no_stray_cluster(ray)
-            ray.shutdown()
+            try:
+                _no_stray_cluster(ray)
+            finally:  # an interrupt while joining still ends the cluster we started
+                ray.shutdown()
 
 
 def _no_stray_cluster(ray: Any) -> None:
