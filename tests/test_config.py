@@ -42,3 +42,17 @@ def test_a_folder_given_as_the_config_is_one_line(tmp_path):
     with pytest.raises(ConfigError, match="cannot read the config") as info:
         load_yaml(Settings, tmp_path)
     assert "\n" not in info.value.one_line()
+
+
+def test_a_config_rebuilt_from_another_calls_the_real_url_not_its_redacted_dump(tmp_path):
+    from slimrec.cli import _config
+    from slimrec.methods.slim.teach import TeacherConfig
+    from slimrec.pipeline.config import TeacherSection
+
+    url = "http://bob:hunter2@127.0.0.1:9/v1?api-key=K42&deployment=d1"
+    section = TeacherSection(backend="openai", model="m", base_url=url, n_users=3)
+    assert "hunter2" not in str(section.model_dump())  # dumps feed files: redacted
+    assert section.teacher_config().base_url == url  # ... the teacher calls the real one
+    path = tmp_path / "teacher.yaml"
+    path.write_text(f"backend: openai\nmodel: m\nbase_url: '{url}'\n")
+    assert _config(TeacherConfig, path, {"concurrency": 2}).base_url == url

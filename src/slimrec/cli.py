@@ -93,9 +93,9 @@ def _ray(replicas: int | None, address: str | None) -> dict[str, Any] | None:
 def _config(cls: type[M], path: Path | None, flags: dict[str, Any]) -> M:
     """A config from an optional YAML file, with the command line's given flags on top
     (an invalid value is blamed on its flag when a flag gave it, else on the file)."""
-    from slimrec.config import load_yaml, parse
+    from slimrec.config import field_values, load_yaml, parse
 
-    base = load_yaml(cls, path).model_dump() if path else {}
+    base = field_values(load_yaml(cls, path)) if path else {}
     given = {k: v for k, v in flags.items() if v is not None}
     return parse(cls, base | given, where=path or "command line", flags=given)
 
@@ -470,6 +470,7 @@ def reason_cmd(
     config: Path | None = typer.Option(None, help="A ReasonConfig YAML; flags override it."),
 ) -> None:
     """The student writes a rationale for every user; resumable in shards."""
+    from slimrec.config import field_values
     from slimrec.methods.slim.student.reason import ReasonConfig, reason
 
     flags: dict[str, object] = {
@@ -482,7 +483,7 @@ def reason_cmd(
     cfg = _config(ReasonConfig, config, flags)
     if max_new_tokens is not None:
         sampling = cfg.sampling.model_dump() | {"max_new_tokens": max_new_tokens}
-        cfg = _config(ReasonConfig, None, cfg.model_dump() | {"sampling": sampling})
+        cfg = _config(ReasonConfig, None, field_values(cfg) | {"sampling": sampling})
     check_writable(out, file=out.suffix == ".parquet")
     result = reason(data, out, cfg)
     typer.echo(

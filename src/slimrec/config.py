@@ -36,6 +36,13 @@ class LaterSettingsOmitted(BaseModel):
         return data
 
 
+def field_values(model: BaseModel, exclude: Collection[str] = ()) -> dict[str, Any]:
+    """A config's fields by name, as they are: what to build another config from. Not
+    ``model_dump()``: a dump redacts the credentials of endpoint URLs, since dumps feed
+    files and cache keys, so a config rebuilt from one would call the redacted URL."""
+    return {n: getattr(model, n) for n in type(model).model_fields if n not in exclude}
+
+
 def validation_line(error: ValidationError) -> str:
     """The first problem of a pydantic error, as ``field.path: message``."""
     first = error.errors()[0]

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, FilePath, field_validator, model_validator
 
 from slimrec.cluster import RayConfig
-from slimrec.config import LaterSettingsOmitted
+from slimrec.config import LaterSettingsOmitted, field_values
 from slimrec.data import PrepareConfig
 from slimrec.data.loaders import DataSource
 from slimrec.errors import SlimrecError
@@ -56,7 +56,7 @@ class TeacherSection(TeacherConfig):
     )
 
     def teacher_config(self) -> TeacherConfig:
-        return TeacherConfig(**self.model_dump(exclude={"n_users", "seed", "answer_cache"}))
+        return TeacherConfig(**field_values(self, exclude={"n_users", "seed", "answer_cache"}))
 
 
 class ReasonSection(LaterSettingsOmitted):
