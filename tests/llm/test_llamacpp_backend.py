@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 
 import pytest
 
@@ -45,6 +46,31 @@ def test_every_request_is_answered_once_with_its_tokens(smollm):
     alone = [dict(smollm.generate([requests[3]], SamplingConfig(max_new_tokens=12)))[0].text
              for _ in range(2)]  # fmt: skip
     assert alone[0] == alone[1] and alone[0]
+
+
+def test_a_failed_request_stops_the_batch_without_running_the_queued_ones():
+    backend = LlamaCppBackend("smollm2-135m", parallel=1, threads=1, context_per_slot=256)
+    real, calls, failed = backend._start(), [], threading.Event()
+
+    class Counted:  # the real server, its calls counted
+        def handle_chat_completions(self, body: dict) -> dict:
+            calls.append(body)
+            if len(calls) > 1:  # started beside the failure: let the failure come first
+                failed.wait(timeout=60)
+            reply = real.handle_chat_completions(body)
+            failed.set()
+            return reply
+
+    backend._server = Counted()
+    too_long = ask("word " * 2000, "long")  # beyond the 256 tokens of its slot
+    requests = [too_long] + [ask(f"Name a colour. Number {i}.", f"q{i}") for i in range(30)]
+    try:
+        with pytest.raises(LLMError, match=r"long: llama\.cpp failed"):
+            list(backend.generate(requests, SamplingConfig(max_new_tokens=4)))
+    finally:
+        backend._server = real
+        backend.close()
+    assert len(calls) < len(requests) // 2  # not all 31 (one batch's work thrown away)
 
 
 def test_a_gguf_file_is_a_model_and_anything_else_is_one_line(smollm, tmp_path):

@@ -151,11 +151,14 @@ class LlamaCppBackend:
         def ask(request: ChatRequest) -> dict:
             return server.handle_chat_completions({"messages": request.messages, **body})
 
-        with ThreadPoolExecutor(self.parallel) as pool:
+        pool = ThreadPoolExecutor(self.parallel)
+        try:
             futures = {pool.submit(ask, r): i for i, r in enumerate(requests)}
             for future in as_completed(futures):
                 index = futures[future]
                 yield index, self._completion(requests[index], future.result())
+        finally:  # a failure, an interrupt or a caller that stops: run no queued request
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _completion(self, request: ChatRequest, reply: dict) -> Completion:
         if "error" in reply or not reply.get("choices"):
