@@ -186,8 +186,10 @@ def test_a_server_that_echoes_the_key_never_gets_it_into_an_error_line(monkeypat
     box: dict[str, FaultServer] = {}
 
     def echo(body: dict, attempt: int) -> Reply:
-        # What a misconfigured proxy does: repeat the request's headers, colours and all.
-        said = f"\x1b[31mgot Authorization: {box['server'].auth_headers[-1]}\x1b[0m"
+        # What a misconfigured proxy does: repeat the request's headers, colours and all,
+        # here after enough text that a cap of 80 or 200 characters would split the key.
+        pad = "x" * (160 if where == "error body" else 42)
+        said = f"{pad}\x1b[31mgot Authorization: {box['server'].auth_headers[-1]}\x1b[0m"
         return error(500, said) if where == "error body" else Reply(body=said.encode())
 
     with FaultServer(echo) as server:
@@ -197,7 +199,7 @@ def test_a_server_that_echoes_the_key_never_gets_it_into_an_error_line(monkeypat
             list(llm.generate(requests("x"), SamplingConfig()))
     message = str(info.value)
     assert server.auth_headers[-1] == f"Bearer {secret}"  # the server did get it
-    assert secret not in message and "Bearer ***" in message and "\x1b" not in message
+    assert secret[:6] not in message and "\x1b" not in message
 
 
 def test_a_model_list_without_models_is_not_a_crash():

@@ -253,7 +253,7 @@ class OpenAIBackend:
         except openai.APIConnectionError as e:
             raise _Retryable(f"connection failed ({self._scrub(_root_cause(e))})") from None
         except openai.APIStatusError as e:
-            message = self._scrub(_error_message(e))
+            message = self._scrub(_error_message(e), 200)
             if e.status_code == 429:
                 raise _Retryable(f"rate limited (429): {message}", _retry_after(e)) from None
             if e.status_code >= 500:
@@ -266,7 +266,7 @@ class OpenAIBackend:
         try:
             return _parse_completion(body, self.model)
         except _Retryable as e:
-            raise _Retryable(self._scrub(str(e))) from None
+            raise _Retryable(self._scrub(str(e), 200)) from None
 
     def _scrub(self, text: str, max_chars: int = 300) -> str:
         """Text a server sent, fit for an error line: the API key blanked out (a server may
@@ -293,7 +293,8 @@ def _parse_completion(body: str, model: str) -> Completion:
             finish_reason=choice.get("finish_reason"),
         )
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
-        snippet = body[:80].replace("\n", " ")
+        # Not cut here: the caller blanks the key out first, then caps (a cut could split it).
+        snippet = body[:100_000].replace("\n", " ")
         raise _Retryable(f"unparseable response ({type(e).__name__}: {snippet!r})") from None
 
 
@@ -317,7 +318,7 @@ def _error_message(e: openai.APIStatusError) -> str:
     body = e.body
     if isinstance(body, dict):
         body = body.get("message", body)  # the SDK unwraps {"error": {...}} already
-    return str(body or e.message)[:200].replace("\n", " ")
+    return str(body or e.message).replace("\n", " ")  # capped once its key is blanked out
 
 
 def _root_cause(e: BaseException) -> str:
