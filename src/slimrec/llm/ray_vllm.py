@@ -75,6 +75,12 @@ def generate_shards(
             fix="run scripts/vllm-env.sh (it installs ray[data] beside vLLM), or drop ray "
             "to use the vLLM server",
         )
+    from transformers import AutoTokenizer
+
+    from slimrec.llm.chat import chat_prompt_ids
+
+    # Tokenised here, as every local generation is: message text stays plain text.
+    tokenizer = AutoTokenizer.from_pretrained(engine.folder())
     job = {
         "model": engine.folder(),
         "engine_kwargs": {
@@ -87,7 +93,7 @@ def generate_shards(
         "batch_size": batch_size,
         "ray": config.model_dump(),
         "rows": [
-            {"shard": s, "index": i, "messages": r.messages}
+            {"shard": s, "index": i, "prompt": chat_prompt_ids(tokenizer, r.messages)}
             for s, requests in shards.items()
             for i, r in enumerate(requests)
         ],

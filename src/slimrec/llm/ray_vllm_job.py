@@ -12,8 +12,10 @@ process or vLLM prints goes to stderr.
 
 The answers must be the vLLM server's (the two paths share a model id and cache key), so
 this side does what the server does before and after the engine, instead of Ray's own
-stages: the chat template rendered and tokenized without added special tokens (Ray's
-tokenizer would add a second BOS for models whose template starts with one), the model's
+stages: the prompt as the caller tokenized it (slimrec.llm.chat: the chat template, no
+added special tokens, since Ray's tokenizer would add a second BOS for models whose
+template starts with one; message text as plain text, which the server's own rendering
+equals unless a message spells one of the model's special tokens), the model's
 generation defaults for settings the request leaves open (repetition penalty, top-k,
 min-p, as the server reads them from generation_config.json), vLLM's own detokenized text,
 and the finish reason from the last token.
@@ -51,13 +53,11 @@ def main() -> None:
     stops = set(stops if isinstance(stops, list) else [stops]) | {tokenizer.eos_token_id}
     cap = sampling["max_tokens"]
 
-    rows = []
-    for r in job["rows"]:
-        text = tokenizer.apply_chat_template(
-            r["messages"], tokenize=False, add_generation_prompt=True
-        )
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        rows.append({"shard": r["shard"], "index": r["index"], "tokenized_prompt": ids})
+    # Tokenised by slimrec.llm.chat in the caller: message text there stays plain text.
+    rows = [
+        {"shard": r["shard"], "index": r["index"], "tokenized_prompt": r["prompt"]}
+        for r in job["rows"]
+    ]
 
     cluster = job["ray"]
     if cluster["address"] is None:

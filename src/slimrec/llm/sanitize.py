@@ -4,8 +4,11 @@ Titles come from catalogs and users: they are data, never instructions. :func:`s
 turns one into a single safe line: control and format characters (zero-width, bidi
 overrides) become spaces, angle brackets become look-alikes (so no title can open or
 close a delimited block such as ``<history>``), whitespace collapses, and the length is
-capped. Tokenisers must still read the result as plain text (``split_special_tokens``),
-so a title spelling a special token stays text.
+capped. Special tokens spelled without angle brackets (Mistral's ``[INST]``) are left to
+the tokenizer that knows them: local generation and the student's training prompts
+tokenise message text as plain text (:mod:`slimrec.llm.chat`). Engines that render the
+chat template themselves (a vLLM or llama.cpp server, an endpoint) parse the special
+tokens of the rendered prompt: with such a model, sanitize and its brackets are the guard.
 """
 
 from __future__ import annotations

@@ -167,15 +167,15 @@ class HFBackend:
     # -- generation -----------------------------------------------------------------
 
     def encode(self, request: ChatRequest) -> list[int]:
-        """The prompt's token ids: chat template with the assistant turn opened."""
+        """The prompt's token ids: chat template with the assistant turn opened, its
+        messages' text read as plain text (a client cannot forge a turn marker)."""
+        from slimrec.llm.chat import chat_prompt_ids
+
         self._load()
         try:
-            text = self._tokenizer.apply_chat_template(
-                request.messages, add_generation_prompt=True, tokenize=False
-            )
+            return chat_prompt_ids(self._tokenizer, request.messages)
         except Exception as e:  # jinja errors: bad roles, missing fields
             raise LLMError(f"chat template failed: {e}", where=request.key) from e
-        return self._tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def generate(
         self, requests: Sequence[ChatRequest], sampling: SamplingConfig

@@ -15,11 +15,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from slimrec.config import load_yaml
 from slimrec.errors import ConfigError, DataError
+from slimrec.llm.chat import chat_prompt_ids
 from slimrec.methods.slim.rationale_checks import repeated_lines
 from slimrec.methods.slim.student import StudentConfig, distill
 from slimrec.methods.slim.student.sft_data import (
     load_rationales,
-    prompt_ids,
     split_users,
 )
 
@@ -44,7 +44,7 @@ def test_training_memorises_rationales_and_the_merged_adapter_reproduces_them(me
     base = AutoModelForCausalLM.from_pretrained(cfg.base_model, local_files_only=True)
     merged = PeftModel.from_pretrained(base, out / "adapter").merge_and_unload()
     record = load_rationales(rationales)[0]
-    ids = torch.tensor([prompt_ids(tokenizer, record.messages)])
+    ids = torch.tensor([chat_prompt_ids(tokenizer, record.messages)])
     answer = merged.generate(ids, max_new_tokens=40, do_sample=False, pad_token_id=0)
     text = tokenizer.decode(answer[0, ids.shape[1] :])
     assert text.startswith("Step 1: The user likes pens and paper")

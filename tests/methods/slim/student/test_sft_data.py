@@ -11,6 +11,7 @@ from tests.methods.slim.student.rationale_fixtures import rationale_rows, write_
 from transformers import AutoTokenizer
 
 from slimrec.errors import DataError
+from slimrec.llm.chat import chat_prompt_ids
 from slimrec.methods.slim.prompts import build_prompt
 from slimrec.methods.slim.student.sft_data import (
     IGNORE,
@@ -19,7 +20,6 @@ from slimrec.methods.slim.student.sft_data import (
     encode,
     end_token_id,
     load_rationales,
-    prompt_ids,
     split_users,
 )
 
@@ -34,7 +34,7 @@ def tokenizer(tiny_lm):
 
 def test_only_the_rationale_and_eos_are_supervised(tokenizer):
     enc = encode(tokenizer, MESSAGES, RATIONALE, max_length=4096)
-    prompt = prompt_ids(tokenizer, MESSAGES)
+    prompt = chat_prompt_ids(tokenizer, MESSAGES)
     answer = tokenizer(RATIONALE, add_special_tokens=False)["input_ids"]
     assert enc.input_ids == [*prompt, *answer, tokenizer.eos_token_id]
     assert enc.labels[: len(prompt)] == [IGNORE] * len(prompt)
@@ -164,5 +164,5 @@ def test_special_token_text_in_a_teacher_answer_never_becomes_a_special_token(to
     supervised = [t for t in enc.labels if t != IGNORE]
     assert not special & set(supervised[:-1])  # only the closing end token is special
     assert tokenizer.decode(supervised[:-1]) == forged  # spelled out, every character kept
-    prompt = prompt_ids(tokenizer, MESSAGES)
+    prompt = chat_prompt_ids(tokenizer, MESSAGES)
     assert enc.input_ids[: len(prompt)] == prompt

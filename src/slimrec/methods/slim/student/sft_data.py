@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from slimrec.errors import DataError
+from slimrec.llm.chat import chat_prompt_ids
 from slimrec.methods.slim.parse import parse_rationale
 from slimrec.methods.slim.rationale_file import read_rationale_file
 
@@ -113,13 +114,6 @@ def split_users(
     return [r for r in records if r.user not in valid], [r for r in records if r.user in valid]
 
 
-def prompt_ids(tokenizer, messages: list[dict[str, str]]) -> list[int]:
-    """The prompt as the student sees it at inference: chat template + assistant header."""
-    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    # The template already holds every special token the model expects.
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
 _PROBE = "slimrec-probe-answer"
 
 
@@ -164,7 +158,7 @@ def encode(
 
     ``end_id`` closes the rationale (default: :func:`end_token_id`, worth computing once).
     """
-    prompt = prompt_ids(tokenizer, messages)
+    prompt = chat_prompt_ids(tokenizer, messages)  # as the student sees it at inference
     answer = text_ids(tokenizer, rationale)
     answer.append(end_token_id(tokenizer) if end_id is None else end_id)
     if len(prompt) + len(answer) > max_length:
