@@ -8,7 +8,8 @@ capped. Special tokens spelled without angle brackets (Mistral's ``[INST]``) are
 the tokenizer that knows them: local generation and the student's training prompts
 tokenise message text as plain text (:mod:`slimrec.llm.chat`). Engines that render the
 chat template themselves (a vLLM or llama.cpp server, an endpoint) parse the special
-tokens of the rendered prompt: with such a model, sanitize and its brackets are the guard.
+tokens of the rendered prompt: with a model whose special tokens have no angle brackets,
+a title that spells one reaches such an engine as that token (generate with ``hf`` there).
 """
 
 from __future__ import annotations
