@@ -33,6 +33,12 @@ def sanitize(text: str, max_chars: int) -> str:
     return text
 
 
+def quoted(text: str, max_chars: int) -> str:
+    """``text`` made safe (:func:`sanitize`) inside double quotes, its own double quotes
+    turned single, so no title can close its quotes and add an item of its own."""
+    return '"' + sanitize(text, max_chars).replace('"', "'") + '"'
+
+
 def printable(text: str) -> str:
     """``text`` with its control and format characters as spaces and nothing else changed:
     what a terminal may be shown (an escape sequence in a title could recolour, move the

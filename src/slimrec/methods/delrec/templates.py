@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 
 from slimrec.llm.candidates import Answer, Piece, Soft
-from slimrec.llm.sanitize import sanitize
+from slimrec.llm.sanitize import quoted
 from slimrec.methods.delrec.config import PromptSettings
 
 TEMPLATE_VERSION = "delrec-v1-answer-last"
@@ -29,8 +29,7 @@ def clean_title(title: str, settings: PromptSettings) -> str:
     text = str(title).strip()
     if settings.rearrange_articles and (m := _ARTICLE.match(text)):
         text = f"{m.group(2)} {m.group(1)}{m.group(3) or ''}"
-    text = sanitize(text, settings.max_title_chars).replace('"', "'")
-    return f'"{text}"'
+    return quoted(text, settings.max_title_chars)
 
 
 class Templates:

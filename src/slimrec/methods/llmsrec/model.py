@@ -29,12 +29,12 @@ from torch import Tensor, nn
 
 from slimrec.backbones.base import SequentialRecommender
 from slimrec.backbones.items import ItemEncoder
-from slimrec.llm.sanitize import sanitize
+from slimrec.llm.sanitize import quoted
 from slimrec.llm.soft_prompt import FrozenLM, Segment, Slot
 from slimrec.methods.llmsrec.config import LLMSRecConfig
 from slimrec.methods.llmsrec.losses import distill_mse, retrieval_ce, uniformity
 
-PROMPT_VERSION = "llmsrec-v1"
+PROMPT_VERSION = "llmsrec-v2"  # v2: a title's own double quotes are made single
 SOFT, READ = Slot(), Slot(read=True)
 
 
@@ -110,7 +110,7 @@ class LLMSRec(SequentialRecommender):
         super().__init__(LLMItemEncoder(self), loss="ce")
         self.frozen = _Frozen(lm, teacher)
         d, c = lm.hidden_size, int(cf_items.shape[1])
-        self.titles = [sanitize(str(t), config.max_title_chars) for t in titles]
+        self.titles = [quoted(str(t), config.max_title_chars) for t in titles]
         self.register_buffer("cf_items", cf_items.detach().float().clone(), persistent=False)
         mean, std = lm.embedding_stats()
         if config.frozen:
@@ -134,13 +134,13 @@ class LLMSRec(SequentialRecommender):
         soft = [] if self.config.frozen else [SOFT]
         parts: list[Segment] = [f"This user has {self.config.verb} these items in this order:"]
         for n, item in enumerate(items, 1):
-            parts += [f'{"," if n > 1 else ""} Item No.{n}, "{self.titles[item]}"', *soft]
+            parts += [f"{',' if n > 1 else ''} Item No.{n}, {self.titles[item]}", *soft]
         return [*parts, ". Based on this sequence, generate user representation token:", READ]
 
     def item_prompt(self, item: int) -> list[Segment]:
         soft = [] if self.config.frozen else [SOFT]
         return [
-            f'The item title and item embedding are as follows: "{self.titles[item]}"',
+            f"The item title and item embedding are as follows: {self.titles[item]}",
             *soft,
             ", then generate item representation token:",
             READ,
