@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Create .venv (if missing) and install slimrec with its dev tools.
-# On a CPU-only machine torch is pinned to the CPU build torch==2.13.0 first, so pip
-# never pulls a multi-GB CUDA build; with SLIMREC_TORCH=skip an already installed
-# torch (e.g. a CUDA build on a GPU machine) is kept.
+# torch is pinned to torch==2.13.0 first, from pip's configured index (on this project's
+# CPU machines it holds the +cpu build; from plain PyPI without a GPU, install the CPU
+# build first and set SLIMREC_TORCH=skip, so pip never pulls a multi-GB CUDA build); with
+# SLIMREC_TORCH=skip an already installed torch (e.g. a CUDA build on a GPU) is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}

@@ -18,7 +18,7 @@ class LLMSRecConfig(MethodConfig):
 
     llm: str = Field(
         "smollm2-135m",
-        description="The frozen causal LM: a shipped name (`slimrec models`) or a local "
+        description="The frozen causal LM: a shipped name (README, 'Local models') or a local "
         "Hugging Face folder (the paper: Llama-3.2-3B-Instruct).",
     )
     history_items: int = Field(
