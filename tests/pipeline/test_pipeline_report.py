@@ -388,30 +388,24 @@ def per_user_fit(folder: Path, label: str, seed: int, ndcg: list[float]) -> Fit:
 
 
 def test_an_improvement_over_fewer_seeds_than_its_cells_names_the_seeds_it_compares(tmp_path):
-    fits = [
-        per_user_fit(tmp_path, "sasrec/backbone", 0, [0.1, 0.1]),
-        per_user_fit(tmp_path, "sasrec/backbone+", 0, [0.1, 0.1]),
-        per_user_fit(tmp_path, "sasrec/backbone+", 1, [0.2, 0.2]),
-    ]
-    t = ResultTable()
-    for fit, value in zip(fits, (0.1, 0.1, 0.2), strict=True):
-        label, seed = fit.label, fit.seed
+    fits, t = [], ResultTable()
+
+    def main_row(label: str, seed: int, value: float) -> str:
+        """The first row of the main table once a fit of ``label`` at ``value`` is added."""
+        fits.append(per_user_fit(tmp_path, label, seed, [value, value]))
         t.add(method=label, seed=seed, metrics=dict.fromkeys(METRICS, value), dataset="d")
-    md = comparison_table(
-        t, ["sasrec"], {"backbone": "Backbone", "backbone+": "Backbone+"}, protocol="full",
-        metrics=METRICS[:1], digits=4, improvements=MAIN_PAIRS,
-        compare=PerUserMetrics(fits).compare,
-    )  # fmt: skip
+        md = comparison_table(
+            t, ["sasrec"], {"backbone": "Backbone", "backbone+": "Backbone+"}, protocol="full",
+            metrics=METRICS[:1], digits=4, improvements=MAIN_PAIRS,
+            compare=PerUserMetrics(fits).compare,
+        )  # fmt: skip
+        return md.splitlines()[2]
+
+    main_row("sasrec/backbone", 0, 0.1)
+    main_row("sasrec/backbone+", 0, 0.1)
     # the cells are 0.1 and 0.15 (+50%); on the seed both have the two are level
-    assert md.splitlines()[2].endswith("| +0.00% [+0.0, +0.0] (seed 0) |")
-    both = [*fits, per_user_fit(tmp_path, "sasrec/backbone", 1, [0.1, 0.1])]
-    t.add(method="sasrec/backbone", seed=1, metrics=dict.fromkeys(METRICS, 0.1), dataset="d")
-    md = comparison_table(
-        t, ["sasrec"], {"backbone": "Backbone", "backbone+": "Backbone+"}, protocol="full",
-        metrics=METRICS[:1], digits=4, improvements=MAIN_PAIRS,
-        compare=PerUserMetrics(both).compare,
-    )  # fmt: skip
-    assert md.splitlines()[2].endswith("| +50.00% [+50.0, +50.0] |")
+    assert main_row("sasrec/backbone+", 1, 0.2).endswith("| +0.00% [+0.0, +0.0] (seed 0) |")
+    assert main_row("sasrec/backbone", 1, 0.1).endswith("| +50.00% [+50.0, +50.0] |")
 
 
 def test_slim_is_compared_with_backbone_plus_within_each_history_group(tmp_path):
