@@ -293,8 +293,8 @@ def _parse_completion(body: str, model: str) -> Completion:
             finish_reason=choice.get("finish_reason"),
         )
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
-        # Not cut here: the caller blanks the key out first, then caps (a cut could split it).
-        snippet = body[:100_000].replace("\n", " ")
+        # Cut well past the caller's cap: it blanks the key out first, then caps to 200.
+        snippet = body[:2000].replace("\n", " ")
         raise _Retryable(f"unparseable response ({type(e).__name__}: {snippet!r})") from None
 
 
