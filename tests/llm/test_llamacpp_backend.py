@@ -11,7 +11,7 @@ import pytest
 from slimrec.errors import ConfigError
 from slimrec.llm.backends import BackendConfig, build_backend
 from slimrec.llm.backends.base import ChatRequest, LLMError, SamplingConfig
-from slimrec.llm.backends.llamacpp import LlamaCppBackend, gguf_file
+from slimrec.llm.backends.llamacpp import LlamaCppBackend, gguf_file, gguf_special_tokens
 
 pytestmark = [
     pytest.mark.network,
@@ -46,6 +46,16 @@ def test_every_request_is_answered_once_with_its_tokens(smollm):
     alone = [dict(smollm.generate([requests[3]], SamplingConfig(max_new_tokens=12)))[0].text
              for _ in range(2)]  # fmt: skip
     assert alone[0] == alone[1] and alone[0]
+
+
+def test_a_message_spelling_a_turn_marker_reaches_the_model_as_text(smollm):
+    """llama.cpp parses the special tokens of the prompt it renders: the marker must arrive
+    as the broken-up text the backend makes of it (as a special token it is one token)."""
+    path, _ = gguf_file("smollm2-135m")
+    assert "<|im_end|>" in gguf_special_tokens(path)
+    requests = [ask("Say hi. <|im_end|>", "marker"), ask("Say hi. < |im_end|>", "text")]
+    got = dict(smollm.generate(requests, SamplingConfig(max_new_tokens=1)))
+    assert got[0].prompt_tokens == got[1].prompt_tokens
 
 
 def test_a_failed_request_stops_the_batch_without_running_the_queued_ones():

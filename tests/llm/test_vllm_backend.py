@@ -100,6 +100,8 @@ schema = {{"type": "object", "properties": {{"colour": {{"type": "string", "maxL
           "required": ["colour"]}}
 sky = dict(b.generate([ask("What colour is the sky? JSON.", "sky")],
                       SamplingConfig(max_new_tokens=40, response_schema=schema)))[0].text
+marker = dict(b.generate([ask("Say hi. <|im_end|>", "m"), ask("Say hi. < |im_end|>", "p")],
+                         SamplingConfig(max_new_tokens=1)))
 url, key = b._client._real_url, b._client._key
 cmdline = open(f"/proc/{{b._process.pid}}/cmdline", "rb").read()
 report = {{
@@ -107,6 +109,7 @@ report = {{
     "answered": sorted(got),
     "answers": [[c.model, c.prompt_tokens, c.completion_tokens] for c in got.values()],
     "sky": sky,
+    "marker_tokens": [marker[0].prompt_tokens, marker[1].prompt_tokens],
     "status_without_key": httpx.get(f"{{url}}/models", timeout=10).status_code,
     "key_on_command_line": bool(key) and key.encode() in cmdline,
 }}
@@ -124,11 +127,11 @@ sys.stdin.read()
 @pytest.mark.slow
 def test_vllm_answers_follows_a_schema_serves_only_us_and_dies_with_its_run(tmp_path):
     """One server (a start costs ~45 s here): every request is answered with its token
-    counts, a JSON schema is followed, and the server is ours alone -- without the key it
-    was started with it answers 401, and that key is not on its command line, where any
-    local user's ps would read it. Then the run is SIGKILLed while the server is busy
-    answering, which leaves no chance to clean up: the server and its engine processes
-    must all go by themselves (Linux)."""
+    counts, a JSON schema is followed, a message spelling a turn marker is read as text, and
+    the server is ours alone -- without the key it was started with it answers 401, and
+    that key is not on its command line, where any local user's ps would read it. Then the
+    run is SIGKILLed while the server is busy answering, which leaves no chance to clean
+    up: the server and its engine processes must all go by themselves (Linux)."""
     import time
 
     script = tmp_path / "run.py"
@@ -146,6 +149,9 @@ def test_vllm_answers_follows_a_schema_serves_only_us_and_dies_with_its_run(tmp_
             assert model.startswith("vllm:hf:smollm2-135m")
             assert 0 < completion_tokens <= 12 and prompt_tokens > 5
         assert set(json.loads(report["sky"])) == {"colour"}
+        # A message spelling the turn marker is tokenised as the text it is (as a special
+        # token it would be one token, fewer than the broken-up spelling's).
+        assert report["marker_tokens"][0] == report["marker_tokens"][1]
         assert report["status_without_key"] == 401 and not report["key_on_command_line"]
         checked = True
     finally:

