@@ -13,7 +13,13 @@ from slimrec.eval.results import ResultTable
 from slimrec.pipeline.artifacts import Fit
 from slimrec.pipeline.per_user import Comparison, PerUserMetrics
 from slimrec.pipeline.plots import group_shares, plot_popularity, popularity_groups
-from slimrec.pipeline.report import MAIN_PAIRS, comparison_table, render_report, stage_costs
+from slimrec.pipeline.report import (
+    MAIN_PAIRS,
+    comparison_table,
+    popularity_table,
+    render_report,
+    stage_costs,
+)
 from slimrec.pipeline.stage import StageRecord
 from slimrec.training.trainer import PER_USER
 
@@ -180,6 +186,19 @@ def test_whole_report_has_every_section():
     ):
         assert needle in md, needle
     assert md.count("Improv. (SLIM vs Backbone+)") == 2  # once per protocol
+
+
+def test_the_long_tail_table_lists_what_every_panel_shares_once():
+    targets, matching = [0.4, 0.3, 0.3], [0.6, 0.3, 0.1]
+    shares = {
+        backbone: {"slim": slim, "text-matching": matching, "test targets": targets}
+        for backbone, slim in (("sasrec", [0.5, 0.3, 0.2]), ("gru4rec", [0.7, 0.2, 0.1]))
+    }
+    table = popularity_table(shares, top_k=10)
+    assert "| sasrec | slim | 50.0% | 30.0% | 20.0% |" in table
+    assert "| gru4rec | slim | 70.0% | 20.0% | 10.0% |" in table
+    assert table.count("text-matching") == 1 and "| all | text-matching | 60.0%" in table
+    assert table.count("test targets") == 1 and "| all | test targets | 40.0%" in table
 
 
 def test_the_report_names_the_machines_its_stages_ran_on_and_the_fits_without_weights():

@@ -438,11 +438,21 @@ def popularity_table(shares: dict[str, dict[str, list[float]]], top_k: int) -> s
         f"| model | method | {' | '.join(labels)} |",
         "|---|---|" + "---:|" * n_groups,
     ]
+
+    def row(model: str, method: str, values: list[float]) -> str:
+        return f"| {model} | {method} | " + " | ".join(f"{100 * v:.1f}%" for v in values) + " |"
+
+    # The ID-agnostic models and the test targets are in every backbone's panel of the plot,
+    # the same each time: the table lists them once.
+    first = next(iter(shares.values()))
+    shared = [
+        m
+        for m in first
+        if len(shares) > 1 and all(series.get(m) == first[m] for series in shares.values())
+    ]
     for panel, series in shares.items():
-        for method, values in series.items():
-            lines.append(
-                f"| {panel} | {method} | " + " | ".join(f"{100 * v:.1f}%" for v in values) + " |"
-            )
+        lines += [row(panel, m, v) for m, v in series.items() if m not in shared]
+    lines += [row("all", m, first[m]) for m in shared]
     return (
         f"Share of each method's top-{top_k} recommendations (test histories) per item "
         "popularity group, groups of equal item count by training interactions:\n\n"
