@@ -257,6 +257,8 @@ def test_small_runs_carry_a_caveat_and_big_ones_do_not():
     assert "3 seeds" in caveat(999, 3) and "small run" in caveat(999, 3)
     assert "not training randomness" in caveat(5000, 1) and "small run" not in caveat(5000, 1)
     assert caveat(1000, 3) is None
+    named = caveat(50_000, 1, {"gru4rec/slim": 1, "sasrec/backbone+": 2})
+    assert "fewer than 3 seeds for gru4rec/slim (1 seed), sasrec/backbone+ (2 seeds)" in named
 
 
 def with_runs(t: ResultTable, values: dict[str, float]) -> ResultTable:

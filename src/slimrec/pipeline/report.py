@@ -284,9 +284,14 @@ def random_reference(n_candidates: int, metrics: Sequence[str]) -> str:
     )
 
 
-def caveat(n_test_users: int, n_seeds: int) -> str | None:
-    """One line when the tables rest on too few users or seeds to read small differences."""
+def caveat(n_test_users: int, n_seeds: int, thin: dict[str, int] | None = None) -> str | None:
+    """One line when the tables rest on too few users or seeds to read small differences.
+    ``thin``: the methods with fewer than ``MIN_SEEDS`` seeds and their counts, where
+    only some have so few (a run gathered over sessions); they are named."""
     seeds = f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
+    if thin:
+        named = ", ".join(f"{m} ({n} seed{'s' if n != 1 else ''})" for m, n in thin.items())
+        seeds = f"fewer than {MIN_SEEDS} seeds for {named}"
     if n_test_users < MIN_USERS:
         return (
             f"> **Caveat: a small run.** These tables rest on {n_test_users:,} test users and "
@@ -521,7 +526,10 @@ def render_report(
     for run in table.runs:
         per_method.setdefault(run.method, set()).add(run.seed)
     fewest = min((len(s) for s in per_method.values()), default=len(seeds))
-    if n_test_users is not None and (warning := caveat(n_test_users, fewest)):
+    thin = {m: len(s) for m, s in sorted(per_method.items()) if len(s) < MIN_SEEDS}
+    if len(thin) == len(per_method):  # every method: the run itself has too few seeds
+        thin = {}
+    if n_test_users is not None and (warning := caveat(n_test_users, fewest, thin)):
         out.append(warning)
     out.extend(preamble)
     if compare is not None:
