@@ -83,16 +83,12 @@ def gguf_special_tokens(path: Path) -> list[str]:
 def _special_tokens(path: str, size: int, mtime_ns: int) -> tuple[str, ...]:
     import gguf
 
-    reader = gguf.GGUFReader(path)
-    tokens = reader.fields["tokenizer.ggml.tokens"]
-    types = reader.fields["tokenizer.ggml.token_type"]
+    fields = gguf.GGUFReader(path).fields
+    tokens = fields["tokenizer.ggml.tokens"].contents()
+    types = fields["tokenizer.ggml.token_type"].contents()
     special = (gguf.TokenType.CONTROL, gguf.TokenType.UNKNOWN)
-    found = {
-        bytes(tokens.parts[t]).decode("utf-8", errors="replace")
-        for t, k in zip(tokens.data, types.data, strict=True)
-        if int(types.parts[k][0]) in special
-    }
-    return tuple(sorted((t for t in found if t.strip()), key=len, reverse=True))
+    found = {t for t, k in zip(tokens, types, strict=True) if k in special and t.strip()}
+    return tuple(sorted(found, key=len, reverse=True))
 
 
 class LlamaCppBackend:
@@ -121,7 +117,7 @@ class LlamaCppBackend:
         self._server: Any = None
         self._path: Path | None = None
         self._model_id: str | None = None
-        self._specials: list[str] | None = None
+        self._specials: list[str] = []  # the GGUF's, read when the server starts
 
     @property
     def model_id(self) -> str:
@@ -178,10 +174,8 @@ class LlamaCppBackend:
         if sampling.response_schema is not None:  # compiled to a grammar by llama.cpp
             body["response_format"] = response_format(sampling.response_schema)
 
-        specials = self._specials or []
-
         def ask(request: ChatRequest) -> dict:
-            messages = plain_messages(request.messages, specials)
+            messages = plain_messages(request.messages, self._specials)
             return server.handle_chat_completions({"messages": messages, **body})
 
         pool = ThreadPoolExecutor(self.parallel)
