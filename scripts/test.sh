@@ -3,6 +3,18 @@
 # With arguments, they go to one pytest run as they are (bash scripts/test.sh tests/eval).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The environments take ~7 GiB (.venv 2.3, .venv-vllm 3.9, pip's unpacking beside them): a
+# disk that cannot hold them fails here in one line, not deep inside a pip log.
+need_gib=0
+[ -x .venv/bin/python ] || need_gib=$((need_gib + 3))
+[ -x .venv-vllm/bin/python ] || need_gib=$((need_gib + 5))
+for dir in . "${TMPDIR:-/tmp}"; do
+  free_gib=$(( $(df -Pk "$dir" | awk 'NR==2 {print $4}') / 1048576 ))
+  if [ "$need_gib" -gt 0 ] && [ "$free_gib" -lt "$need_gib" ]; then
+    echo "error: $free_gib GiB free on $(df -P "$dir" | awk 'NR==2 {print $6}') ($dir), the test environments need ~$need_gib GiB: free disk space, or set TMPDIR to a roomier disk" >&2
+    exit 2
+  fi
+done
 logs=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$logs"' EXIT
 # The three environments install side by side (each mostly waits on the registry).
