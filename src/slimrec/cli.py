@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from slimrec.errors import ConfigError, SlimrecError
 from slimrec.io import check_writable
+from slimrec.machine import THREADS
 
 app = typer.Typer(
     help="slimrec: sequential recommendation with rationales distilled from LLMs (SLIM).",
@@ -207,7 +208,7 @@ def train(
     patience: int | None = typer.Option(None, help="Early-stopping patience in epochs."),
     loss: str | None = typer.Option(None, help="ce (full softmax) or bce (sampled negatives)."),
     seed: int | None = typer.Option(None, help="Random seed."),
-    threads: int | None = typer.Option(None, help="torch CPU threads."),
+    threads: int | None = typer.Option(None, help=THREADS),
     device: str | None = typer.Option(None, help="auto|cpu|cuda."),
     text_encoder: str = typer.Option("all-minilm-l6-v2", help="Sentence encoder for '+' variants."),
 ) -> None:
@@ -287,7 +288,7 @@ def distill_student(
     max_length: int | None = typer.Option(None, help="Tokens per sequence (prompt cut first)."),
     lora_rank: int | None = typer.Option(None, help="LoRA rank r."),
     seed: int | None = typer.Option(None, help="Seed of the split, LoRA init and batches."),
-    threads: int | None = typer.Option(None, help="torch CPU threads."),
+    threads: int | None = typer.Option(None, help=THREADS),
     device: str | None = typer.Option(None, help="auto|cpu|cuda."),
     report: bool = typer.Option(
         False, "--report", help="Compare base and student on held-out users (quality.md)."
@@ -342,7 +343,7 @@ def serve_llm(
     batch_size: int = typer.Option(
         16, min=1, help="Most concurrent requests in one forward batch."
     ),
-    threads: int | None = typer.Option(None, min=1, help="torch CPU threads."),
+    threads: int | None = typer.Option(None, min=1, help=THREADS),
     served_name: str | None = typer.Option(
         None, help="Model name clients send (default: --model's last part)."
     ),
@@ -453,7 +454,7 @@ def reason_cmd(
     base_model: str | None = typer.Option(None, help="smollm2-135m or a local model folder."),
     batch_size: int | None = typer.Option(None, help="Rows decoded together."),
     max_new_tokens: int | None = typer.Option(None, help="Cap on tokens per rationale."),
-    threads: int | None = typer.Option(None, help="torch CPU threads."),
+    threads: int | None = typer.Option(None, help=THREADS),
     dtype: str | None = typer.Option(None, help="auto|float32|bfloat16|float16."),
     device: str | None = typer.Option(None, help="auto|cpu|cuda|cuda:N (auto: CUDA if any)."),
     engine: str | None = typer.Option(

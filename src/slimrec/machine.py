@@ -1,9 +1,16 @@
-"""What machine computed a figure: CPU model, cores, vector extensions, accelerator.
+"""What machine computed a figure, and how many threads a job may use on it.
 
 Speeds, and the last digits of float results, depend on the CPU's vector extensions
 (machines of one kind here differ: AVX2 only, AVX-512 with BF16, AMX), so every report
 and benchmark states them. One reading of ``lscpu``, shared by the pipeline's stage
 records, its report and the benchmark scripts.
+
+Threads: torch (and llama.cpp) default to one thread per core, and their threads wait for
+each other at every operation. When other work already keeps those cores busy, the
+waiting dominates: the student decoded 5x slower on two threads than on one beside two
+busy processes on 2 cores (docs/benchmarks.md, "Threads on a busy machine"). So where a
+job is not told its thread count it takes the cores other processes leave idle now
+(:func:`default_threads`), at least one.
 """
 
 from __future__ import annotations
@@ -11,6 +18,8 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import sys
+import time
 from functools import cache
 from typing import Any
 
@@ -41,6 +50,96 @@ def vector_flags() -> list[str]:
 
 def cores() -> int | None:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def busy_cores(seconds: float = 0.2) -> float | None:
+    """How many of this process's cores other processes keep busy, measured over
+    ``seconds`` (/proc/stat, less this process's own CPU time); None where there is no
+    /proc/stat."""
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    before, own_before, wall_before = _busy_jiffies(cpus), _own_seconds(), time.monotonic()
+    if before is None:
+        return None
+    time.sleep(seconds)
+    after, own_after, wall_after = _busy_jiffies(cpus), _own_seconds(), time.monotonic()
+    if after is None:
+        return None
+    return others_busy(
+        after - before, own_after - own_before, wall_after - wall_before, _clock_ticks()
+    )
+
+
+def others_busy(busy_jiffies: int, own_seconds: float, wall_seconds: float, ticks: int) -> float:
+    """Cores kept busy by other processes: the CPUs' busy time less ours, per second."""
+    if wall_seconds <= 0:
+        return 0.0
+    return max(0.0, (busy_jiffies / ticks - own_seconds) / wall_seconds)
+
+
+def _busy_jiffies(cpus: set[int] | None) -> int | None:
+    """Busy clock ticks (all but idle and iowait) summed over ``cpus`` (None: all)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            lines = f.readlines()
+    except OSError:
+        return None
+    busy = 0
+    for line in lines:
+        name, *fields = line.split()
+        if not (name.startswith("cpu") and name[3:].isdigit()):
+            continue
+        if cpus is not None and int(name[3:]) not in cpus:
+            continue
+        values = [int(v) for v in fields[:8]]  # user nice system idle iowait irq softirq steal
+        busy += sum(values) - values[3] - values[4]
+    return busy
+
+
+def _own_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def _clock_ticks() -> int:
+    return os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+THREADS = (
+    "CPU threads (default: this process's cores less those other processes keep busy when "
+    "the job starts, at least 1; one per core would wait on the busy ones)."
+)
+_chosen: dict[str, tuple[float, int]] = {}  # the last choice and when it was made
+_REUSE_SECONDS = 30.0  # jobs started within this reuse it (a test suite builds hundreds)
+
+
+def default_threads() -> int:
+    """Threads for a job not told its count: this process's cores less those other
+    processes keep busy now (rounded), at least one. Said once on stderr when that is
+    fewer than the cores."""
+    now = time.monotonic()
+    if "last" in _chosen and now - _chosen["last"][0] < _REUSE_SECONDS:
+        return _chosen["last"][1]
+    n_cores = cores() or 1
+    busy = busy_cores()
+    threads = n_cores if busy is None else max(1, min(n_cores, int(n_cores - busy + 0.5)))
+    if threads < n_cores and _chosen.get("last", (0, n_cores))[1] != threads:
+        print(
+            f"slimrec: {busy:.1f} of {n_cores} cores busy with other work: {threads} "
+            "thread(s) (give threads to choose)",
+            file=sys.stderr,
+        )
+    _chosen["last"] = (now, threads)
+    return threads
+
+
+def set_torch_threads(threads: int | None) -> int:
+    """Set torch's CPU threads (process-wide) to ``threads``, else :func:`default_threads`;
+    return the count."""
+    import torch
+
+    count = threads or default_threads()
+    torch.set_num_threads(count)
+    return count
 
 
 def gpu() -> str | None:

@@ -20,6 +20,7 @@ from slimrec.errors import SlimrecError
 from slimrec.eval.order import Perturbation
 from slimrec.eval.results import DEFAULT_TABLE_METRICS
 from slimrec.llm.backends import EndpointConfig, SamplingConfig
+from slimrec.machine import THREADS
 from slimrec.methods import METHODS, Method, Needs, get_method
 from slimrec.methods.slim.student import StudentConfig
 from slimrec.methods.slim.student.reason import ENGINE, STRUCTURED, Engine, one_place_to_run
@@ -82,7 +83,7 @@ class ReasonSection(LaterSettingsOmitted):
         True,
         description="Run the prompts' common opening (template, instructions) once for all rows.",
     )
-    threads: int | None = Field(None, ge=1, description="torch CPU threads.")
+    threads: int | None = Field(None, ge=1, description=THREADS)
     dtype: str = Field(
         "auto",
         pattern=r"^(auto|float32|bfloat16|float16)$",

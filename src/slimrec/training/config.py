@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import ConfigDict, Field
 
 from slimrec.config import LaterSettingsOmitted
+from slimrec.machine import THREADS
 
 
 class TrainConfig(LaterSettingsOmitted):
@@ -87,7 +88,5 @@ class TrainConfig(LaterSettingsOmitted):
         "LLM-SRec's: 99).",
     )
     seed: int = Field(0, description="Seeds initialisation, batch order and sampled negatives.")
-    threads: int | None = Field(
-        None, ge=1, description="torch CPU threads (default: torch's choice)."
-    )
+    threads: int | None = Field(None, ge=1, description=THREADS)
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")

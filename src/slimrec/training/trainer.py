@@ -38,6 +38,7 @@ from slimrec.errors import ConfigError
 from slimrec.eval import EvalConfig, per_user_metrics, summarize
 from slimrec.eval.protocol import UserScoreFn
 from slimrec.io import atomic_path, write_json_atomic
+from slimrec.machine import set_torch_threads
 from slimrec.training.config import TrainConfig
 from slimrec.training.examples import Examples, causal_examples, prefix_examples
 from slimrec.training.recipe import ModelRecipe, backbone_options, backbone_recipe
@@ -95,8 +96,7 @@ class Trainer:
                     self.model_.eval()
                     self.test(data)
                 return done
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        set_torch_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         device = pick_device(cfg.device)
 

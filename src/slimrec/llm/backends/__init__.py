@@ -24,6 +24,7 @@ from slimrec.llm.backends.base import (
     SamplingConfig,
     redact_url,
 )
+from slimrec.machine import THREADS
 
 DEFAULT_TEACHER = "qwen2.5-coder-0.5b"
 
@@ -95,9 +96,7 @@ class BackendConfig(BaseModel):
     )
     device: str = Field("auto", description="auto|cpu|cuda (hf).")
     dtype: str = Field("auto", description="auto|float32|bfloat16|float16 (hf).")
-    threads: int | None = Field(
-        None, ge=1, description="CPU threads (hf: torch's; llamacpp: llama.cpp's)."
-    )
+    threads: int | None = Field(None, ge=1, description=THREADS)
     sampling: SamplingConfig = Field(
         default_factory=_teacher_sampling, description="Decoding settings (part of cache keys)."
     )

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from slimrec.errors import ConfigError, SlimrecError
 from slimrec.llm.backends.base import ChatRequest, Completion, LLMError, SamplingConfig
+from slimrec.machine import set_torch_threads
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 # transformers 5.x announces, once per process and as a warning at every forward, that the
@@ -114,8 +115,7 @@ class HFBackend:
 
         from slimrec.llm.models import resolve_model
 
-        if self.threads:
-            torch.set_num_threads(self.threads)
+        set_torch_threads(self.threads)
         device = self._device(torch)
         dtype = self._dtype(torch, device)
         what = self.model_name + (f" with adapter {self.adapter}" if self.adapter else "")

@@ -36,6 +36,7 @@ from slimrec.llm.backends.base import (
     response_format,
 )
 from slimrec.llm.chat import plain_messages
+from slimrec.machine import default_threads
 
 
 def reads_as_shipped(model: str) -> bool:
@@ -108,7 +109,7 @@ class LlamaCppBackend:
         self.model_name = model
         self.adapter = adapter
         self.parallel = parallel
-        self.threads = threads or min(os.cpu_count() or 1, 8)
+        self.threads = threads  # None: the cores other work leaves free, at most 8
         self.context_per_slot = context_per_slot
         self.gpu_layers = gpu_layers
         # llama.cpp logs every slot's timings to stderr (its default, 3), thousands of
@@ -155,8 +156,9 @@ class LlamaCppBackend:
             params.n_parallel = self.parallel
             params.n_ctx = self.parallel * self.context_per_slot
             params.n_gpu_layers = self.gpu_layers
-            params.cpuparams.n_threads = self.threads
-            params.cpuparams_batch.n_threads = self.threads
+            n_threads = self.threads or min(default_threads(), 8)
+            params.cpuparams.n_threads = n_threads
+            params.cpuparams_batch.n_threads = n_threads
             params.verbosity = self.verbosity
             self._specials = gguf_special_tokens(self._path)
             self._server = xllamacpp.Server(params)

@@ -34,6 +34,7 @@ from slimrec.io import atomic_path, write_json_atomic
 from slimrec.llm.backends.hf import model_identity
 from slimrec.llm.candidates import CandidateLM
 from slimrec.llm.local import pick_dtype, resolve_base
+from slimrec.machine import set_torch_threads
 from slimrec.methods.base import FitContext, Method, Needs
 from slimrec.methods.delrec.config import DelrecConfig
 from slimrec.methods.delrec.examples import Example, lsr_example, rps_example, ta_example
@@ -109,8 +110,7 @@ class DelrecMethod(Method[DelrecConfig]):
             return json.loads(results_path.read_text())
         out.mkdir(parents=True, exist_ok=True)
         save_yaml(cfg, out / "config.yaml")
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        set_torch_threads(cfg.threads)
         seconds: dict[str, float] = {}
         start = time.perf_counter()
         sr_top = self.sr_top(teacher_dir, data, out / f"sr_top-{teacher_key[:16]}.npy")

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from pydantic import ConfigDict, Field
 
 from slimrec.config import LaterSettingsOmitted
+from slimrec.machine import THREADS
 
 DEFAULT_STUDENT = "smollm2-135m"
 # Attention and MLP projections of Llama/Qwen/SmolLM-style decoders.
@@ -77,7 +78,7 @@ class StudentConfig(LaterSettingsOmitted):
         True, description="Train only on teacher rationales that parsed into all three steps."
     )
     seed: int = Field(0, description="Seeds the user split, LoRA init, batch order, dropout.")
-    threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's).")
+    threads: int | None = Field(None, ge=1, description=THREADS)
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     dtype: str = Field(
         "auto",

@@ -29,6 +29,7 @@ from slimrec.config import config_hash, save_yaml
 from slimrec.devices import pick_device
 from slimrec.errors import ConfigError
 from slimrec.io import atomic_dir, sha256_file, write_json_atomic
+from slimrec.machine import set_torch_threads
 from slimrec.methods.slim.rationale_checks import repeated_lines
 from slimrec.methods.slim.student.config import RESUMABLE, StudentConfig
 from slimrec.methods.slim.student.lora import load_student, token_nll
@@ -78,8 +79,7 @@ def _distill(rationales_path: str | Path, cfg: StudentConfig, out: Path) -> dict
         done = json.loads(results_path.read_text(encoding="utf-8"))
         if done.get("key") == results_key:
             return done
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    set_torch_threads(cfg.threads)
     device = pick_device(cfg.device)
     tokenizer, model, _ = load_student(cfg, device)
     out.mkdir(parents=True, exist_ok=True)

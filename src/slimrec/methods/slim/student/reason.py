@@ -45,6 +45,7 @@ from slimrec.llm.backends import EndpointConfig
 from slimrec.llm.backends.base import ChatRequest, Completion, SamplingConfig
 from slimrec.llm.backends.llamacpp import LlamaCppBackend
 from slimrec.llm.backends.vllm import VLLMBackend
+from slimrec.machine import THREADS
 from slimrec.methods.slim.prompts import Prompt, PromptConfig
 from slimrec.methods.slim.teach import COLUMNS, rationale_row, user_prompts
 
@@ -105,12 +106,7 @@ class ReasonConfig(LaterSettingsOmitted):
         True,
         description="Run the prompts' common opening (template, instructions) once for all rows.",
     )
-    threads: int | None = Field(
-        None,
-        ge=1,
-        description="torch CPU threads (default torch's). On a busy machine 1 can beat "
-        "all cores: see docs/benchmarks.md.",
-    )
+    threads: int | None = Field(None, ge=1, description=THREADS)
     dtype: str = Field(
         "auto",
         pattern=r"^(auto|float32|bfloat16|float16)$",
