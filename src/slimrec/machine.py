@@ -7,8 +7,8 @@ records, its report and the benchmark scripts.
 
 Threads: torch (and llama.cpp) default to one thread per core, and their threads wait for
 each other at every operation. When other work already keeps those cores busy, the
-waiting dominates: the student decoded 5x slower on two threads than on one beside two
-busy processes on 2 cores (docs/benchmarks.md, "Threads on a busy machine"). So where a
+waiting dominates: with another process on one of 2 cores the student decoded 4x to 17x
+slower on two threads than on one (docs/benchmarks.md, "Threads on a busy machine"). So where a
 job is not told its thread count it takes the cores other processes leave idle now
 (:func:`default_threads`), at least one.
 """
