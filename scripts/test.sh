@@ -45,7 +45,13 @@ fi
 engines=$!
 status=0
 .venv/bin/python -m pytest -q -m "not engine" --basetemp "$logs/tmp" || status=$?
-wait "$engines" || status=$?
+engine_status=0
+wait "$engines" || engine_status=$?
 echo "== the engine tests (Ray, vLLM; pytest -m engine) =="
 cat "$logs/engine-tests.log"
+if [ "$engine_status" -gt 128 ]; then  # no pytest summary then: say what ended it
+  echo "error: the engine tests' process was killed by signal $((engine_status - 128))" \
+    "(9, SIGKILL, is what the kernel's out-of-memory killer sends)" >&2
+fi
+[ "$engine_status" -eq 0 ] || status=$engine_status
 exit "$status"
