@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from slimrec import machine
 from slimrec.llm.backends.base import ChatRequest, SamplingConfig
 from slimrec.llm.backends.hf import HFBackend
@@ -48,8 +50,6 @@ def timed(threads: int | None, users: int, new_tokens: int) -> dict:
     backend = HFBackend("smollm2-135m", threads=threads, batch_size=users, progress=False)
     sampling = SamplingConfig(max_new_tokens=new_tokens, temperature=0.0)
     list(backend.generate(requests(2), sampling))  # load the model, warm the kernels
-    import torch
-
     start = time.perf_counter()
     answers = dict(backend.generate(requests(users), sampling))
     seconds = time.perf_counter() - start

@@ -23,6 +23,7 @@ from pathlib import Path
 from slimrec.data.prepared import PreparedDataset
 from slimrec.devices import pick_device
 from slimrec.errors import ConfigError
+from slimrec.machine import set_torch_threads
 from slimrec.methods.slim.grounding import CatalogIndex, suggestion_lines
 from slimrec.methods.slim.teach import prompt_items
 from slimrec.pipeline.artifacts import RunArtifacts
@@ -76,13 +77,11 @@ class RecommendService:
         max_pending: int = 8,
         threads: int | None = None,
     ):
-        if threads is not None:
-            # Process-wide. One forward pass of a small recommender is ~2 ms on one thread
-            # but can take 20x longer with two OpenMP threads on a busy 2-core machine
-            # (docs/benchmarks.md, "Serving"): `slimrec serve` defaults to 1.
-            import torch
-
-            torch.set_num_threads(threads)
+        # Process-wide. One forward pass of a small recommender is ~2 ms on one thread but
+        # can take 20x longer with two OpenMP threads on a busy 2-core machine
+        # (docs/benchmarks.md, "Serving"): `slimrec serve` defaults to 1; None takes the
+        # cores other work leaves idle, like every other job.
+        set_torch_threads(threads)
         device = str(pick_device(device))  # auto: CUDA where there is one, as everywhere
         self.artifacts = RunArtifacts(run_dir)
         # Which rationales the model reads, as the run configured it.
