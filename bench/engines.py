@@ -5,25 +5,36 @@ history budget), the same greedy decoding and token cap, one engine after the ot
 one process: per engine the wall time, generated tokens per second, and what the answers
 are worth -- parse rate (all three steps), cap-hit rate, repeated-line rate, the share
 whose step 2 names five distinct categories, the share that echoes the instructions'
-own words, and mean answer length. An engine spec ``engine:parallel:json`` asks for
-structured output (methods/slim/structured.py: a JSON schema the engine turns into a
-grammar, rendered back into the three steps). The CPU's lscpu flags are printed too.
+own words, and mean answer length. An engine spec ``engine:parallel[:json][:DTYPE]
+[:VAR=VALUE]`` asks for structured output with ``json`` (methods/slim/structured.py: a
+JSON schema the engine turns into a grammar, rendered back into the three steps), for a
+dtype (vllm, hf: ``bfloat16``, ``float32``), and sets environment variables for that
+engine's server (e.g. ``VLLM_CPU_OMP_THREADS_BIND=0-1``). ``--config`` takes the prompt
+wording, the teacher's user seed and the prepared data from a run config instead of the
+quickstart's (``--data``: an already prepared folder, e.g. a run's prepare stage). The
+CPU's lscpu flags are printed too.
 
 Usage (the quickstart's 32 teacher users, ~5 min per engine on 2 quiet cores):
     .venv/bin/python bench/engines.py --model qwen2.5-coder-0.5b --users 32 --out FILE
     .venv/bin/python bench/engines.py --engines llamacpp:8,llamacpp:8:json --max-new-tokens 512
+    SLIMREC_VLLM_PYTHON=.venv-vllm/bin/python .venv/bin/python bench/engines.py \
+        --config configs/amazon-games.yaml --model qwen2.5-coder-1.5b --max-new-tokens 512 \
+        --data bench/runs/amazon-games/stages/prepare-fef329b089b2f7db/data \
+        --engines llamacpp:8:json,vllm:64:json:bfloat16
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
-from slimrec.data import PrepareConfig, prepare
+from slimrec.data import PrepareConfig, PreparedDataset, prepare
 from slimrec.data.loaders import DataSource, load_dataset
 from slimrec.llm.backends import build_backend
 from slimrec.llm.backends.base import ChatRequest, SamplingConfig
@@ -33,6 +44,7 @@ from slimrec.methods.slim.prompts import PromptConfig
 from slimrec.methods.slim.rationale_checks import table_rates
 from slimrec.methods.slim.structured import render
 from slimrec.methods.slim.teach import TeacherConfig, select_users, user_prompts
+from slimrec.pipeline.config import RunConfig
 
 QUICKSTART = PromptConfig(
     domain="movies", verb="watched", category_noun="genres", per_category=2, max_items=15,
@@ -42,20 +54,34 @@ QUICKSTART = PromptConfig(
 
 def run(spec: str, model: str, prompts, users, sampling, threads: int, wording) -> dict:
     engine, parallel, *mode = spec.split(":")
-    structured = mode == ["json"]
+    structured = "json" in mode
+    env = dict(m.split("=", 1) for m in mode if "=" in m)
+    dtypes = [m for m in mode if m != "json" and "=" not in m]
     config = TeacherConfig(
         backend=engine, model=model, batch_size=int(parallel), threads=threads,
         structured=structured, prompt=wording, sampling=sampling,
+        dtype=dtypes[0] if dtypes else "auto",
     )  # fmt: skip
     requests = [ChatRequest(f"user {u}", config.messages(p)) for u, p in
                 zip(users, prompts, strict=True)]  # fmt: skip
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # a server started now inherits them
     backend = build_backend(config)
     backend.check()
-    start = time.perf_counter()
-    answers = dict(backend.generate(requests, config.sampling_for_requests()))
-    seconds = time.perf_counter() - start
-    if hasattr(backend, "close"):
-        backend.close()
+    try:
+        # Start-up (a server, model loading) apart from generation: one short request first.
+        start = time.perf_counter()
+        short = config.sampling_for_requests().model_copy(update={"max_new_tokens": 4})
+        dict(backend.generate(requests[:1], short))
+        startup = time.perf_counter() - start
+        start = time.perf_counter()
+        answers = dict(backend.generate(requests, config.sampling_for_requests()))
+        seconds = time.perf_counter() - start
+    finally:
+        if hasattr(backend, "close"):
+            backend.close()
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
     texts = [answers[i].text for i in range(len(prompts))]
     texts = [(structured and render(t)) or t for t in texts]
     steps = [parse_rationale(t) for t in texts]
@@ -67,7 +93,8 @@ def run(spec: str, model: str, prompts, users, sampling, threads: int, wording) 
     })  # fmt: skip
     rates = table_rates(table, sampling.max_new_tokens)
     return {
-        "engine": spec, "answers": len(texts), "seconds": round(seconds, 1),
+        "engine": spec, "answers": len(texts), "startup_s": round(startup, 1),
+        "seconds": round(seconds, 1),
         "new_tokens": sum(tokens), "new_tok_per_s": round(sum(tokens) / seconds, 2),
         **rates, "answers_text": texts,
     }  # fmt: skip
@@ -80,13 +107,26 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=160)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--engines", default="hf:16,llamacpp:16,llamacpp:16:json")
-    ap.add_argument("--template", default=QUICKSTART.version, help="prompt template version")
+    ap.add_argument("--template", help="prompt template version (default: the wording's)")
+    ap.add_argument("--config", type=Path, help="a run config: its data, wording, user seed")
+    ap.add_argument("--data", type=Path, help="a prepared data folder for --config's data")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    raw = load_dataset(DataSource(dataset="ml-100k"))
-    data = prepare(raw, PrepareConfig(max_users=150, max_seq_len=50))
-    users = select_users(data.n_users, args.users, 0)
-    wording = QUICKSTART.model_copy(update={"version": args.template})
+    wording, seed = QUICKSTART, 0
+    if args.config:
+        run_config = RunConfig.model_validate(yaml.safe_load(args.config.read_text()))
+        wording, seed = run_config.teacher.prompt, run_config.teacher.seed
+        if args.data:
+            data = PreparedDataset.load(args.data)
+        else:
+            data = prepare(load_dataset(run_config.data.source), run_config.data.prepare)
+    else:
+        raw = load_dataset(DataSource(dataset="ml-100k"))
+        data = prepare(raw, PrepareConfig(max_users=150, max_seq_len=50))
+    users = select_users(data.n_users, args.users, seed)
+    if args.template:
+        wording = wording.model_copy(update={"version": args.template})
+    args.template = wording.version
     prompts = user_prompts(data, users, wording)
     sampling = SamplingConfig(max_new_tokens=args.max_new_tokens)
     rows = []
@@ -97,12 +137,14 @@ def main() -> None:
     print(f"\n{args.model}, template {args.template}, {args.users} prompts, "
           f"{args.max_new_tokens} new tokens max, greedy, {args.threads} threads; "
           f"CPU {machine}\n")  # fmt: skip
-    print("| engine:parallel[:json] | wall s | new tok/s | parsed | at cap | repeats a line "
-          "| 5 distinct categories | echoes the prompt | mean tokens |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| engine:parallel[:json][:dtype] | start-up s | wall s | new tok/s | parsed "
+          "| at cap | repeats a line | 5 distinct categories | echoes the prompt "
+          "| mean tokens |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     pct = lambda x: f"{100 * x:.0f}%"  # noqa: E731
     for r in rows:
-        print(f"| {r['engine']} | {r['seconds']} | {r['new_tok_per_s']} | {pct(r['parse_rate'])} "
+        print(f"| {r['engine']} | {r['startup_s']} | {r['seconds']} | {r['new_tok_per_s']} "
+              f"| {pct(r['parse_rate'])} "
               f"| {pct(r['cap_rate'])} | {pct(r['repeat_rate'])} | {pct(r['distinct_rate'])} "
               f"| {pct(r['echo_rate'])} | {r['mean_tokens']:.0f} |")  # fmt: skip
     if args.out:

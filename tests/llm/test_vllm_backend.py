@@ -112,6 +112,7 @@ report = {{
     "marker_tokens": [marker[0].prompt_tokens, marker[1].prompt_tokens],
     "status_without_key": httpx.get(f"{{url}}/models", timeout=10).status_code,
     "key_on_command_line": bool(key) and key.encode() in cmdline,
+    "answer_timeout_s": b._client.timeout_s,
 }}
 q = [ask(f"Count to {{i}}", f"c{{i}}") for i in range(16)]
 busy = threading.Thread(target=lambda: dict(b.generate(q, SamplingConfig(max_new_tokens=400))),
@@ -153,6 +154,9 @@ def test_vllm_answers_follows_a_schema_serves_only_us_and_dies_with_its_run(tmp_
         # token it would be one token, fewer than the broken-up spelling's).
         assert report["marker_tokens"][0] == report["marker_tokens"][1]
         assert report["status_without_key"] == 401 and not report["key_on_command_line"]
+        # An answer queued behind the others in flight on a CPU takes minutes: at the
+        # client's usual 120 s the 1.5B teacher's answers were generated twice.
+        assert report["answer_timeout_s"] >= 600
         checked = True
     finally:
         if not checked:  # a failed check must not leave the run (and so its server) behind
@@ -174,3 +178,15 @@ def test_a_pattern_for_slimrecs_own_decoder_is_refused_before_a_server_starts():
     with pytest.raises(LLMError, match="response_pattern is not offered by the vllm backend"):
         next(backend.generate([ask("x")], SamplingConfig(response_pattern="Step 1: .*")))
     assert backend._process is None
+
+
+def test_threads_bind_the_cpu_workers_to_that_many_allowed_cores():
+    from slimrec.llm.backends import BackendConfig, build_backend
+    from slimrec.llm.backends.vllm import cpu_binding
+
+    allowed = sorted(os.sched_getaffinity(0))
+    assert cpu_binding(None) == {}  # vLLM's own choice
+    assert cpu_binding(1) == {"VLLM_CPU_OMP_THREADS_BIND": str(allowed[0])}
+    assert cpu_binding(len(allowed)) == {"VLLM_CPU_OMP_THREADS_BIND": ",".join(map(str, allowed))}
+    backend = build_backend(BackendConfig(backend="vllm", model="smollm2-135m", threads=1))
+    assert backend.threads == 1

@@ -96,7 +96,12 @@ class BackendConfig(BaseModel):
     )
     device: str = Field("auto", description="auto|cpu|cuda (hf).")
     dtype: str = Field("auto", description="auto|float32|bfloat16|float16 (hf).")
-    threads: int | None = Field(None, ge=1, description=THREADS)
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description=THREADS + " vllm on a CPU: the cores its workers are bound to (unset: "
+        "vLLM's own choice, which keeps one core for its scheduler).",
+    )
     sampling: SamplingConfig = Field(
         default_factory=_teacher_sampling, description="Decoding settings (part of cache keys)."
     )
@@ -180,7 +185,9 @@ def _build_llamacpp(config: BackendConfig) -> Backend:
 def _build_vllm(config: BackendConfig) -> Backend:
     from slimrec.llm.backends.vllm import VLLMBackend
 
-    return VLLMBackend(config.model, dtype=config.dtype, concurrency=config.batch_size)
+    return VLLMBackend(
+        config.model, dtype=config.dtype, concurrency=config.batch_size, threads=config.threads
+    )
 
 
 BACKENDS: dict[str, Callable[[BackendConfig], Backend]] = {

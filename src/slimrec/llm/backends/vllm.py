@@ -103,6 +103,18 @@ def vllm_version(python: str | None = None) -> str | None:
     return probe.stdout.strip() if probe.returncode == 0 else None
 
 
+def cpu_binding(threads: int | None) -> dict[str, str]:
+    """The environment that has vLLM's CPU build compute on ``threads`` cores (None: its
+    own choice, which keeps one core for its scheduler). On 2 cores its choice suits the
+    135M student, whose steps are short; the 1.5B teacher ran faster on both
+    (docs/benchmarks.md, "The teacher through vLLM"). Ignored on GPUs."""
+    if threads is None:
+        return {}
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    chosen = allowed[:threads] or list(range(threads))
+    return {"VLLM_CPU_OMP_THREADS_BIND": ",".join(map(str, chosen))}
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -123,6 +135,8 @@ class VLLMBackend:
         max_model_len: int = 4096,
         memory_fraction: float | None = None,
         startup_timeout_s: float = 1800.0,  # ~1 min when quiet; >10 min seen on a busy CPU
+        request_timeout_s: float = 3600.0,
+        threads: int | None = None,
         extra_args: Sequence[str] = (),
     ):
         self.model_name = model
@@ -135,6 +149,11 @@ class VLLMBackend:
         # build; vLLM's own default (0.92) leaves nothing for the recommender beside it.
         self.memory_fraction = memory_fraction or float(os.environ.get(MEMORY_ENV, "0.3"))
         self.startup_timeout_s = startup_timeout_s
+        # One answer waits behind every other in flight: with 32 answers of the 1.5B on a
+        # CPU, one took ~190 s, and a client timeout of 120 s had it generated twice. The
+        # server is ours and watched (a dead one fails the request), so wait long.
+        self.request_timeout_s = request_timeout_s
+        self.threads = threads
         self.extra_args = list(extra_args)
         self._process: subprocess.Popen | None = None
         self._log: Path | None = None
@@ -206,7 +225,7 @@ class VLLMBackend:
                 cmd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "VLLM_API_KEY": key},
+                env={**os.environ, **cpu_binding(self.threads), "VLLM_API_KEY": key},
             )
         base = f"http://127.0.0.1:{port}"
         auth = {"Authorization": f"Bearer {key}"}
@@ -242,6 +261,7 @@ class VLLMBackend:
             base_url=f"{base}/v1",
             api_key=key,
             concurrency=self.concurrency,
+            timeout_s=self.request_timeout_s,
             max_retries=2,
         )
         return self._client
