@@ -107,9 +107,10 @@ def teach_stage(teacher: TeacherSection, data_dir: Path, data_key: str, run_dir:
     if teacher.backend == "auto":  # the engine found here decides the weights (GGUF or fp32)
         inputs["teacher"]["backend"] = engine
     if teacher.structured:  # the schema and its rendering decide the rationales too
-        from slimrec.methods.slim.structured import SCHEMA_VERSION
+        from slimrec.methods.slim.structured import RENDER_VERSION, SCHEMA_VERSION
 
         inputs["schema"] = SCHEMA_VERSION
+        inputs["render"] = RENDER_VERSION
 
     def work(folder: Path) -> dict[str, Any]:
         from slimrec.llm.backends import engine_version

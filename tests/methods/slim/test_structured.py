@@ -57,6 +57,42 @@ def test_anything_but_a_whole_answer_is_left_to_the_parser(bad):
     assert render(bad) is None
 
 
+def test_an_answer_cut_while_looping_on_blank_lines_is_closed_and_rendered_whole():
+    # What 48 of the 1.5B's 1,000 bf16 answers did: every value written, then blank
+    # lines (which a JSON grammar allows between values) until the token cap.
+    groups = [('Say "hi" [now]', ["A {b}", 'C "d" ]']), *GROUPS[1:]]
+    whole = json.dumps(
+        {"preferences": "Likes } and ].", "recommendations": [
+            {"category": c, "items": items} for c, items in groups]},
+        indent=2,
+    )  # fmt: skip
+    looped = whole[: whole.rindex("}", 0, len(whole) - 1) + 1] + "\n \n \n \n"
+    with pytest.raises(ValueError):
+        json.loads(looped)
+    assert render(looped) == render(whole)
+    assert parse_rationale(render(looped)).complete
+
+
+def test_an_answer_that_stopped_short_renders_what_it_wrote():
+    # 33 of those 48 looped after their fourth category: the schema forbids closing there.
+    whole = answer()
+    four = whole[: whole.index(', {"category": "Platformer"')] + "\n \n \n"
+    rationale = parse_rationale(render(four))
+    assert rationale.complete
+    assert rationale.categories.splitlines() == [f"{n}. {c}" for n, (c, _) in
+                                                 enumerate(GROUPS[:4], 1)]  # fmt: skip
+
+
+def test_an_answer_cut_inside_a_value_is_not_closed():
+    whole = answer()
+    inside_a_title = whole[: whole.index("Celeste") + 3]
+    after_a_comma = whole[: whole.index('"Hollow Knight"')]
+    no_items_yet = whole[: whole.index('"Celeste"') - 1]
+    no_category_yet = whole[: whole.index('"recommendations": [') + 20]
+    for cut in (inside_a_title, after_a_comma, no_items_yet, no_category_yet):
+        assert render(cut) is None, cut[-30:]
+
+
 def test_the_schema_asks_for_five_categories_of_per_category_items():
     schema = answer_schema(PromptConfig(per_category=3, max_title_chars=40))
     recs = schema["properties"]["recommendations"]
