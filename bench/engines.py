@@ -6,10 +6,11 @@ one process: per engine the wall time, generated tokens per second, and what the
 are worth -- parse rate (all three steps), cap-hit rate, repeated-line rate, the share
 whose step 2 names five distinct categories, the share that echoes the instructions'
 own words, and mean answer length. An engine spec ``engine:parallel[:json][:DTYPE]
-[:VAR=VALUE]`` asks for structured output with ``json`` (methods/slim/structured.py: a
-JSON schema the engine turns into a grammar, rendered back into the three steps), for a
-dtype (vllm, hf: ``bfloat16``, ``float32``), and sets environment variables for that
-engine's server (e.g. ``VLLM_CPU_OMP_THREADS_BIND=0-1``). ``--config`` takes the prompt
+[:threads=N|auto]`` asks for structured output with ``json`` (methods/slim/structured.py:
+a JSON schema the engine turns into a grammar, rendered back into the three steps), for a
+dtype (vllm, hf: ``bfloat16``, ``float32``), and for that engine's threads instead of
+``--threads`` (``auto``: the engine's own choice; for vLLM's CPU build one core computes,
+one schedules). ``--config`` takes the prompt
 wording, the teacher's user seed and the prepared data from a run config instead of the
 quickstart's (``--data``: an already prepared folder, e.g. a run's prepare stage). The
 CPU's lscpu flags are printed too.
@@ -20,14 +21,13 @@ Usage (the quickstart's 32 teacher users, ~5 min per engine on 2 quiet cores):
     SLIMREC_VLLM_PYTHON=.venv-vllm/bin/python .venv/bin/python bench/engines.py \
         --config configs/amazon-games.yaml --model qwen2.5-coder-1.5b --max-new-tokens 512 \
         --data bench/runs/amazon-games/stages/prepare-fef329b089b2f7db/data \
-        --engines llamacpp:8:json,vllm:64:json:bfloat16
+        --engines vllm:32:json:bfloat16:threads=auto,vllm:32:json:bfloat16,llamacpp:8:json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -55,17 +55,15 @@ QUICKSTART = PromptConfig(
 def run(spec: str, model: str, prompts, users, sampling, threads: int, wording) -> dict:
     engine, parallel, *mode = spec.split(":")
     structured = "json" in mode
-    env = dict(m.split("=", 1) for m in mode if "=" in m)
-    dtypes = [m for m in mode if m != "json" and "=" not in m]
+    chosen = [m.removeprefix("threads=") for m in mode if m.startswith("threads=")]
+    dtypes = [m for m in mode if m != "json" and not m.startswith("threads=")]
     config = TeacherConfig(
-        backend=engine, model=model, batch_size=int(parallel), threads=threads,
-        structured=structured, prompt=wording, sampling=sampling,
-        dtype=dtypes[0] if dtypes else "auto",
+        backend=engine, model=model, batch_size=int(parallel), structured=structured,
+        threads=(None if chosen[-1] == "auto" else int(chosen[-1])) if chosen else threads,
+        prompt=wording, sampling=sampling, dtype=dtypes[0] if dtypes else "auto",
     )  # fmt: skip
     requests = [ChatRequest(f"user {u}", config.messages(p)) for u, p in
                 zip(users, prompts, strict=True)]  # fmt: skip
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)  # a server started now inherits them
     backend = build_backend(config)
     backend.check()
     try:
@@ -80,8 +78,6 @@ def run(spec: str, model: str, prompts, users, sampling, threads: int, wording) 
     finally:
         if hasattr(backend, "close"):
             backend.close()
-        for k, v in saved.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
     texts = [answers[i].text for i in range(len(prompts))]
     texts = [(structured and render(t)) or t for t in texts]
     steps = [parse_rationale(t) for t in texts]

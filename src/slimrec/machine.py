@@ -48,15 +48,21 @@ def vector_flags() -> list[str]:
     return [f for f in flags if f.startswith(VECTOR_PREFIXES) or f in VECTOR_FLAGS]
 
 
+def allowed_cpus() -> list[int] | None:
+    """The CPU ids this process may run on, in order; None where the OS does not say."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+
+
 def cores() -> int | None:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpus = allowed_cpus()
+    return len(cpus) if cpus is not None else os.cpu_count()
 
 
 def busy_cores(seconds: float = 0.2) -> float | None:
     """How many of this process's cores other processes keep busy, measured over
     ``seconds`` (/proc/stat, less this process's own CPU time); None where there is no
     /proc/stat."""
-    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    cpus = allowed_cpus()
     before, own_before, wall_before = _busy_jiffies(cpus), _own_seconds(), time.monotonic()
     if before is None:
         return None
@@ -76,7 +82,7 @@ def others_busy(busy_jiffies: int, own_seconds: float, wall_seconds: float, tick
     return max(0.0, (busy_jiffies / ticks - own_seconds) / wall_seconds)
 
 
-def _busy_jiffies(cpus: set[int] | None) -> int | None:
+def _busy_jiffies(cpus: list[int] | None) -> int | None:
     """Busy clock ticks (all but idle and iowait) summed over ``cpus`` (None: all)."""
     try:
         with open("/proc/stat", encoding="ascii") as f:

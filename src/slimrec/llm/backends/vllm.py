@@ -110,8 +110,9 @@ def cpu_binding(threads: int | None) -> dict[str, str]:
     (docs/benchmarks.md, "The teacher through vLLM"). Ignored on GPUs."""
     if threads is None:
         return {}
-    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    chosen = allowed[:threads] or list(range(threads))
+    from slimrec.machine import allowed_cpus
+
+    chosen = (allowed_cpus() or list(range(threads)))[:threads]
     return {"VLLM_CPU_OMP_THREADS_BIND": ",".join(map(str, chosen))}
 
 
