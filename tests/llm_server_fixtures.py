@@ -10,7 +10,6 @@ with ``OpenAI(base_url=url, api_key="x")`` or any HTTP client.
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -20,22 +19,18 @@ import pytest
 LLM_SERVER_MODEL = "tiny-lm"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def running(app) -> Iterator[str]:
     """Run ``app`` with uvicorn in a background thread; yield its ``/v1`` base URL."""
     import uvicorn
 
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
+    from slimrec.serve.listen import bind, bound_port
+
+    # Bound here, port 0: no other process can take the port between choosing and serving.
+    sock = bind("127.0.0.1", 0)
+    port = bound_port(sock)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:

@@ -339,7 +339,7 @@ def serve_llm(
         None, exists=True, file_okay=False, help="A peft LoRA folder to merge in."
     ),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
+    port: int = typer.Option(8000, min=0, max=65535, help="TCP port (0: a free one, printed)."),
     batch_size: int = typer.Option(
         16, min=1, help="Most concurrent requests in one forward batch."
     ),
@@ -500,7 +500,7 @@ def serve_cmd(
     backbone: str | None = typer.Option(None, help="Its backbone (default: the run's first)."),
     seed: int = typer.Option(0, help="Which seed's model."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    port: int = typer.Option(8080, min=1, max=65535, help="TCP port."),
+    port: int = typer.Option(8080, min=0, max=65535, help="TCP port (0: a free one, printed)."),
     device: str = typer.Option(
         "auto", help="auto|cpu|cuda for the recommender and the student (auto: CUDA if any)."
     ),

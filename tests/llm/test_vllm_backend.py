@@ -85,10 +85,19 @@ def _group_alive(pgid: int) -> bool:
 
 
 SERVING_RUN = f"""
-import json, sys, threading
+import json, socket, sys, threading
 import httpx
+from slimrec.llm.backends import vllm
 from slimrec.llm.backends.base import ChatRequest, SamplingConfig
 from slimrec.llm.backends.vllm import VLLMBackend
+
+# Another process takes the first port the backend picks before vLLM binds it.
+taken = socket.socket()
+taken.bind(("127.0.0.1", 0))
+taken.listen()
+ports = [taken.getsockname()[1]]
+free_port = vllm._free_port
+vllm._free_port = lambda: ports.pop() if ports else free_port()
 
 def ask(text, key):
     return ChatRequest(key, [{{"role": "user", "content": text}}])
@@ -113,6 +122,7 @@ report = {{
     "status_without_key": httpx.get(f"{{url}}/models", timeout=10).status_code,
     "key_on_command_line": bool(key) and key.encode() in cmdline,
     "answer_timeout_s": b._client.timeout_s,
+    "taken_port_used": url.startswith(f"http://127.0.0.1:{{taken.getsockname()[1]}}/"),
 }}
 q = [ask(f"Count to {{i}}", f"c{{i}}") for i in range(16)]
 busy = threading.Thread(target=lambda: dict(b.generate(q, SamplingConfig(max_new_tokens=400))),
@@ -127,7 +137,8 @@ sys.stdin.read()
 @pytest.mark.network
 @pytest.mark.slow
 def test_vllm_answers_follows_a_schema_serves_only_us_and_dies_with_its_run(tmp_path):
-    """One server (a start costs ~45 s here): every request is answered with its token
+    """One server (a start costs ~45 s here), started on another port once the first it
+    picked is taken by someone else before vLLM binds it: every request is answered with its token
     counts, a JSON schema is followed, a message spelling a turn marker is read as text, and
     the server is ours alone -- without the key it was started with it answers 401, and
     that key is not on its command line, where any local user's ps would read it. Then the
@@ -157,6 +168,7 @@ def test_vllm_answers_follows_a_schema_serves_only_us_and_dies_with_its_run(tmp_
         # An answer queued behind the others in flight on a CPU takes minutes: at the
         # client's usual 120 s the 1.5B teacher's answers were generated twice.
         assert report["answer_timeout_s"] >= 600
+        assert report["taken_port_used"] is False
         checked = True
     finally:
         if not checked:  # a failed check must not leave the run (and so its server) behind

@@ -3,54 +3,91 @@
 from __future__ import annotations
 
 import os
+import queue
+import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
 import pytest
 from tests.cli_helpers import run as run_cli
-from tests.llm_server_fixtures import free_port
 
 KEY = "k3y-never-in-logs"
 
 
-def first_answer(server: subprocess.Popen, url: str) -> dict:
-    """The JSON at ``url`` once the server process answers (it loads for a while first)."""
-    deadline = time.monotonic() + 120
-    while True:
-        assert server.poll() is None, server.stdout.read().decode()
-        try:
-            return httpx.get(url, timeout=2).json()
-        except httpx.HTTPError:
-            assert time.monotonic() < deadline, f"the server did not answer at {url}"
-            time.sleep(0.3)
+class ServerProcess:
+    """``slimrec ARGS --port 0``: the server binds a free port itself and prints it, so no
+    other process can take a port picked for it in between (CI saw exactly that)."""
+
+    def __init__(self, args: list[str], env: dict[str, str]):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "slimrec.cli", *args, "--port", "0"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        self.output: list[str] = []
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        self.address: str | None = None
+
+    def _read(self) -> None:
+        for line in iter(self.process.stdout.readline, b""):
+            text = line.decode(errors="replace")
+            self.output.append(text)
+            self.lines.put(text)
+        self.lines.put(None)
+
+    def url(self) -> str:
+        """The address the server printed once loaded (it loads for a while first)."""
+        while self.address is None:
+            try:
+                line = self.lines.get(timeout=600)
+            except queue.Empty:
+                raise AssertionError("the server printed no address") from None
+            assert line is not None, "".join(self.output)
+            if found := re.search(r"at (http://127\.0\.0\.1:\d+)/", line):
+                self.address = found.group(1)
+        return self.address
+
+    def answer(self, path: str) -> dict:
+        """The JSON at ``path`` once the server listens (just after it prints its address)."""
+        url = self.url() + path
+        deadline = time.monotonic() + 120
+        while True:
+            assert self.process.poll() is None, "".join(self.output)
+            try:
+                return httpx.get(url, timeout=2).json()
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, f"the server did not answer at {url}"
+                time.sleep(0.3)
+
+    def stop(self) -> str:
+        """Stop the server; everything it printed."""
+        self.process.terminate()
+        self.process.wait(timeout=60)
+        self.reader.join(timeout=60)
+        return "".join(self.output)
 
 
 def test_serve_command_with_api_key(tiny_run):
-    port = free_port()
     env = os.environ | {"SLIMREC_API_KEY": KEY, "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "slimrec.cli", "serve", "--run", str(tiny_run)]
-    server = subprocess.Popen(
-        [*command, "--port", str(port), "--method", "text-matching"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    server = ServerProcess(["serve", "--run", str(tiny_run), "--method", "text-matching"], env)
     try:
-        health = first_answer(server, f"{url}/health")
+        health = server.answer("/health")
+        url = server.url()
         assert health["model"]["method"] == "text-matching" and health["student"] is True
         assert httpx.get(f"{url}/items").status_code == 401
         ok = httpx.get(f"{url}/items", params={"q": "pen"}, headers={"X-API-Key": KEY})
         assert ok.status_code == 200 and ok.json()["items"]
         assert httpx.get(f"{url}/").status_code == 200
     finally:
-        server.terminate()
-        out, _ = server.communicate(timeout=60)
-    text = out.decode(errors="replace")
-    assert f"at http://127.0.0.1:{port}/ (API key required)" in text
+        text = server.stop()
+    assert f"at {url}/ (API key required)" in text
     assert KEY not in text
 
 
@@ -68,17 +105,12 @@ def test_a_port_in_use_is_one_line_before_anything_loads(command, capsys):
 
 
 def test_serve_llm_command_answers_on_its_port(lively_lm):
-    port = free_port()
-    command = [sys.executable, "-m", "slimrec.cli", "serve-llm", "--model", str(lively_lm)]
-    server = subprocess.Popen(
-        [*command, "--port", str(port), "--served-name", "tiny", "--threads", "1"],
-        env=os.environ | {"HF_HUB_OFFLINE": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    server = ServerProcess(
+        ["serve-llm", "--model", str(lively_lm), "--served-name", "tiny", "--threads", "1"],
+        os.environ | {"HF_HUB_OFFLINE": "1"},
     )
     try:
-        models = first_answer(server, f"http://127.0.0.1:{port}/v1/models")
+        models = server.answer("/v1/models")
         assert [m["id"] for m in models["data"]] == ["tiny"]
     finally:
-        server.terminate()
-        server.communicate(timeout=60)
+        server.stop()

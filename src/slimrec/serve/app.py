@@ -254,9 +254,10 @@ def serve(
     threads: int | None = 1,
 ) -> None:
     """Load the run's model (and student) and serve them until interrupted."""
-    from slimrec.serve.listen import bind, serve_on
+    from slimrec.serve.listen import bind, bound_port, serve_on
 
     sock = bind(host, port)  # a port in use fails now, not after loading
+    port = bound_port(sock)
     service = RecommendService(
         run,
         method=method,

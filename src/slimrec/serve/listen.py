@@ -3,7 +3,9 @@
 ``uvicorn.run(host, port)`` binds only once the app is built, so a port already in use
 (or out of reach) was found after loading the models, and reported as uvicorn's own
 log line and exit status. Binding first makes it one line naming the address, at once;
-uvicorn then serves on the socket it is given.
+uvicorn then serves on the socket it is given. Port 0 binds a free port at once, so a
+caller that needs any free port (a test, a second server on one machine) never races
+another process for one it picked earlier; the servers print the port they got.
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ def bind(host: str, port: int) -> socket.socket:
             fix="choose another --port, or stop the process that holds it",
         ) from None
     return sock
+
+
+def bound_port(sock: socket.socket) -> int:
+    """The port ``sock`` is bound to (the free one the system chose for port 0)."""
+    return int(sock.getsockname()[1])
 
 
 def serve_on(app: Any, sock: socket.socket) -> None:

@@ -256,9 +256,10 @@ def serve(
     from pathlib import Path
 
     from slimrec.llm.backends.hf import HFBackend
-    from slimrec.serve.listen import bind, serve_on
+    from slimrec.serve.listen import bind, bound_port, serve_on
 
     sock = bind(host, port)  # a port in use fails now, not after loading
+    port = bound_port(sock)
     backend = HFBackend(model, adapter=adapter, batch_size=batch_size, threads=threads)
     backend.progress = False  # one bar per micro-batch would flood the log
     backend.check()

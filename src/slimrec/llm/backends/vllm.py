@@ -116,6 +116,10 @@ def cpu_binding(threads: int | None) -> dict[str, str]:
     return {"VLLM_CPU_OMP_THREADS_BIND": ",".join(map(str, chosen))}
 
 
+PORT_ATTEMPTS = 3
+PORT_TAKEN = "Address already in use"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -207,7 +211,32 @@ class VLLMBackend:
         from transformers import AutoTokenizer
 
         self._specials = special_tokens(AutoTokenizer.from_pretrained(self.folder()))
-        port = _free_port()
+        key = secrets.token_urlsafe(24)
+        # vLLM binds the port we name a few seconds after we chose it free; another process
+        # may take it in between (CI saw that race with our own servers). That start fails
+        # at once and is tried again on another port.
+        for _ in range(PORT_ATTEMPTS):
+            base = self._launch(_free_port(), key)
+            if base is not None:
+                break
+            self.close()
+        else:
+            raise LLMError(f"the vLLM server found its port taken {PORT_ATTEMPTS} times")
+        from slimrec.llm.backends.openai_backend import OpenAIBackend
+
+        self._client = OpenAIBackend(
+            SERVED_NAME,
+            base_url=f"{base}/v1",
+            api_key=key,
+            concurrency=self.concurrency,
+            timeout_s=self.request_timeout_s,
+            max_retries=2,
+        )
+        return self._client
+
+    def _launch(self, port: int, key: str) -> str | None:
+        """Start the server on ``port``; its base URL once it answers, None if the port was
+        taken before it could bind."""
         handle, name = tempfile.mkstemp(prefix="slimrec-vllm-", suffix=".log")
         os.close(handle)
         self._log = Path(name)
@@ -218,7 +247,6 @@ class VLLMBackend:
         cmd += ["--max-model-len", str(self.max_model_len), "--enforce-eager"]
         cmd += ["--gpu-memory-utilization", str(self.memory_fraction)]
         cmd += self.extra_args
-        key = secrets.token_urlsafe(24)
         with self._log.open("w") as log:
             # Its own process group: vLLM starts an engine process that must stop with it.
             self._process = start_guarded(
@@ -233,6 +261,8 @@ class VLLMBackend:
         deadline = time.monotonic() + self.startup_timeout_s
         while True:
             if self._process.poll() is not None:
+                if PORT_TAKEN in self._log.read_text(errors="replace"):
+                    return None
                 raise LLMError(
                     f"the vLLM server exited with code {self._process.returncode} at start: "
                     f"{self._tail()}",
@@ -244,7 +274,7 @@ class VLLMBackend:
                 served = answer.json().get("data", [])
                 if any(m.get("id") == SERVED_NAME for m in served):
                     self._healthy = True
-                    break
+                    return base
             except (httpx.HTTPError, ValueError):
                 pass
             if time.monotonic() > deadline:
@@ -255,17 +285,6 @@ class VLLMBackend:
                     where=log,
                 )
             time.sleep(1)
-        from slimrec.llm.backends.openai_backend import OpenAIBackend
-
-        self._client = OpenAIBackend(
-            SERVED_NAME,
-            base_url=f"{base}/v1",
-            api_key=key,
-            concurrency=self.concurrency,
-            timeout_s=self.request_timeout_s,
-            max_retries=2,
-        )
-        return self._client
 
     def _tail(self, lines: int = 3) -> str:
         return log_tail(self._log, lines)
