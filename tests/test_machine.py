@@ -58,3 +58,21 @@ def test_the_choice_is_reused_briefly_so_many_jobs_do_not_each_measure():
     assert [machine.default_threads() for _ in range(50)] == [first] * 50
     assert machine._chosen["last"][0] == measured_at  # no second measurement
     machine._chosen.clear()
+
+
+@pytest.mark.parametrize(
+    ("flags", "auto"),
+    [
+        (["avx2", "avx512f"], None),
+        (["avx2", "avx512_bf16"], torch.bfloat16),
+        (["amx_bf16"], torch.bfloat16),
+    ],
+)
+def test_autocast_auto_is_bf16_only_on_cpus_that_multiply_it_natively(monkeypatch, flags, auto):
+    from slimrec.llm.local import pick_autocast
+
+    monkeypatch.setattr(machine, "vector_flags", lambda: flags)
+    cpu = torch.device("cpu")
+    assert pick_autocast("auto", cpu) == auto
+    assert pick_autocast(None, cpu) is None
+    assert pick_autocast("bfloat16", cpu) == torch.bfloat16  # asked for: given

@@ -48,6 +48,12 @@ def vector_flags() -> list[str]:
     return [f for f in flags if f.startswith(VECTOR_PREFIXES) or f in VECTOR_FLAGS]
 
 
+def native_bf16() -> bool:
+    """Whether the CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX): there bf16 about
+    halves a training step; without them torch emulates it, slower than float32."""
+    return bool({"avx512_bf16", "amx_bf16"} & set(vector_flags()))
+
+
 def allowed_cpus() -> list[int] | None:
     """The CPU ids this process may run on, in order; None where the OS does not say."""
     return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None

@@ -31,3 +31,18 @@ def pick_dtype(name: str, device: torch.device) -> torch.dtype:
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return torch.float32
+
+
+def pick_autocast(name: str | None, device: torch.device) -> torch.dtype | None:
+    """The dtype training computes in under ``torch.autocast`` (weights stay as loaded),
+    or None for none. ``auto``: bfloat16 where the device has it natively (a GPU with
+    bf16, a CPU with AVX-512 BF16 or AMX), else none."""
+    if name is None:
+        return None
+    if name != "auto":
+        return DTYPES[name]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    from slimrec.machine import native_bf16
+
+    return torch.bfloat16 if device.type == "cpu" and native_bf16() else None

@@ -153,3 +153,23 @@ def test_looping_teacher_answers_are_left_out_of_training_only(tiny_lm, tmp_path
     only_loops = write_rationales(tmp_path / "loops.parquet", rows[::2])
     with pytest.raises(ConfigError, match="repeats more than 0 lines"):
         distill(only_loops, small(tiny_lm, epochs=1, max_repeated_lines=0), tmp_path / "none")
+
+
+def test_bf16_autocast_trains_float32_adapters_that_learn_as_the_float32_run_does(
+    lively_lm, rationales, tmp_path
+):
+    fast = dict(epochs=5, batch_size=1, grad_accum=1, lr=2e-2, warmup_steps=0, lora_dropout=0.0)
+    plain = distill(rationales, small(lively_lm, **fast), tmp_path / "fp32")
+    mixed = distill(rationales, small(lively_lm, **fast, autocast="bfloat16"), tmp_path / "bf16")
+    assert plain["autocast"] is None and mixed["autocast"] == "bfloat16"
+    assert mixed["key"] != plain["key"]  # other numbers: not reused for each other
+    assert "autocast" not in small(lively_lm).model_dump()  # keys of earlier runs hold
+    weights = load_file(tmp_path / "bf16" / "adapter" / "adapter_model.safetensors")
+    assert {t.dtype for t in weights.values()} == {torch.float32}
+    # Same data and seed: bf16 rounding moves the loss (so autocast was on), and the run
+    # learns as much as the float32 one.
+    assert mixed["valid_loss"] != plain["valid_loss"]
+    assert plain["valid_loss"] < 0.7 * plain["valid_loss_base"]
+    assert mixed["valid_loss"] == pytest.approx(plain["valid_loss"], rel=0.1)
+    line = json.loads((tmp_path / "bf16" / "metrics.jsonl").read_text().splitlines()[0])
+    assert line["autocast"] == "bfloat16"

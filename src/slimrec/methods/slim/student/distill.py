@@ -29,6 +29,7 @@ from slimrec.config import config_hash, save_yaml
 from slimrec.devices import pick_device
 from slimrec.errors import ConfigError
 from slimrec.io import atomic_dir, sha256_file, write_json_atomic
+from slimrec.llm.local import pick_autocast
 from slimrec.machine import set_torch_threads
 from slimrec.methods.slim.rationale_checks import repeated_lines
 from slimrec.methods.slim.student.config import RESUMABLE, StudentConfig
@@ -82,6 +83,9 @@ def _distill(rationales_path: str | Path, cfg: StudentConfig, out: Path) -> dict
     set_torch_threads(cfg.threads)
     device = pick_device(cfg.device)
     tokenizer, model, _ = load_student(cfg, device)
+    amp = pick_autocast(cfg.autocast, device)
+    if amp is not None:
+        tqdm.write(f"computing in {str(amp).removeprefix('torch.')} (autocast)")
     out.mkdir(parents=True, exist_ok=True)
     save_yaml(cfg, out / "config.yaml")
     pad_id = (
@@ -101,16 +105,16 @@ def _distill(rationales_path: str | Path, cfg: StudentConfig, out: Path) -> dict
     if (last / "state.pt").is_file():
         state = _resume(model, optimizer, last, key, device)
     else:
-        state["valid_loss_base"] = _validate(model, valid, cfg.eval_batch_size, pad_id, device)
+        state["valid_loss_base"] = _validate(model, valid, cfg.eval_batch_size, pad_id, amp)
         tqdm.write(f"validation loss of the base model: {state['valid_loss_base']:.4f}")
     trim_metrics(out / "metrics.jsonl", state["epoch"])
 
     while state["epoch"] < cfg.epochs:
         epoch = state["epoch"]
         start = time.perf_counter()
-        loss, steps, tokens = _train_epoch(model, optimizer, train, cfg, epoch, state, pad_id)
+        loss, steps, tokens = _train_epoch(model, optimizer, train, cfg, epoch, state, pad_id, amp)
         train_s = time.perf_counter() - start
-        valid_loss = _validate(model, valid, cfg.eval_batch_size, pad_id, device)
+        valid_loss = _validate(model, valid, cfg.eval_batch_size, pad_id, amp)
         improved = valid_loss < state["best"]
         if improved:
             state.update(best=valid_loss, best_epoch=epoch)
@@ -122,6 +126,7 @@ def _distill(rationales_path: str | Path, cfg: StudentConfig, out: Path) -> dict
         line = {"epoch": epoch, "train_loss": loss, "valid_loss": valid_loss, "best": improved}
         line |= {"steps": steps, "step": state["step"], "tokens": tokens}
         line |= {"train_s": round(train_s, 3), "s_per_step": round(train_s / max(steps, 1), 4)}
+        line |= {"autocast": str(amp).removeprefix("torch.") if amp else None}
         # Logged before the checkpoint: a resumed run drops lines of unfinished epochs.
         with (out / "metrics.jsonl").open("a", encoding="utf-8") as f:
             f.write(json.dumps(line) + "\n")
@@ -148,17 +153,37 @@ def _distill(rationales_path: str | Path, cfg: StudentConfig, out: Path) -> dict
         "n_train_users": len({r.user for r in train_records}),
         "n_valid_users": len({r.user for r in valid_records}),
         "trainable_params": sum(p.numel() for p in params),
+        "autocast": str(amp).removeprefix("torch.") if amp else None,
     }
     write_json_atomic(results_path, results)
     return results
 
 
+def _nll(model, tensors: dict[str, torch.Tensor], amp: torch.dtype | None):
+    """``token_nll`` on the model's device, under autocast in ``amp`` if given. Autocast is
+    entered per forward pass: it caches its low-precision copy of each weight until the
+    context exits, so one context around many steps keeps computing with the LoRA weights
+    of the first (zero: the adapter never acts)."""
+    device = next(model.parameters()).device
+    tensors = {k: v.to(device) for k, v in tensors.items()}
+    if amp is None:
+        return token_nll(model, tensors)
+    with torch.autocast(device.type, dtype=amp):
+        return token_nll(model, tensors)
+
+
 def _train_epoch(
-    model, optimizer, train: list[Encoded], cfg: StudentConfig, epoch: int, state, pad_id: int
+    model,
+    optimizer,
+    train: list[Encoded],
+    cfg: StudentConfig,
+    epoch: int,
+    state,
+    pad_id: int,
+    amp: torch.dtype | None = None,
 ) -> tuple[float, int, int]:
     """One pass: (mean loss per rationale token, optimiser steps, supervised tokens)."""
     model.train()
-    device = next(model.parameters()).device
     batches = bucket_batches([len(e.input_ids) for e in train], cfg.batch_size, cfg.seed, epoch)
     groups = [batches[i : i + cfg.grad_accum] for i in range(0, len(batches), cfg.grad_accum)]
     params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -168,8 +193,7 @@ def _train_epoch(
         # Each step is the mean over the group's rationale tokens, however they are batched.
         n_group = sum(train[i].n_supervised for batch in group for i in batch)
         for batch in group:
-            tensors = collate([train[i] for i in batch], pad_id)
-            loss, n = token_nll(model, {k: v.to(device) for k, v in tensors.items()})
+            loss, n = _nll(model, collate([train[i] for i in batch], pad_id), amp)
             (loss / n_group).backward()
             total += loss.item()
             count += n
@@ -186,14 +210,16 @@ def _train_epoch(
 
 
 @torch.no_grad()
-def _validate(model, examples: list[Encoded], batch_size: int, pad_id: int, device) -> float:
+def _validate(
+    model, examples: list[Encoded], batch_size: int, pad_id: int, amp: torch.dtype | None = None
+) -> float:
     """Mean negative log-likelihood per rationale token of ``examples``."""
     model.eval()
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
     total, count = 0.0, 0
     for start in range(0, len(order), batch_size):
         tensors = collate([examples[i] for i in order[start : start + batch_size]], pad_id)
-        loss, n = token_nll(model, {k: v.to(device) for k, v in tensors.items()})
+        loss, n = _nll(model, tensors, amp)
         total += loss.item()
         count += n
     return total / max(count, 1)
