@@ -35,6 +35,28 @@ def test_auto_on_the_cpu_runs_a_gguf_through_llama_cpp_and_a_folder_through_hf(
     assert resolve_backend(BackendConfig(**cpu, model="smollm2-135m")) == "hf"
 
 
+@pytest.mark.parametrize(
+    ("bf16", "installed", "in_flight", "dtype", "engine"),
+    [
+        (True, True, 32, "auto", "vllm"),
+        (True, True, 32, "bfloat16", "vllm"),
+        (True, True, 16, "auto", "hf"),  # few at once: llama.cpp (or hf) answers sooner
+        (True, True, 32, "float32", "hf"),  # vLLM in fp32 on a CPU: not measured faster
+        (False, True, 32, "auto", "hf"),  # bf16 emulated: ~50x slower
+        (True, False, 32, "auto", "hf"),  # vLLM's environment not set up
+    ],
+)
+def test_auto_on_a_cpu_batches_through_vllm_only_where_it_was_measured_faster(
+    tmp_path, monkeypatch, bf16, installed, in_flight, dtype, engine
+):
+    from slimrec.llm.backends import vllm
+
+    monkeypatch.setattr("slimrec.machine.native_bf16", lambda: bf16)
+    monkeypatch.setattr(vllm, "vllm_version", lambda: "0.32.0" if installed else None)
+    config = {"backend": "auto", "device": "cpu", "batch_size": in_flight, "dtype": dtype}
+    assert resolve_backend(BackendConfig(**config, model=str(tmp_path))) == engine
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
 def test_auto_asked_for_a_gpu_that_is_not_there_is_one_line():
     with pytest.raises(ConfigError, match="CUDA is not available") as error:

@@ -198,22 +198,34 @@ BACKENDS: dict[str, Callable[[BackendConfig], Backend]] = {
 }
 
 
+# Answers in flight from which vLLM's CPU build outran llama.cpp, as measured: the 1.5B
+# teacher 2.4-3.6x at 32 (docs/benchmarks.md, "The teacher through vLLM"); one prompt at
+# a time llama.cpp was faster ("The student through vLLM").
+VLLM_CPU_MIN_IN_FLIGHT = 32
+
+
 def resolve_backend(config: BackendConfig) -> str:
     """The backend that answers ``config``: its ``backend``, or for ``auto`` the fastest
     engine installed here, as measured (docs/benchmarks.md, "Engines"): an endpoint
     (``base_url`` given) is openai; on a GPU, vLLM where its environment is set up; on the
-    CPU, llama.cpp for a model it reads as it is shipped (GGUF, 2-5x transformers'
+    CPU, vLLM in bf16 for at least ``VLLM_CPU_MIN_IN_FLIGHT`` answers in flight where the
+    CPU multiplies bf16 natively and vLLM is set up (its ``auto`` dtype is bf16 on x86),
+    else llama.cpp for a model it reads as it is shipped (GGUF, 2-5x transformers'
     de-quantised fp32); else hf, which runs everything."""
     if config.backend != "auto":
         return config.backend
     if config.base_url:
         return "openai"
     from slimrec.devices import pick_device
+    from slimrec.llm.backends.vllm import vllm_version
 
     if pick_device(config.device).type == "cuda":
-        from slimrec.llm.backends.vllm import vllm_version
-
         return "vllm" if vllm_version() else "hf"
+    from slimrec.machine import native_bf16
+
+    batched = config.batch_size >= VLLM_CPU_MIN_IN_FLIGHT and config.dtype in ("auto", "bfloat16")
+    if batched and native_bf16() and vllm_version():
+        return "vllm"
     from slimrec.llm.backends.llamacpp import reads_as_shipped
 
     return "llamacpp" if reads_as_shipped(config.model) else "hf"
