@@ -173,3 +173,12 @@ def test_bf16_autocast_trains_float32_adapters_that_learn_as_the_float32_run_doe
     assert mixed["valid_loss"] == pytest.approx(plain["valid_loss"], rel=0.1)
     line = json.loads((tmp_path / "bf16" / "metrics.jsonl").read_text().splitlines()[0])
     assert line["autocast"] == "bfloat16"
+
+
+def test_a_log_without_a_terminal_still_shows_how_far_an_epoch_is(
+    tiny_lm, rationales, tmp_path, capsys
+):
+    distill(rationales, small(tiny_lm, epochs=1), tmp_path / "run")
+    steps = json.loads((tmp_path / "run" / "metrics.jsonl").read_text())["steps"]
+    out = capsys.readouterr().out  # captured: no terminal, so no bar
+    assert f"epoch 0: step {steps}/{steps}, loss " in out and " s a step" in out

@@ -189,7 +189,10 @@ def _train_epoch(
     params = [p for group in optimizer.param_groups for p in group["params"]]
     total, count = 0.0, 0
     bar = tqdm(groups, desc=f"epoch {epoch}", unit="step", leave=False, disable=None)
-    for group in bar:
+    # Without a terminal the bar is off: a log still shows a line per tenth of the epoch.
+    every = max(1, len(groups) // 10) if bar.disable else 0
+    start = time.perf_counter()
+    for done, group in enumerate(bar, 1):
         # Each step is the mean over the group's rationale tokens, however they are batched.
         n_group = sum(train[i].n_supervised for batch in group for i in batch)
         for batch in group:
@@ -206,6 +209,12 @@ def _train_epoch(
         optimizer.zero_grad(set_to_none=True)
         state["step"] += 1
         bar.set_postfix(loss=f"{total / max(count, 1):.4f}", refresh=False)
+        if every and (done % every == 0 or done == len(groups)):
+            seconds = time.perf_counter() - start
+            tqdm.write(
+                f"epoch {epoch}: step {done}/{len(groups)}, loss {total / max(count, 1):.4f}, "
+                f"{seconds / done:.1f} s a step"
+            )
     return total / max(count, 1), len(groups), count
 
 
