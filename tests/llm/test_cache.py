@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import queue
 import sqlite3
 
 import pytest
@@ -74,13 +75,14 @@ BATCH = 100
 
 
 def _writer(path: str, keys: list[str], tag: str, turn, seen) -> None:
-    """Write ``keys`` in batches; before each batch wait for the other writer (``turn``),
-    and note how many rows are in the file then."""
+    """Write ``keys`` in batches, in step with the other writer (``turn``): both finish a
+    batch, both count the rows in the file, then both write the next batch."""
     counts = []
     with AnswerCache(path) as cache:
         for start in range(0, len(keys), BATCH):
-            turn.wait()  # both connections open, the other's previous batch committed
+            turn.wait()  # both writers' previous batches are in
             counts.append(len(cache))
+            turn.wait()  # both have counted: no row arrives while either counts
             for key in keys[start : start + BATCH]:
                 cache.put(key, Completion(f"{key}:{tag}", "m"), model_id="m", template_version="v")
     seen.put((tag, counts))
@@ -89,14 +91,18 @@ def _writer(path: str, keys: list[str], tag: str, turn, seen) -> None:
 def test_two_processes_writing_at_once_lose_nothing(tmp_path):
     """Two processes write interleaved batches into one file through their own connections.
 
-    A barrier per batch makes the interleaving certain, whatever the machine's load: the
-    writers take turns batch by batch, so each one writes while the other's rows keep
-    arriving (checked from the row counts each writer sees), and no row may be lost.
+    Barriers make the interleaving certain, whatever the machine's load: the writers go
+    batch by batch in step, so each one writes while the other's rows keep arriving
+    (checked from the row counts each sees between batches), and no row may be lost. (With
+    one barrier per batch a writer slowed by a loaded machine counted after the other's
+    first batch was in: CI saw 100 rows where 0 were due.)
     """
     path = str(tmp_path / "shared.sqlite")
     AnswerCache(path).close()  # create the file (WAL) before the race
     ctx = mp.get_context("spawn")
-    turn, seen = ctx.Barrier(2, timeout=120), ctx.Queue()
+    # No timeouts: a loaded machine may take minutes to start a process; a writer that
+    # dies instead breaks the barrier (below), so the other cannot wait for ever.
+    turn, seen = ctx.Barrier(2), ctx.Queue()
     a = [f"k{i}" for i in range(0, 2000)]  # 1500..1999 overlap with b
     b = [f"k{i}" for i in range(1500, 3500)]
     procs = [
@@ -105,9 +111,17 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path):
     ]
     for p in procs:
         p.start()
-    counts = dict(seen.get(timeout=300) for _ in procs)
+    counts = {}
+    while len(counts) < len(procs):
+        try:
+            tag, seen_counts = seen.get(timeout=1)
+            counts[tag] = seen_counts
+        except queue.Empty:
+            if any(p.exitcode not in (None, 0) for p in procs):
+                turn.abort()  # the survivor stops waiting for the dead one
+                break
     for p in procs:
-        p.join(timeout=60)
+        p.join()
     assert [p.exitcode for p in procs] == [0, 0]
     with AnswerCache(path) as cache:
         assert len(cache) == 3500
@@ -120,4 +134,5 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path):
     # The writers interleaved: before its batch j each saw the other's batches too.
     for tag in "ab":
         assert len(counts[tag]) == 20 and counts[tag][0] == 0
-        assert all(counts[tag][j] > BATCH * j for j in range(1, 15))
+        # Before the overlapping keys (a's batch 15 is b's batch 0), both batches count.
+        assert all(counts[tag][j] == 2 * BATCH * j for j in range(1, 16))
