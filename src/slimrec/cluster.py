@@ -29,6 +29,11 @@ Worker = Callable[[str], str]  # one shard's payload -> its result
 FAILED = "\x00failed: "  # a result that carries a replica's error back as one line
 
 
+# A local cluster waits up to 10 min (Ray: 60 s) for a worker process to start: on a
+# loaded 2-core machine the engine tests' workers took longer and Ray gave up on them.
+LOCAL_RAY_SYSTEM = {"worker_register_timeout_seconds": 600}
+
+
 class ReplicaError(SlimrecError):
     """A replica could not be built or failed on a shard (the shards before it are kept)."""
 
@@ -77,6 +82,7 @@ def map_shards(
         if config.address is None:  # room for every replica, even on a small machine
             need = int(config.replicas * config.cpus_per_replica + 0.999)
             local = {"num_cpus": max(os.cpu_count() or 1, need), "include_dashboard": False}
+            local["_system_config"] = LOCAL_RAY_SYSTEM
         ray.init(address=config.address, log_to_driver=False, **local)
     try:
         ray.data.DataContext.get_current().enable_progress_bars = False

@@ -63,7 +63,13 @@ def main() -> None:
     if cluster["address"] is None:
         # One CPU beyond the replicas' for Ray Data's own map tasks around the engines.
         need = int(cluster["replicas"] * cluster["cpus_per_replica"] + 0.999) + 1
-        ray.init(num_cpus=max(os.cpu_count() or 1, need), include_dashboard=False)
+        # As slimrec.cluster.LOCAL_RAY_SYSTEM (this file imports nothing of slimrec): a
+        # worker slow to start on a loaded machine is waited for, not given up on.
+        ray.init(
+            num_cpus=max(os.cpu_count() or 1, need),
+            include_dashboard=False,
+            _system_config={"worker_register_timeout_seconds": 600},
+        )
     else:
         ray.init(address=cluster["address"])
     ray.data.DataContext.get_current().enable_progress_bars = False
