@@ -49,8 +49,9 @@ def vector_flags() -> list[str]:
 
 
 def native_bf16() -> bool:
-    """Whether the CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX): there bf16 about
-    halves a training step; without them torch emulates it, slower than float32."""
+    """Whether the CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX): there bf16 made
+    a student training step 1.31x faster; without them torch emulates it, slower than
+    float32."""
     return bool({"avx512_bf16", "amx_bf16"} & set(vector_flags()))
 
 
