@@ -29,9 +29,10 @@ import datetime
 import json
 import os
 import random
-import socket
+import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -41,29 +42,37 @@ import numpy as np
 from slimrec.machine import describe
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen:
+def start_server(args: argparse.Namespace) -> subprocess.Popen:
+    """``slimrec serve --port 0``: the server binds a free port itself (no other process can
+    take one picked for it) and prints its address once loaded."""
     command = [sys.executable, "-m", "slimrec.cli", "serve", "--run", args.run]
-    command += ["--method", args.method, "--port", str(port), "--max-pending", "16"]
+    command += ["--method", args.method, "--port", "0", "--max-pending", "16"]
     if args.backbone:
         command += ["--backbone", args.backbone]
     if args.threads:
         command += ["--threads", str(args.threads)]
     env = os.environ | {"HF_HUB_OFFLINE": "1", "SLIMREC_API_KEY": ""}
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def server_url(server: subprocess.Popen) -> str:
+    """The address the server prints once loaded; its whole output if it stops first."""
+    printed = []
+    for line in iter(server.stdout.readline, b""):
+        text = line.decode(errors="replace")
+        printed.append(text)
+        if found := re.search(r"at (http://127\.0\.0\.1:\d+)/", text):
+            # Keep reading its output, so a chatty server never blocks on a full pipe.
+            threading.Thread(target=server.stdout.read, daemon=True).start()
+            return found.group(1)
+    raise SystemExit(f"the server stopped: {''.join(printed).strip()[-2000:]}")
 
 
 def wait_ready(url: str, server: subprocess.Popen, timeout: float = 300) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            err = server.stderr.read().decode(errors="replace") if server.stderr else ""
-            raise SystemExit(f"the server stopped: {err.strip()[-2000:]}")
+            raise SystemExit(f"the server stopped (exit {server.returncode})")
         try:
             return httpx.get(f"{url}/health", timeout=2).json()
         except httpx.HTTPError:
@@ -220,11 +229,10 @@ def main() -> None:
     args = p.parse_args()
 
     load_before = os.getloadavg()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = start_server(args, port)
+    started = time.perf_counter()
+    server = start_server(args)
     try:
-        started = time.perf_counter()
+        url = server_url(server)
         health = wait_ready(url, server)
         load_s = time.perf_counter() - started
         print(f"server ready in {load_s:.1f} s: {health['model']}", flush=True)
