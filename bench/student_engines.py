@@ -17,6 +17,8 @@ Usage (~5 min on 2 quiet cores):
         --prompts 64 --max-new-tokens 96 --vllm --out FILE
     .venv/bin/python bench/student_engines.py --run runs/amazon-office --prompts 32 \
         --max-new-tokens 256 --single 8 --threads 1
+    .venv/bin/python bench/student_engines.py --run RUN --prompts 256 --max-new-tokens 256 \
+        --vllm-only --vllm-threads 0 2     # vLLM's core choice against both cores computing
 """
 
 from __future__ import annotations
@@ -76,6 +78,17 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--single", type=int, default=0, help="also answer N prompts one at a time")
     ap.add_argument("--vllm", action="store_true", help="add vLLM fp32 and bf16")
+    ap.add_argument(
+        "--vllm-threads",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also vLLM bf16 computing on this many cores, 0 for its own choice (which keeps "
+        "one core for its scheduler; reason.threads sets it)",
+    )
+    ap.add_argument(
+        "--vllm-only", action="store_true", help="leave out slimrec's decoder and llama.cpp"
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     if args.run:
@@ -86,20 +99,25 @@ def main() -> None:
         prompts = user_prompts(data, list(range(min(args.prompts, data.n_users))), QUICKSTART)
     requests = [ChatRequest(f"user {i}", p.messages()) for i, p in enumerate(prompts)]
     sampling = SamplingConfig(max_new_tokens=args.max_new_tokens)
-    engines = {
-        "slimrec decoder, fp32": lambda n: HFBackend(
+    engines = {}
+    if not args.vllm_only:
+        engines["slimrec decoder, fp32"] = lambda n: HFBackend(
             base, adapter=adapter, batch_size=n, threads=args.threads, progress=False
-        ),
-        "llama.cpp, 4-bit GGUF": lambda n: LlamaCppBackend(
+        )
+        engines["llama.cpp, 4-bit GGUF"] = lambda n: LlamaCppBackend(
             base, adapter=adapter, parallel=min(n, args.slots), threads=args.threads
-        ),
-    }
+        )
     if args.vllm:
         engines["vLLM, fp32"] = lambda n: VLLMBackend(
             base, adapter=adapter, dtype="float32", concurrency=n
         )
         engines["vLLM, bf16"] = lambda n: VLLMBackend(
             base, adapter=adapter, dtype="bfloat16", concurrency=n
+        )
+    for threads in args.vllm_threads:
+        name = f"vLLM, bf16, {threads or 'its own'} compute threads"
+        engines[name] = lambda n, t=threads: VLLMBackend(
+            base, adapter=adapter, dtype="bfloat16", concurrency=n, threads=t or None
         )
     modes = [("batched", requests, args.batch)]
     if args.single:

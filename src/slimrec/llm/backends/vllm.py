@@ -105,9 +105,9 @@ def vllm_version(python: str | None = None) -> str | None:
 
 def cpu_binding(threads: int | None) -> dict[str, str]:
     """The environment that has vLLM's CPU build compute on ``threads`` cores (None: its
-    own choice, which keeps one core for its scheduler). On 2 cores its choice suits the
-    135M student, whose steps are short; the 1.5B teacher ran faster on both
-    (docs/benchmarks.md, "The teacher through vLLM"). Ignored on GPUs."""
+    own choice, which keeps one core for its scheduler). On 2 cores both computing were
+    faster for the 1.5B teacher (1.5x, docs/benchmarks.md, "The teacher through vLLM")
+    and for the 135M student (1.5x, "The aim end to end"). Ignored on GPUs."""
     if threads is None:
         return {}
     from slimrec.machine import allowed_cpus

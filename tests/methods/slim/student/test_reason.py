@@ -336,6 +336,21 @@ def test_ray_runs_the_student_here_or_on_vllm_never_beside_an_endpoint():
         ReasonConfig(endpoint=endpoint, ray=RayConfig())
 
 
+def test_threads_reach_the_engine_the_student_answers_through():
+    """``reason.threads`` was left out when the student ran on vLLM (vLLM then computed on
+    one of 2 cores); each engine now gets it, and leaving it unset keeps the engine's own
+    choice."""
+    from slimrec.llm.backends.vllm import cpu_binding
+    from slimrec.methods.slim.student.reason import engine_backend
+
+    assert engine_backend(ReasonConfig()) is None  # slimrec's decoder, threads set in-process
+    for engine in ("vllm", "llamacpp"):
+        assert engine_backend(ReasonConfig(engine=engine, threads=2)).threads == 2
+        assert engine_backend(ReasonConfig(engine=engine)).threads is None
+    vllm = engine_backend(ReasonConfig(engine="vllm", threads=1))
+    assert cpu_binding(vllm.threads)["VLLM_CPU_OMP_THREADS_BIND"].isdigit()  # one core
+
+
 def test_a_structured_student_writes_three_whole_steps_with_nothing_twice(data, tmp_path):
     from slimrec.methods.slim.parse import parse_rationale
     from slimrec.methods.slim.rationale_checks import five_distinct, repeated_lines

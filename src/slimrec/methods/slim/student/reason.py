@@ -42,7 +42,7 @@ from slimrec.data import PreparedDataset
 from slimrec.errors import ConfigError
 from slimrec.io import atomic_path, write_json_atomic
 from slimrec.llm.backends import EndpointConfig
-from slimrec.llm.backends.base import ChatRequest, Completion, SamplingConfig
+from slimrec.llm.backends.base import Backend, ChatRequest, Completion, SamplingConfig
 from slimrec.llm.backends.llamacpp import LlamaCppBackend
 from slimrec.llm.backends.vllm import VLLMBackend
 from slimrec.machine import THREADS
@@ -191,6 +191,29 @@ def shard_dir(out: str | Path) -> Path:
     return out.with_name(out.name + ".shards")
 
 
+def engine_backend(config: ReasonConfig) -> Backend | None:
+    """The endpoint or engine the student answers through, not yet started; None for
+    slimrec's own decoder (``engine: hf``)."""
+    if config.endpoint is not None:
+        return config.endpoint.build()
+    if config.engine == "vllm":
+        return VLLMBackend(
+            base_of(config),
+            adapter=config.adapter,
+            dtype=config.dtype,
+            concurrency=config.batch_size,
+            threads=config.threads,
+        )
+    if config.engine == "llamacpp":  # adapter applied by llama.cpp
+        return LlamaCppBackend(
+            base_of(config),
+            adapter=config.adapter,
+            parallel=min(config.batch_size, 8),
+            threads=config.threads,
+        )
+    return None
+
+
 def reason(
     data_dir: str | Path,
     out: str | Path,
@@ -218,24 +241,7 @@ def reason(
             fix="give slimrec distill's OUT/adapter",
         )
     owned = backend is None  # started here, so stopped here (a vLLM server)
-    if backend is None and config.endpoint is not None:
-        backend = config.endpoint.build()
-        backend.check()
-    if backend is None and config.engine == "vllm":
-        backend = VLLMBackend(
-            base_of(config),
-            adapter=config.adapter,
-            dtype=config.dtype,
-            concurrency=config.batch_size,
-        )
-        backend.check()
-    if backend is None and config.engine == "llamacpp":  # adapter applied by llama.cpp
-        backend = LlamaCppBackend(
-            base_of(config),
-            adapter=config.adapter,
-            parallel=min(config.batch_size, 8),
-            threads=config.threads,
-        )
+    if backend is None and (backend := engine_backend(config)) is not None:
         backend.check()
     backend = backend or HFBackend(
         base_of(config),
