@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "slimrec"
 LAYERS = [
     {"errors"},
     {"io"},
-    {"config", "wheels", "hub", "devices", "machine", "cluster"},
+    {"config", "wheels", "hub", "devices", "machine", "memory", "cluster"},
     {"data", "eval", "backbones", "text"},
     {"llm", "training"},
     {"methods"},

@@ -38,6 +38,7 @@ from typing import Any, Literal
 from slimrec.config import config_hash
 from slimrec.io import write_json_atomic
 from slimrec.machine import describe
+from slimrec.memory import release_memory
 from slimrec.pipeline.stopwatch import Stopwatch
 
 try:
@@ -190,6 +191,7 @@ class StageRunner:
             self.echo(f"[{name}] {'resuming' if resumed else 'running'} in {folder}")
             with Stopwatch(folder) as watch:
                 outputs = work(folder)
+            release_memory()  # a distilled student's 14 GB otherwise stay for the next stage
             manifest = {
                 "name": name,
                 "key": key,
