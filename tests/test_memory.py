@@ -6,21 +6,19 @@ import weakref
 import pytest
 
 from slimrec.memory import glibc_malloc_trim, release_memory, resident_bytes
+from tests.memory_fixtures import FRAGMENT_HEAP
 
-# A fresh interpreter, so nothing else shares its heap: 400 blocks of 1 MiB in glibc's heap
-# (a freed 32 MiB block first raises its threshold for handing blocks to mmap), every 20th
-# kept, so the heap cannot shrink from its top; then what release_memory gives back.
-FRAGMENTED_HEAP = """
+# What release_memory gives back of a heap left fragmented, in an interpreter of its own.
+FRAGMENTED_HEAP = (
+    FRAGMENT_HEAP
+    + """
 from slimrec.memory import release_memory, resident_bytes
-big = bytearray(32 << 20)
-del big
-blocks = [bytearray(b"x" * (1 << 20)) for _ in range(400)]
-kept = blocks[::20]
-del blocks
+kept = fragment_heap()
 before = resident_bytes()
 release_memory()
 print(before, resident_bytes())
 """
+)
 
 
 @pytest.mark.skipif(glibc_malloc_trim() is None, reason="glibc's malloc_trim (Linux) only")

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from tests.memory_fixtures import FRAGMENT_HEAP
 
 from slimrec.pipeline.stage import MANIFEST, STAGES_FILE, StageRunner, stage_key
 
@@ -246,27 +247,25 @@ def test_a_structured_teacher_keys_its_stage_by_the_schema_version(tmp_path, mon
     assert key(backend="llamacpp") == plain and key(backend="llamacpp", structured=True) != grammar
 
 
-# A stage that leaves 380 MiB freed in the middle of glibc's heap (its threshold for
-# handing blocks to mmap raised by a freed 32 MiB block first; every 20th 1 MiB block
-# kept, so the heap cannot shrink from its top), run in an interpreter of its own.
-FRAGMENTING_STAGE = """
+# A stage that leaves ~380 MiB freed in the middle of glibc's heap, in an interpreter of
+# its own.
+FRAGMENTING_STAGE = (
+    FRAGMENT_HEAP
+    + """
 import sys
 from slimrec.memory import resident_bytes
 from slimrec.pipeline.stage import StageRunner
 kept, peak = [], []
 
 def work(folder):
-    big = bytearray(32 << 20)
-    del big
-    blocks = [bytearray(b"x" * (1 << 20)) for _ in range(400)]
-    kept.extend(blocks[::20])
-    del blocks
+    kept.extend(fragment_heap())
     peak.append(resident_bytes())
     return {}
 
 StageRunner(sys.argv[1], echo=lambda _: None).run("fragment", {}, work)
 print(peak[0], resident_bytes())
 """
+)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="glibc's heap, read from /proc")
