@@ -79,7 +79,7 @@ def run(spec: str, model: str, prompts, users, sampling, threads: int, wording) 
         if hasattr(backend, "close"):
             backend.close()
     texts = [answers[i].text for i in range(len(prompts))]
-    texts = [(structured and render(t)) or t for t in texts]
+    texts = [(structured and render(t, drop_repeats=False)) or t for t in texts]  # as written
     steps = [parse_rationale(t) for t in texts]
     tokens = [answers[i].completion_tokens for i in range(len(prompts))]
     table = pd.DataFrame({

@@ -366,7 +366,8 @@ def test_rationale_table_shows_grounding_when_measured():
     row |= {"repeat_rate": 0.0, "echo_rate": 0.25, "distinct_rate": 0.9, "mean_tokens": 100.0}
     plain = rationale_quality_table([row])
     assert "in the catalog" not in plain
-    assert "| 0.0% | 25.0% | 90.0% | 100 |" in plain  # repeats, echoes, five distinct
+    assert "| 0.0% | -- | 25.0% | 90.0% | 100 |" in plain  # repeats, loops (not measured), ...
+    assert "| 0.0% | 12.5% | 25.0% |" in rationale_quality_table([row | {"loop_rate": 0.125}])
     grounded = rationale_quality_table(
         [row | {"suggestions": 20, "grounded": 0.75, "new": 0.1, "hit": 0.2, "popular_hit": 0.3}]
     )
@@ -456,3 +457,17 @@ def test_slim_is_compared_with_backbone_plus_within_each_history_group(tmp_path)
     assert "## By history length" not in report(
         protocols=["full"], history=history_groups(lengths, 2)
     )
+
+
+def test_a_teacher_whose_repeats_were_dropped_says_so_in_its_row():
+    from slimrec.config import load_yaml
+    from slimrec.pipeline.config import RunConfig
+    from slimrec.pipeline.outputs import source_label
+
+    quickstart = Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml"
+    config = load_yaml(RunConfig, quickstart)  # a structured teacher, repeats dropped
+    assert source_label("teacher", "m", config) == "teacher (m; repeats dropped when rendered)"
+    assert source_label("student", "s", config) == "student (s)"
+    kept = config.model_copy(update={"teacher": config.teacher.model_copy(
+        update={"drop_repeats": False})})  # fmt: skip
+    assert source_label("teacher", "m", kept) == "teacher (m)"

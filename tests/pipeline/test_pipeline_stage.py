@@ -247,6 +247,21 @@ def test_a_structured_teacher_keys_its_stage_by_the_schema_version(tmp_path, mon
     assert key(backend="llamacpp") == plain and key(backend="llamacpp", structured=True) != grammar
 
 
+def test_dropping_repeats_rekeys_structured_answers_only_and_off_keeps_earlier_keys(tmp_path):
+    from slimrec.pipeline.config import TeacherSection
+    from slimrec.pipeline.stages import teach_stage
+
+    def inputs(**teacher) -> dict:
+        section = TeacherSection(backend="llamacpp", **teacher)
+        return teach_stage(section, tmp_path, "d", tmp_path)[0]
+
+    structured = inputs(structured=True)
+    kept = inputs(structured=True, drop_repeats=False)
+    assert stage_key("teach", structured) != stage_key("teach", kept)
+    assert kept["render"] == "closed-v1" and "drop_repeats" not in kept["teacher"]  # as before
+    assert inputs() == inputs(drop_repeats=False)  # free text is not rendered
+
+
 # A stage that leaves ~380 MiB freed in the middle of glibc's heap, in an interpreter of
 # its own.
 FRAGMENTING_STAGE = (

@@ -73,7 +73,8 @@ def rationale_quality(
         if not len(frame):
             continue
         frames[source] = frame
-        row = {"source": f"{source} ({frame['model'].iloc[0]})", "answers": len(frame)}
+        row = {"source": source_label(source, str(frame["model"].iloc[0]), config)}
+        row["answers"] = len(frame)
         row |= table_rates(frame, cap)
         if data is not None:
             found = run_grounding(frame, data, config.teacher.prompt.hold_out_last)
@@ -101,6 +102,14 @@ def rationale_quality(
                 text = frame.loc[frame["user"] == user, "response"].iloc[0]
                 samples[f"The {source}'s rationale for user index {user}"] = str(text)
     return rows, samples
+
+
+def source_label(source: str, model: str, config: RunConfig) -> str:
+    """A rationale table's row label: who wrote it, and, for a structured teacher, that
+    what it said twice was dropped (its repeated-line rate is then 0 by construction)."""
+    teacher = config.teacher
+    dropped = source == "teacher" and teacher.structured and teacher.drop_repeats
+    return f"{source} ({model}{'; repeats dropped when rendered' if dropped else ''})"
 
 
 def popularity_shares(

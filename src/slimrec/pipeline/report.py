@@ -309,7 +309,8 @@ def caveat(n_test_users: int, n_seeds: int, thin: dict[str, int] | None = None) 
 
 
 def rationale_quality_table(rows: Sequence[dict[str, Any]]) -> str:
-    """One row per rationale source: answers, parse, cap-hit, repeated-line, echo and
+    """One row per rationale source: answers, parse, cap-hit, repeated-line, in-line loop
+    ("--" for a row measured before that check), echo and
     five-distinct-categories rates, and
     (when measured) step 3's suggestions grounded in the catalog, new to the user, and
     users whose next item is among them; then the zero-training probe
@@ -319,9 +320,10 @@ def rationale_quality_table(rows: Sequence[dict[str, Any]]) -> str:
     probed = any("probe" in r for r in rows)
     head = (
         "| rationales | users | parsed into 3 steps | at the token cap | repeating a line "
-        "| echoing the instructions | five distinct categories | mean tokens |"
+        "| looping within a line | echoing the instructions | five distinct categories "
+        "| mean tokens |"
     )
-    rule = "|---|---:|---:|---:|---:|---:|---:|---:|"
+    rule = "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     if grounded:
         head += (
             " step-3 suggestions | in the catalog | new to the user | next item named "
@@ -336,7 +338,8 @@ def rationale_quality_table(rows: Sequence[dict[str, Any]]) -> str:
         line = (
             f"| {r['source']} | {r['answers']:,} | {100 * r['parse_rate']:.1f}% | "
             f"{100 * r['cap_rate']:.1f}% | {100 * r['repeat_rate']:.1f}% | "
-            f"{100 * r.get('echo_rate', 0):.1f}% | {100 * r.get('distinct_rate', 0):.1f}% | "
+            f"{_share(r.get('loop_rate'))} | {100 * r.get('echo_rate', 0):.1f}% | "
+            f"{100 * r.get('distinct_rate', 0):.1f}% | "
             f"{r['mean_tokens']:.0f} |"
         )
         if grounded:

@@ -102,15 +102,25 @@ def prepare_stage(data: DataSection) -> tuple[dict[str, Any], Work]:
 
 
 def teach_stage(teacher: TeacherSection, data_dir: Path, data_key: str, run_dir: Path):
-    inputs = {"data": data_key, "teacher": teacher.model_dump(mode="json", exclude=TEACHER_RUNTIME)}
+    # drop_repeats changes only how structured answers render: keyed as their rendering
+    inputs = {
+        "data": data_key,
+        "teacher": teacher.model_dump(mode="json", exclude=TEACHER_RUNTIME | {"drop_repeats"}),
+    }
     engine = teacher.teacher_config().engine()
     if teacher.backend == "auto":  # the engine found here decides the weights (GGUF or fp32)
         inputs["teacher"]["backend"] = engine
     if teacher.structured:  # the schema and its rendering decide the rationales too
-        from slimrec.methods.slim.structured import RENDER_VERSION, SCHEMA_VERSION
+        from slimrec.methods.slim.structured import (
+            DROP_REPEATS_VERSION,
+            RENDER_VERSION,
+            SCHEMA_VERSION,
+        )
 
         inputs["schema"] = SCHEMA_VERSION
         inputs["render"] = RENDER_VERSION
+        if teacher.drop_repeats:
+            inputs["render"] += f"+{DROP_REPEATS_VERSION}"
 
     def work(folder: Path) -> dict[str, Any]:
         from slimrec.llm.backends import engine_version

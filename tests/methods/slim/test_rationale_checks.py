@@ -7,6 +7,7 @@ from slimrec.methods.slim.rationale_checks import (
     echoes,
     five_distinct,
     instructions_of,
+    looping_lines,
     repeated_lines,
     table_rates,
 )
@@ -22,6 +23,19 @@ def test_repeated_lines_counts_loops_not_numbering_or_headers():
     assert repeated_lines(looping) == 3
     assert repeated_lines("Step 1: a\nStep 2: b\n1. Pens\n2. Pens") == 0  # too short to count
     assert repeated_lines("Step 1: likes pens and paper\nStep 2: likes pens and paper") == 0
+
+
+def test_a_line_saying_one_phrase_on_and_on_loops_and_two_titles_of_a_franchise_do_not():
+    # what the quickstart's student, held to "no line twice", wrote instead
+    held = "Step 1: The Dark Knight, The Dark Knight, The Dark Knight, The Dark\nStep 2:\n1. Drama"
+    assert looping_lines(held) == 1 and repeated_lines(held) == 0
+    assert looping_lines("- The Dark, The Dark, The Dark, The Dark\n- The Dark") == 1
+    franchise = "Step 1: Loves The Legend of Zelda: Ocarina of Time and The Legend of Zelda."
+    assert looping_lines(franchise) == 0
+    assert looping_lines("- Tora! Tora! Tora!\n- New York, New York\n- The, The, The") == 1
+    assert looping_lines("- The Dark Knight, The Dark Knight Rises, The Matrix") == 0
+    assert looping_lines("- Zelda: Majora's Mask: Zelda: Majora's Mask") == 1  # two parts again
+    assert looping_lines("Under Action:\n- Doom\nUnder Action:\n- Doom") == 0  # lines, not loops
 
 
 def test_an_answer_that_restates_the_instructions_echoes_them():
@@ -58,6 +72,6 @@ def test_table_rates_are_shares_of_the_answers_of_a_rationales_table():
     rates = table_rates(table, cap=64)
     assert rates == {
         "parse_rate": 0.5, "cap_rate": 0.5, "repeat_rate": 0.5, "echo_rate": 0.5,
-        "distinct_rate": 0.5, "mean_tokens": 52.0,
+        "distinct_rate": 0.5, "loop_rate": 0.0, "mean_tokens": 52.0,
     }  # fmt: skip
     assert table_rates(table, cap=None)["cap_rate"] == 0.0

@@ -144,6 +144,30 @@ def test_the_student_pattern_admits_every_rendered_answer_and_nothing_twice():
     assert not admits(twice)  # "Celeste" under Racing and under Platformer
     assert not admits([("racing", ["Forza Horizon 5", "F-Zero GX"]), *GROUPS[:4]])  # case aside
     assert not admits([("Party games", ["Party games", "Mario Party 2"]), *GROUPS[1:]])
+    # nor what only numbering, a bullet, a colon or "Under" sets apart, as a reader sees it
+    for copy in ("1. Racing", "- Racing", "Racing:", "*Racing*", "Under Racing"):
+        assert not admits([("Racing", [copy, "F-Zero GX"]), *GROUPS[1:]]), copy
+    assert admits([("Racing", ["2 Fast 2 Furious", "Mario Kart: Double Dash"]), *GROUPS[1:]])
     heading = text.replace("Under Racing:", "Under Karting:")
     assert not pattern.fullmatch(heading, partial=True)
     assert not pattern.fullmatch("Step 1: likes\x0cracing", partial=True)  # no line breaks
+
+
+def test_nothing_is_rendered_twice_and_a_category_left_empty_leaves_step_three():
+    from slimrec.methods.slim.rationale_checks import repeated_lines
+
+    groups = [
+        ("Racing", ["Mario Kart 8", "Gran Turismo 7"]),
+        ("racing:", ["Forza Horizon 5", "F-Zero GX"]),  # the same category again
+        ("Party", ["mario kart 8", "Overcooked 2"]),  # a title again, case aside
+        ("RPG", ["Party", "Persona 5"]),  # a title naming a category
+        ("Platformer", ["Gran Turismo 7", "Mario Kart 8"]),  # nothing new under it
+    ]
+    text = render(answer(groups=groups))
+    assert repeated_lines(text, min_chars=1) == 0
+    rationale = parse_rationale(text)
+    assert rationale.categories.splitlines() == ["1. Racing", "2. Party", "3. RPG", "4. Platformer"]
+    assert "Under Platformer" not in rationale.items
+    assert suggestion_lines(rationale.items) == [
+        "Mario Kart 8", "Gran Turismo 7", "Overcooked 2", "Persona 5"]  # fmt: skip
+    assert render(answer()) == render(answer(groups=GROUPS))  # a clean answer is untouched

@@ -1,10 +1,12 @@
 """What a rationale is worth before anyone reads it: loops, echoes, distinct categories.
 
 SLIM's rationales (Wang et al., WWW 2024, Sec. 3.1) are read by a person on the page and
-learned by the student, so a defect in them is copied. Three checks that need no model:
+learned by the student, so a defect in them is copied. Checks that need no model:
 
 - *repeated lines*: a weak teacher loops -- the same list line again and again, step 2
   restating step 1; a student trained on such answers learns to loop;
+- *loops within a line*: a student held to "no line twice" can still loop inside one
+  ("The Dark Knight, The Dark Knight, The Dark Knight, ...");
 - *echo*: the answer repeats the instructions' own words ("Step 3: Under each of those
   five, suggest ...", "oldest first") instead of reasoning about the user;
 - *five distinct categories*: step 2 names five different categories, as asked.
@@ -28,12 +30,40 @@ def repeated_lines(text: str, min_chars: int = 12) -> int:
     seen: set[str] = set()
     repeats = 0
     for line in text.splitlines():
-        core = line.replace("*", "").strip().lstrip("0123456789.)-# ").strip(" :").lower()
+        core = line_core(line)
         if len(core) < min_chars:
             continue
         repeats += core in seen
         seen.add(core)
     return repeats
+
+
+def looping_lines(text: str) -> int:
+    """How many lines of ``text`` say a part again right after itself: parts are what
+    commas, colons and semicolons separate (case and punctuation aside), and a run of one
+    to three parts counts when it has three words or more, or comes three times ("The
+    Dark Knight, The Dark Knight Rises" and "New York, New York" are not loops; "The Sims
+    4: The Sims 4" and "The, The, The" are)."""
+    return sum(_loops(line) for line in text.splitlines())
+
+
+def _loops(line: str) -> bool:
+    parts = [" ".join(re.findall(r"\w+", part.lower())) for part in re.split(r"[,:;]", line)]
+    parts = [part for part in parts if part]
+    for size in (1, 2, 3):
+        for i in range(len(parts) - 2 * size + 1):
+            run = parts[i : i + size]
+            if run == parts[i + size : i + 2 * size]:
+                thrice = run == parts[i + 2 * size : i + 3 * size]
+                if thrice or sum(len(part.split()) for part in run) >= 3:
+                    return True
+    return False
+
+
+def line_core(line: str) -> str:
+    """What a reader compares in a line: no list number, bullet, emphasis, trailing colon or
+    case ("2. **Racing:**" and "- racing" are one line)."""
+    return line.replace("*", "").strip().lstrip("0123456789.)-# ").strip(" :").lower()
 
 
 def instructions_of(user_message: str) -> str:
@@ -65,7 +95,8 @@ def five_distinct(step2: str) -> bool:
 def table_rates(frame: Any, cap: int | None) -> dict[str, float]:
     """The checks over a rationales table (teach's and reason's columns), as shares of its
     answers: parsed into three steps, at the token ``cap``, repeating a line, echoing the
-    prompt's instructions, naming five distinct categories; and the mean answer length."""
+    prompt's instructions, naming five distinct categories, looping within a line; and the
+    mean answer length."""
     tokens = frame["completion_tokens"].fillna(0).astype(int)
     answered = zip(frame["response"], frame["prompt"], strict=True)
     echoed = [echoes_prompt(str(answer), json.loads(prompt)) for answer, prompt in answered]
@@ -75,5 +106,6 @@ def table_rates(frame: Any, cap: int | None) -> dict[str, float]:
         "repeat_rate": float(frame["response"].map(repeated_lines).gt(0).mean()),
         "echo_rate": sum(echoed) / len(echoed),
         "distinct_rate": float(frame["step2"].fillna("").map(five_distinct).mean()),
+        "loop_rate": float(frame["response"].map(looping_lines).gt(0).mean()),
         "mean_tokens": float(tokens.mean()),
     }

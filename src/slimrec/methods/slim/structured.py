@@ -19,6 +19,12 @@ with fewer categories than five where it stopped short (the rationale checks cou
 those). The parser stays the fallback: an answer cut inside a value is kept as it came
 and parsed like free text.
 
+No grammar can say "no title twice", and teachers repeat themselves: half of the 0.5B's
+and the 1.5B's answers listed a title under two categories or one category twice
+(docs/benchmarks.md). A reader gains nothing from the second copy and a student learns
+to loop from it, so rendering drops it (:func:`distinct`); the answer as the teacher
+wrote it stays in the answer cache (``drop_repeats: false`` renders every line).
+
 The student learns that rendered text, and can be held to it the same way
 (:func:`student_pattern`, a regular expression its decoder follows token by token): the
 same steps, counts and lengths, step 3's headings naming step 2's categories again, and,
@@ -33,6 +39,7 @@ from typing import Any
 
 from slimrec.llm.backends.base import Message
 from slimrec.methods.slim.prompts import Prompt, PromptConfig
+from slimrec.methods.slim.rationale_checks import line_core
 
 # Part of every structured request (in its messages) and of the teach stage's key: bump it
 # when the schema or the instruction changes (the teacher is then asked again).
@@ -40,6 +47,8 @@ SCHEMA_VERSION = "slim-json-v1"
 # Part of the teach stage's key only: bump it when rendering changes (cached answers are
 # rendered again, not asked again).
 RENDER_VERSION = "closed-v1"
+# Added to RENDER_VERSION in the key where repeats are dropped (:func:`distinct`).
+DROP_REPEATS_VERSION = "distinct-v1"
 N_CATEGORIES = 5
 MAX_PREFERENCES_CHARS = 300
 MAX_CATEGORY_CHARS = 60
@@ -102,7 +111,7 @@ def student_pattern(config: PromptConfig) -> str:
     """
     categories = [f"c{n}" for n in range(1, N_CATEGORIES + 1)]
     titles = [f"t{n}" for n in range(1, N_CATEGORIES * config.per_category + 1)]
-    parts = [rf"Step 1: {_value('pref', MAX_PREFERENCES_CHARS)}\nStep 2:\n"]
+    parts = [rf"Step 1: {_value('pref', MAX_PREFERENCES_CHARS, listed=False)}\nStep 2:\n"]
     for n, name in enumerate(categories):
         value = _value(name, MAX_CATEGORY_CHARS + n, categories[:n])
         parts.append(rf"{n + 1}\. {value}\n")
@@ -117,13 +126,20 @@ def student_pattern(config: PromptConfig) -> str:
     return "".join(parts)
 
 
-def _value(group: str, max_chars: int, unlike: Sequence[str] = ()) -> str:
+def _value(group: str, max_chars: int, unlike: Sequence[str] = (), listed: bool = True) -> str:
     """One line of 1..``max_chars`` characters, no outer spaces, none of ``unlike`` (case
     ignored). No control characters either: str.splitlines() breaks lines at \\x0b, \\x0c,
-    \\x1c-\\x1e, \\x85 and the Unicode line separators as well as at newlines."""
+    \\x1c-\\x1e, \\x85 and the Unicode line separators as well as at newlines. A
+    ``listed`` value (a category or title) also reads as itself to a reader: no list mark
+    or "Under " of its own, no trailing colon, so "- 2. Action" cannot copy "2. Action" and
+    "- Under Action" cannot copy a heading (:func:`~.rationale_checks.line_core`)."""
     differs = f"(?i:(?!(?:{'|'.join(f'(?P={u})' for u in unlike)})\\n))" if unlike else ""
     inner = rf"[^\p{{Cc}}\p{{Zl}}\p{{Zp}}]{{0,{max(0, max_chars - 2)}}}"
-    return rf"{differs}(?P<{group}>{EDGE}(?:{inner}{EDGE})?)"
+    first, last = EDGE, EDGE
+    if listed:
+        first = rf"(?!\d+[.)]\s|[-*#.):•]|(?i:under\s)){EDGE}"
+        last = r"[^\s\p{Cc}\p{Zl}\p{Zp}:*]"
+    return rf"{differs}(?P<{group}>{first}(?:{inner}{last})?)"
 
 
 def structured_messages(prompt: Prompt) -> list[Message]:
@@ -133,8 +149,9 @@ def structured_messages(prompt: Prompt) -> list[Message]:
     return messages
 
 
-def render(answer: str) -> str | None:
-    """The canonical three-step text of a JSON answer; None if it is not one."""
+def render(answer: str, drop_repeats: bool = True) -> str | None:
+    """The canonical three-step text of a JSON answer, without what it says twice unless
+    ``drop_repeats`` is off; None if it is not one."""
     try:
         data = json.loads(answer)
     except ValueError:
@@ -147,13 +164,44 @@ def render(answer: str) -> str | None:
         ]
     except (ValueError, TypeError, KeyError):
         return None
-    if not preferences or not groups:
+    if drop_repeats:
+        groups = distinct(groups)
+    if not preferences or not any(titles for _, titles in groups):
         return None
     categories = "\n".join(f"{n}. {name}" for n, (name, _) in enumerate(groups, start=1))
     items = "\n".join(
-        f"Under {name}:\n" + "\n".join(f"- {title}" for title in titles) for name, titles in groups
+        f"Under {name}:\n" + "\n".join(f"- {title}" for title in titles)
+        for name, titles in groups
+        if titles
     )
     return f"Step 1: {preferences}\nStep 2:\n{categories}\nStep 3:\n{items}"
+
+
+def distinct(groups: list[tuple[str, list[str]]]) -> list[tuple[str, list[str]]]:
+    """``groups`` of (category, titles) with nothing said twice, compared as a reader
+    compares lines (:func:`~slimrec.methods.slim.rationale_checks.line_core`): a category
+    named before is dropped with its titles, and a title named before or naming a category
+    is dropped (a category may be left with none: step 2 still names it, step 3 skips it)."""
+    named: set[str] = set()
+    categories = []
+    for name, titles in groups:
+        if _key(name) not in named:
+            named.add(_key(name))
+            categories.append((name, titles))
+    seen = set(named)
+    kept = []
+    for name, titles in categories:
+        fresh = []
+        for title in titles:
+            if _key(title) not in seen:
+                seen.add(_key(title))
+                fresh.append(title)
+        kept.append((name, fresh))
+    return kept
+
+
+def _key(value: str) -> str:
+    return line_core(value) or value.lower()  # "1984" has no core once numbering is cut
 
 
 def closed(answer: str) -> Any:

@@ -69,6 +69,12 @@ class TeacherConfig(BackendConfig, LaterSettingsOmitted):
         "response_format at OpenAI-compatible endpoints such as vLLM); rendered back to "
         "step text. Not offered by backend hf.",
     )
+    drop_repeats: bool = Field(
+        True,
+        description="Render a structured answer without what it says twice: a category "
+        "named again, a title listed again or naming a category (the answer cache keeps "
+        "what the teacher wrote). Half of the 0.5B's and the 1.5B's answers repeat a line.",
+    )
     ray: RayConfig | None = Field(
         None,
         description="Run a local teacher on a Ray cluster, one model replica per actor "
@@ -281,7 +287,8 @@ def teach(
             rationale_row(
                 user,
                 prompt,
-                (config.structured and render(answer.response)) or answer.response,
+                (config.structured and render(answer.response, config.drop_repeats))
+                or answer.response,
                 model=answer.model,
                 prompt_tokens=answer.prompt_tokens,
                 completion_tokens=answer.completion_tokens,
