@@ -171,3 +171,12 @@ def test_nothing_is_rendered_twice_and_a_category_left_empty_leaves_step_three()
     assert suggestion_lines(rationale.items) == [
         "Mario Kart 8", "Gran Turismo 7", "Overcooked 2", "Persona 5"]  # fmt: skip
     assert render(answer()) == render(answer(groups=GROUPS))  # a clean answer is untouched
+
+
+def test_an_answer_that_only_repeats_itself_suggests_nothing_and_does_not_parse():
+    # what a 135M teacher wrote under the grammar: each category's title is the category
+    echoing = [(f"Item {n:03d}", [f"Item {n:03d}"]) for n in range(5)]
+    text = render(answer(groups=echoing))
+    assert text.endswith("Step 3:\n") and "5. Item 004" in text
+    assert not parse_rationale(text).complete
+    assert parse_rationale(render(answer(groups=echoing), drop_repeats=False)).complete

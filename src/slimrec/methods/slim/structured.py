@@ -151,7 +151,8 @@ def structured_messages(prompt: Prompt) -> list[Message]:
 
 def render(answer: str, drop_repeats: bool = True) -> str | None:
     """The canonical three-step text of a JSON answer, without what it says twice unless
-    ``drop_repeats`` is off; None if it is not one."""
+    ``drop_repeats`` is off (an answer whose every title was said before keeps an empty
+    step 3 and does not parse: it suggested nothing); None if it is not one."""
     try:
         data = json.loads(answer)
     except ValueError:
@@ -166,7 +167,7 @@ def render(answer: str, drop_repeats: bool = True) -> str | None:
         return None
     if drop_repeats:
         groups = distinct(groups)
-    if not preferences or not any(titles for _, titles in groups):
+    if not preferences or not groups:
         return None
     categories = "\n".join(f"{n}. {name}" for n, (name, _) in enumerate(groups, start=1))
     items = "\n".join(
