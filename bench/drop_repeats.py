@@ -21,8 +21,9 @@ from pathlib import Path
 import pandas as pd
 
 from slimrec.machine import describe
+from slimrec.methods.slim.parse import parse_rationale
 from slimrec.methods.slim.rationale_checks import five_distinct, looping_lines, repeated_lines
-from slimrec.methods.slim.structured import distinct
+from slimrec.methods.slim.structured import distinct, steps_text
 
 
 def groups_of(text: str) -> tuple[str, list[tuple[str, list[str]]]] | None:
@@ -43,15 +44,6 @@ def groups_of(text: str) -> tuple[str, list[tuple[str, list[str]]]] | None:
     return lines[0][len("Step 1: ") :], blocks
 
 
-def rendered(preferences: str, groups: list[tuple[str, list[str]]]) -> str:
-    lines = [f"Step 1: {preferences}", "Step 2:"]
-    lines += [f"{n}. {name}" for n, (name, _) in enumerate(groups, start=1)] + ["Step 3:"]
-    for name, titles in groups:
-        if titles:
-            lines += [f"Under {name}:"] + [f"- {title}" for title in titles]
-    return "\n".join(lines)
-
-
 def teach_table(run: Path) -> Path:
     info = json.loads((run / "stages.json").read_text(encoding="utf-8"))
     folder = next(s["folder"] for s in info["stages"] if s["name"] == "teach")
@@ -70,33 +62,38 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for run in args.runs:
         frame = pd.read_parquet(teach_table(run))
-        found = [(text, groups_of(text)) for text in frame["response"]]
-        pairs = [(text, parsed) for text, parsed in found if parsed is not None]
-        after = [(p, distinct(g)) for _, (p, g) in pairs]
-        texts = [rendered(p, g) for p, g in after]
+        answers = [found for text in frame["response"] if (found := groups_of(text)) is not None]
+        before = [(steps_text(p, g), g) for p, g in answers]
+        after = [(steps_text(p, distinct(g)), distinct(g)) for p, g in answers]
+        cells = [f"{run}", f"{len(frame):,}", f"{len(answers):,}"]
+        for measure in (repeats, titles, categories, five, loops):
+            cells.append(f"{measure(before)} -> {measure(after)}")
+        print("| " + " | ".join(cells) + " |")
 
-        def share(values) -> str:
-            values = list(values)
-            return f"{100 * sum(values) / len(values):.1f}%"
 
-        titles = [sum(len(t) for _, t in g) for _, (_, g) in pairs]
-        kept = [sum(len(t) for _, t in g) for _, g in after]
-        categories = [len(g) for _, g in after]
+def share(values) -> str:
+    values = list(values)
+    return f"{100 * sum(values) / len(values):.1f}%"
 
-        def five(groups) -> bool:
-            return five_distinct("\n".join(f"{n}. {c}" for n, (c, _) in enumerate(groups, 1)))
 
-        print(
-            f"| {run} | {len(frame):,} | {len(pairs):,} "
-            f"| {share(repeated_lines(t) > 0 for t, _ in pairs)} -> "
-            f"{share(repeated_lines(t) > 0 for t in texts)} "
-            f"| {sum(titles) / len(pairs):.2f} -> {sum(kept) / len(pairs):.2f} "
-            f"| {sum(len(g) for _, (_, g) in pairs) / len(pairs):.2f} -> "
-            f"{sum(categories) / len(pairs):.2f} "
-            f"| {share(five(g) for _, (_, g) in pairs)} -> {share(five(g) for _, g in after)} "
-            f"| {share(looping_lines(t) > 0 for t, _ in pairs)} -> "
-            f"{share(looping_lines(t) > 0 for t in texts)} |"
-        )
+def repeats(rendered) -> str:
+    return share(repeated_lines(text) > 0 for text, _ in rendered)
+
+
+def titles(rendered) -> str:
+    return f"{sum(len(t) for _, g in rendered for _, t in g) / len(rendered):.2f}"
+
+
+def categories(rendered) -> str:
+    return f"{sum(len(g) for _, g in rendered) / len(rendered):.2f}"
+
+
+def five(rendered) -> str:
+    return share(five_distinct(parse_rationale(text).categories) for text, _ in rendered)
+
+
+def loops(rendered) -> str:
+    return share(looping_lines(text) > 0 for text, _ in rendered)
 
 
 if __name__ == "__main__":

@@ -169,6 +169,12 @@ def render(answer: str, drop_repeats: bool = True) -> str | None:
         groups = distinct(groups)
     if not preferences or not groups:
         return None
+    return steps_text(preferences, groups)
+
+
+def steps_text(preferences: str, groups: list[tuple[str, list[str]]]) -> str:
+    """The three steps as text: the preferences, the categories numbered, and the titles
+    under each category that has any."""
     categories = "\n".join(f"{n}. {name}" for n, (name, _) in enumerate(groups, start=1))
     items = "\n".join(
         f"Under {name}:\n" + "\n".join(f"- {title}" for title in titles)
