@@ -176,6 +176,48 @@ def test_text_controls_zero_or_shuffle_the_rationales():
         text_control(table, "reversed", seed=0)
 
 
+def test_the_random_control_draws_a_code_per_user_with_the_rationales_statistics():
+    from slimrec.methods.slim import text_control
+
+    rng = np.random.default_rng(7)
+    table = (rng.standard_normal((4000, 3)) @ np.array([[2, 0, 0], [1, 1, 0], [0, 0, 0.2]])
+             + [5, -1, 0]).astype(np.float32)  # fmt: skip
+    table[:10] = 0  # users without text keep none
+    got = text_control(table, "random", seed=0)
+    assert not got[:10].any() and got[10:].all(axis=1).all()
+    texts, codes = table[10:].astype(np.float64), got[10:].astype(np.float64)
+    assert np.allclose(codes.mean(axis=0), texts.mean(axis=0), atol=0.1)
+    assert np.allclose(np.cov(codes.T), np.cov(texts.T), rtol=0.1, atol=0.02)
+    assert abs(np.corrcoef(codes[:, 0], texts[:, 0])[0, 1]) < 0.05  # says nothing of the user
+    # Whose text it is does not matter: the same draws for the rationales shuffled.
+    shuffled = text_control(table, "shuffled", seed=3)
+    assert np.allclose(text_control(shuffled, "random", seed=0), got, atol=1e-4)
+    assert np.array_equal(got, text_control(table, "random", seed=0))
+    assert not np.allclose(got, text_control(table, "random", seed=1))
+    with pytest.raises(ConfigError, match="at least two users"):
+        text_control(np.eye(2, dtype=np.float32)[:1], "random", seed=0)
+
+
+def test_the_mean_control_gives_every_user_with_text_the_same_mean_rationale():
+    from slimrec.methods.slim import text_control
+
+    table = np.array([[1, 2], [0, 0], [3, 6]], dtype=np.float32)
+    got = text_control(table, "mean", seed=0)
+    assert np.array_equal(got, [[2, 4], [0, 0], [2, 4]])
+    assert not text_control(np.zeros((2, 2), np.float32), "mean", seed=0).any()
+
+
+def test_slim_random_text_fuses_the_seeded_random_codes(tiny, tmp_path):
+    from slimrec.methods.slim import text_control
+
+    data, item_text, user_text = tiny
+    fit_method("slim-random-text", data, small(), tmp_path, item_text=item_text,
+               user_text=user_text)  # fmt: skip
+    fused = load_model(tmp_path).user_fusion.user_text.numpy()
+    assert np.allclose(fused, text_control(user_text, "random", 0), atol=1e-6)
+    assert not np.allclose(fused, user_text)
+
+
 def test_the_history_control_is_the_mean_text_of_the_items_each_rationale_read():
     from slimrec.methods.slim import text_control
 

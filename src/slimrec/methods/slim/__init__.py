@@ -68,6 +68,22 @@ register_method(
     control="history",
 )
 register_method(
+    "slim-random-text",
+    SlimConfig,
+    Slim,
+    description="control: SLIM with each rationale replaced by a random vector drawn with the "
+    "rationales' mean and covariance (a fixed code per user that says nothing about them)",
+    control="random",
+)
+register_method(
+    "slim-mean-text",
+    SlimConfig,
+    Slim,
+    description="control: SLIM with every rationale replaced by the mean rationale (text, the "
+    "same for every user)",
+    control="mean",
+)
+register_method(
     "slim-oracle-text",
     SlimConfig,
     Slim,

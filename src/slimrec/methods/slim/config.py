@@ -17,7 +17,9 @@ Wang et al., WWW 2024, Sec. 3.3. Every SLIM variant is this one config with othe
   and whether the LLM's reasoning says more than the titles it read; ``oracle``, the
   positive control, replaces the rationales of an ``oracle_share`` of the users with the
   text of the items they were to name (it leaks the future by design: the ceiling of what
-  a rationale could give through the fusion);
+  a rationale could give through the fusion); ``random`` (a draw with the rationales'
+  mean and covariance per user: a code that says nothing) and ``mean`` (the mean
+  rationale for every user): whether any fixed vector per user gives what text gives;
 * ``id_agnostic``: text matching, ``g_t(user rationale) . g_t(item text)``, no IDs and no
   sequence model (its model options come from the training config's ``model``).
 """
@@ -31,7 +33,7 @@ from pydantic import Field, model_validator
 from slimrec.methods.base import MethodConfig
 
 Rationales = Literal["student", "teacher"]
-Control = Literal["zero", "shuffled", "history", "oracle"]
+Control = Literal["zero", "shuffled", "history", "oracle", "random", "mean"]
 TextField = Literal["response", "step1", "step2", "step3"]
 TEXT_FIELDS: tuple[str, ...] = ("response", "step1", "step2", "step3")
 FusionDesign = Literal["concat", "residual", "gate", "fast-gate"]  # fusion/user.py says each
@@ -48,8 +50,8 @@ class SlimConfig(MethodConfig):
     )
     control: Control | None = Field(
         None,
-        description="Replace the rationale embeddings: zero | shuffled | history | oracle "
-        "(controls; oracle leaks the future, a ceiling).",
+        description="Replace the rationale embeddings: zero | shuffled | history | oracle | "
+        "random | mean (controls; oracle leaks the future, a ceiling).",
     )
     oracle_share: float = Field(
         1.0, gt=0.0, le=1.0, description="The oracle control: the share of users it reaches."

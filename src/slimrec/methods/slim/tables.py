@@ -97,9 +97,23 @@ def text_control(
     (``future[u]``: the targets it has not seen, test item included), as if it had named
     the user's next items. It leaks by design; it measures what a rationale that knew the
     future could give through the fusion, never a result.
+
+    ``random`` and ``mean`` ask whether any fixed vector per user gives what text gives:
+    ``random`` replaces each rationale by a seeded draw from a Gaussian with the
+    rationales' own mean and covariance (a code per user that says nothing about them),
+    ``mean`` replaces every rationale by the rationales' mean (text, the same for all).
+    Where ``random`` matches SLIM, the fusion uses its text as a user code, not as content.
     """
     if control == "zero":
         return np.zeros_like(table)
+    if control == "random":
+        return random_text(table, seed)
+    if control == "mean":
+        out = np.zeros_like(table)
+        rows = with_text_rows(table)
+        if rows.any():
+            out[rows] = table[rows].mean(axis=0)
+        return out
     if control == "history":
         return history_text(table, item_text, read)
     if control == "oracle":
@@ -107,13 +121,32 @@ def text_control(
     if control != "shuffled":
         raise ConfigError(
             f"unknown text control {control!r}",
-            fix="use 'zero', 'shuffled', 'history' or 'oracle'",
+            fix="use 'zero', 'shuffled', 'history', 'oracle', 'random' or 'mean'",
         )
     out = table.copy()
     with_text = np.flatnonzero(with_text_rows(table))
     rng = np.random.default_rng(seed)
     # A derangement would be stricter; with hundreds of users a fixed point is rare noise.
     out[with_text] = table[rng.permutation(with_text)]
+    return out
+
+
+def random_text(table: np.ndarray, seed: int) -> np.ndarray:
+    """The ``random`` control's table (see :func:`text_control`): every row with text
+    becomes a seeded draw from N(mean, covariance) of those rows; the others stay zero."""
+    rows = np.flatnonzero(with_text_rows(table))
+    if len(rows) < 2:
+        raise ConfigError(
+            f"the random text control needs at least two users with text, got {len(rows)}",
+            fix="give rationales to more users, or use the zero control",
+        )
+    texts = table[rows].astype(np.float64)
+    mean = texts.mean(axis=0)
+    # Drawing through the SVD of the centred rows keeps the covariance without forming it.
+    _, singular, directions = np.linalg.svd(texts - mean, full_matrices=False)
+    draws = np.random.default_rng(seed).standard_normal((len(rows), len(singular)))
+    out = np.zeros_like(table)
+    out[rows] = mean + (draws * singular / np.sqrt(len(rows) - 1)) @ directions
     return out
 
 
