@@ -218,6 +218,19 @@ def test_slim_random_text_fuses_the_seeded_random_codes(tiny, tmp_path):
     assert not np.allclose(fused, user_text)
 
 
+def test_zero_text_leaves_the_gate_shut_so_the_model_stays_the_plain_backbone(tiny, tmp_path):
+    # g_l(0) is g_l's bias, zero at init, and the gate is zero: each one's gradient is the
+    # other, so neither moves. The mean-text control is the no-information control that
+    # can open the gate (a constant offset for every user).
+    data, item_text, user_text = tiny
+    for method in ("slim-zero-text", "slim-mean-text"):
+        fit_method(method, data, small(), tmp_path / method, item_text=item_text,
+                   user_text=user_text)  # fmt: skip
+    zero = load_model(tmp_path / "slim-zero-text").user_fusion
+    assert zero.gate.item() == 0.0 and not zero.g_l.bias.any()
+    assert load_model(tmp_path / "slim-mean-text").user_fusion.gate.item() != 0.0
+
+
 def test_the_history_control_is_the_mean_text_of_the_items_each_rationale_read():
     from slimrec.methods.slim import text_control
 

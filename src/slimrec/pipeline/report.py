@@ -42,8 +42,8 @@ CONTROL_COLUMNS = {
     "slim-zero-text": "zero text",
     "slim-shuffled-text": "shuffled text",
     "slim-history-text": "history titles",
-    "slim-random-text": "random code",
     "slim-mean-text": "mean text",
+    "slim-random-text": "random code",
     "slim-oracle-text": "oracle text (leaks)",
     "slim-residual-oracle-text": "residual, oracle text (leaks)",
     "slim-gate-oracle-text": "gate, oracle text (leaks)",
@@ -62,11 +62,11 @@ CONTROL_PAIRS = (
     # The titles the rationale was written from, without the reasoning: SLIM's LLM adds
     # something beyond them only where SLIM also beats this one.
     ("slim", "slim-history-text"),
-    # A random fixed vector per user, and one vector for all: where the first matches
-    # SLIM and the second does not, the fusion uses its text as a code for the user.
-    ("slim", "slim-random-text"),
+    # One vector for all users, and a random one per user: where SLIM does no better, its
+    # gain is an offset (or a code for the user) that any text opens, not what it says.
     ("slim", "slim-mean-text"),
-    ("slim-random-text", "backbone+"),
+    ("slim", "slim-random-text"),
+    ("slim-mean-text", "backbone+"),
     # The positive control: what a rationale that named the next items would give.
     ("slim-oracle-text", "slim"),
     # Every other fusion has its own text control: its gain over Backbone+ is the text's
@@ -581,11 +581,12 @@ def render_report(
             "with the rationales shuffled across users: SLIM gains from what its text says "
             "only where it beats both, with an interval that excludes zero. History titles: "
             "each rationale replaced by the mean text embedding of the items it was written "
-            "from; the LLM's reasoning adds something only where SLIM beats that too. Random "
-            "code: each rationale replaced by a random vector with the rationales' mean and "
-            "covariance; mean text: the mean rationale for every user. Where the random "
-            "code gives what SLIM gives, the text serves as a code for the user, not as "
-            "what it says. Oracle text "
+            "from; the LLM's reasoning adds something only where SLIM beats that too. Mean "
+            "text: the mean rationale for every user, one offset for all (under SLIM's gate "
+            "zero text leaves the gate shut, so that model is Backbone+, and mean text is the "
+            "no-information control that can open it); random code: each rationale replaced "
+            "by a random vector with the rationales' mean and covariance. Where these give "
+            "what SLIM gives, the fusion's gain is not what the text says. Oracle text "
             "(a positive control that leaks the future, never a result): rationales "
             "replaced by the text of the items they were to name, the ceiling of what text "
             "can give through this fusion.\n"
