@@ -19,7 +19,8 @@ Wang et al., WWW 2024, Sec. 3.3. Every SLIM variant is this one config with othe
   text of the items they were to name (it leaks the future by design: the ceiling of what
   a rationale could give through the fusion); ``random`` (a draw with the rationales'
   mean and covariance per user: a code that says nothing) and ``mean`` (the mean
-  rationale for every user): whether any fixed vector per user gives what text gives;
+  rationale for every user: the no-information control that can open SLIM's gate, which
+  ``zero`` leaves shut): whether text that says nothing gives what the rationales give;
 * ``id_agnostic``: text matching, ``g_t(user rationale) . g_t(item text)``, no IDs and no
   sequence model (its model options come from the training config's ``model``).
 """

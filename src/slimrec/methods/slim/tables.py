@@ -98,11 +98,12 @@ def text_control(
     the user's next items. It leaks by design; it measures what a rationale that knew the
     future could give through the fusion, never a result.
 
-    ``random`` and ``mean`` ask whether any fixed vector per user gives what text gives:
+    ``random`` and ``mean`` ask whether text that says nothing gives what text gives:
     ``random`` replaces each rationale by a seeded draw from a Gaussian with the
     rationales' own mean and covariance (a code per user that says nothing about them),
-    ``mean`` replaces every rationale by the rationales' mean (text, the same for all).
-    Where ``random`` matches SLIM, the fusion uses its text as a user code, not as content.
+    ``mean`` replaces every rationale by the rationales' mean (one vector for all; under
+    the gate designs it, not ``zero``, is the control that can open the gate). Where they
+    match SLIM, its gain is not what the text says (docs/benchmarks.md, top section).
     """
     if control == "zero":
         return np.zeros_like(table)
