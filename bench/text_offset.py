@@ -35,17 +35,18 @@ from scipy.stats import spearmanr
 from slimrec.config import load_yaml
 from slimrec.data import PreparedDataset
 from slimrec.methods import load_model
-from slimrec.pipeline.artifacts import RunArtifacts
+from slimrec.methods.slim.tables import text_control, with_text_rows
+from slimrec.pipeline.artifacts import RunArtifacts, recorded_fits
 from slimrec.training import TrainConfig
 from slimrec.training.trainer import model_scorer, split_metrics, test_eval_config
 
 
-def fit_folder(run: Path, name: str, seed: int) -> Path:
-    backbone, method = name.split("/")
-    found = sorted((run / "stages").glob(f"fit-{backbone}-{method}-seed{seed}-*"))
-    if len(found) != 1:
-        raise SystemExit(f"{name} seed {seed}: {len(found)} fit folders in {run}/stages")
-    return found[0]
+def fit_folder(run: Path, label: str, seed: int) -> Path:
+    """The folder of the finished fit ``label`` (``sasrec/slim``) at ``seed``."""
+    for fit in recorded_fits(run):
+        if fit.label == label and fit.seed == seed:
+            return fit.folder
+    raise SystemExit(f"no finished fit {label} at seed {seed} in {run}")
 
 
 def counts(targets: np.ndarray, n_items: int) -> np.ndarray:
@@ -60,14 +61,11 @@ def rescored(model, data: PreparedDataset, cfg: TrainConfig) -> str:
     """Test NDCG@10 per protocol as trained, with mean text for all, with zero text."""
     fusion = model.user_fusion
     trained = fusion.user_text.clone()
-    rows = trained.abs().sum(dim=1) > 0
     cells = []
-    for name, table in (
-        ("as trained", trained),
-        ("mean text", torch.where(rows[:, None], trained[rows].mean(dim=0), trained)),
-        ("zero text", torch.zeros_like(trained)),
-    ):
-        fusion.user_text.copy_(table)
+    for control in (None, "mean", "zero"):
+        table = trained if control is None else text_control(trained.numpy(), control, 0)
+        name = "as trained" if control is None else f"{control} text"
+        fusion.user_text.copy_(torch.as_tensor(table))
         for protocol in cfg.test_protocols:
             config = test_eval_config(cfg, protocol)
             values = split_metrics(model_scorer(model), data, "test", config, cfg.max_len)
@@ -94,7 +92,9 @@ def main() -> None:
     position_sum = np.zeros(n + 1)
     for h in train:
         np.add.at(position_sum, h, np.arange(len(h)) / max(len(h) - 1, 1))
-    position = position_sum[1:] / np.maximum(counts(np.concatenate(train), n), 1)
+    occurrences = counts(np.concatenate(train), n)
+    seen = occurrences > 0
+    position = position_sum[1:] / np.maximum(occurrences, 1)
     print(f"{len(test_targets):,} test users, {n:,} items; item prior = c . z_i")
     popular = hit_rate(np.argsort(-train_pop)[:10], test_targets)
     print(f"top 10 by training popularity: test hit@10 {popular:.4f}")
@@ -113,7 +113,7 @@ def main() -> None:
             text = fusion.user_text
             delta = fusion.fuse_text(torch.zeros(len(text), fusion.dim), text).numpy()
             items = model.item_encoder()[1:].numpy()
-        delta = delta[np.abs(text.numpy()).sum(axis=1) > 0]  # users with text
+        delta = delta[with_text_rows(text.numpy())]
         c = delta.mean(axis=0)
         share = float(c @ c / np.mean(np.sum(delta**2, axis=1)))
         gate = (
@@ -124,7 +124,6 @@ def main() -> None:
         prior = items @ c
         rho_test = spearmanr(prior, test_pop).statistic
         rho_train = spearmanr(prior, train_pop).statistic
-        seen = counts(np.concatenate(train), n) > 0
         rho_position = spearmanr(prior[seen], position[seen]).statistic
         top = np.argsort(-prior)[:10]
         print(f"{name} | {share:.3f} | {gate:.3f} | {rho_test:+.3f} | {rho_train:+.3f} | "
