@@ -95,6 +95,45 @@ def test_slot_vectors_go_in_and_the_read_out_is_the_decoders_state(lm):
     assert int(batch.slots.sum()) == 4
 
 
+def test_many_prompts_read_in_chunks_by_length_come_back_in_their_order(lm):
+    texts = ["a much longer prompt with many more words than the others", "short", "mid one"]
+    prompts = [[text, Slot(), Slot(read=True)] for text in texts * 2]
+    vectors = [torch.randn(2, lm.hidden_size) for _ in prompts]
+    whole = lm.read(lm.batch(prompts), torch.cat(vectors))
+    for chunk in (1, 2, 4, 64):
+        assert torch.allclose(lm.read_many(prompts, vectors, chunk), whole, atol=1e-5)
+    assert lm.read_many([], [], 4).shape == (0, lm.hidden_size)
+
+
+def test_in_eval_mode_each_history_is_encoded_once_until_the_weights_may_change(
+    lm, data, monkeypatch
+):
+    model = model_on(lm, data).eval()
+    calls = []
+    real = lm.read
+    monkeypatch.setattr(
+        lm, "read", lambda batch, v: calls.append(len(batch.reads)) or real(batch, v)
+    )
+    seqs, lengths = torch.tensor([[1, 2, 3], [4, 5, 0], [1, 2, 3]]), torch.tensor([3, 2, 3])
+    with torch.inference_mode():
+        first = model.encode(seqs, lengths, None)
+        assert sum(calls) == 2  # the repeated history once
+        again = model.encode(seqs[:2], lengths[:2], None)
+        assert sum(calls) == 2 and torch.equal(again, first[:2]) and torch.equal(first[0], first[2])
+        changed = {k: v + 0.1 for k, v in model.state_dict().items()}
+        model.load_state_dict(changed)
+        moved = model.encode(seqs[:1], lengths[:1], None)
+    assert sum(calls) == 3 and not torch.allclose(moved[0], first[0])
+    model.train().eval()
+    with torch.inference_mode():
+        model.encode(seqs[:1], lengths[:1], None)
+    assert sum(calls) == 4
+    model.train()  # training: every call reads, so gradients reach the soft tokens
+    model.encode(seqs[:1], lengths[:1], None).sum().backward()
+    model.encode(seqs[:1], lengths[:1], None)
+    assert sum(calls) == 6 and model.user_out.grad is not None
+
+
 def test_a_users_vector_does_not_depend_on_its_batch_and_titles_stay_text(lm, data):
     model = model_on(lm, data).eval()
     seqs = torch.tensor([[1, 2, 0, 0, 0], [3, 4, 5, 6, 7]])

@@ -132,6 +132,38 @@ class FrozenLM:
             slots[i, : len(ids)] = torch.tensor(marks)
         return Batch(input_ids, mask, slots, torch.tensor(reads))
 
+    def prompt_length(self, prompt: Sequence[Segment]) -> int:
+        """Tokens of ``prompt`` as :meth:`batch` lays it out (a slot is one)."""
+        return len(self.bos) + sum(
+            1 if isinstance(segment, Slot) else len(self.text_ids(segment)) for segment in prompt
+        )
+
+    def read_many(
+        self, prompts: Sequence[Sequence[Segment]], slot_vectors: Sequence[Tensor], chunk: int
+    ) -> Tensor:
+        """:meth:`read` of many prompts, ``chunk`` at a time, ``[len(prompts), hidden]`` in
+        their order; ``slot_vectors[i]`` fills prompt ``i``'s slots.
+
+        Prompts of similar length go together: padding to a chunk's longest prompt is
+        computation, and one forward over hundreds of long prompts is slower per prompt
+        than several small ones (docs/benchmarks.md, "LLM-SRec").
+        """
+        if len(prompts) != len(slot_vectors):
+            raise ValueError(f"{len(slot_vectors)} slot vector sets for {len(prompts)} prompts")
+        if not prompts:
+            return torch.empty(0, self.hidden_size, device=self.device)
+        order = sorted(range(len(prompts)), key=lambda i: self.prompt_length(prompts[i]))
+        states = [
+            self.read(
+                self.batch([prompts[i] for i in group]),
+                torch.cat([slot_vectors[i] for i in group]),
+            )
+            for group in (order[start : start + chunk] for start in range(0, len(order), chunk))
+        ]
+        back = torch.empty(len(order), dtype=torch.long)
+        back[torch.tensor(order, dtype=torch.long)] = torch.arange(len(order))
+        return torch.cat(states)[back.to(states[0].device)]
+
     def read(self, batch: Batch, slot_vectors: Tensor) -> Tensor:
         """Last hidden states ``[B, hidden]`` at the read-out slots, the slots' inputs
         replaced by ``slot_vectors`` ``[n_slots, hidden]`` (row-major slot order)."""

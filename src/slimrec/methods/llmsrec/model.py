@@ -16,8 +16,9 @@ soft tokens.
 
 It is a :class:`~slimrec.backbones.SequentialRecommender`, so the shared trainer,
 evaluation protocols, ``recommend`` and the order diagnostic all apply: the item table
-is the whole catalogue encoded once (kept while in eval mode), a user is one LLM
-forward.
+is the whole catalogue encoded once and a user's vector once per history (both kept
+while in eval mode, so the test's protocols and the order diagnostic's cosines do not
+encode again), a user is one LLM forward.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class LLMItemEncoder(ItemEncoder):
         self._table: Tensor | None = None
 
     def train(self, mode: bool = True) -> LLMItemEncoder:
-        self._table = None
+        self._table = None  # eval() comes here too: weights may have changed since
         return super().train(mode)
 
     def forward(self) -> Tensor:
@@ -127,6 +128,17 @@ class LLMSRec(SequentialRecommender):
         self.f_user = head(d, config.head_hidden, config.rep_dim, nn.LeakyReLU())
         self.f_item = head(d, config.head_hidden, config.rep_dim, nn.LeakyReLU())
         self.f_cf = head(c, config.rep_dim, config.rep_dim, nn.GELU())
+        self._user_vectors: dict[tuple[int, ...], Tensor] = {}  # eval mode only
+
+    def train(self, mode: bool = True) -> LLMSRec:
+        self._user_vectors.clear()  # eval() comes here too; the item table clears itself
+        return super().train(mode)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As nn.Module's, forgetting the vectors kept from the weights before."""
+        self._user_vectors.clear()
+        self.item_encoder._table = None
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     # -- prompts ---------------------------------------------------------------------------
 
@@ -150,15 +162,15 @@ class LLMSRec(SequentialRecommender):
         self, keys: list[tuple], prompts: list[list[Segment]], out: Tensor
     ) -> Tensor:
         """Frozen variant: the LLM's read-out states of ``prompts``, each computed once."""
-        lm, size = self.frozen.lm, self.config.encode_batch_size
-        missing = [i for i, k in enumerate(keys) if k not in self._states]
+        lm = self.frozen.lm
+        missing = list({k: i for i, k in enumerate(keys) if k not in self._states}.values())
         with torch.no_grad():
-            for start in range(0, len(missing), size):
-                chunk = missing[start : start + size]
-                batch = lm.batch([prompts[i] for i in chunk])
-                states = lm.read(batch, out.expand(len(chunk), -1))
-                for i, state in zip(chunk, states, strict=True):
-                    self._states[keys[i]] = state
+            states = lm.read_many(
+                [prompts[i] for i in missing], [out[None]] * len(missing),
+                self.config.encode_batch_size,
+            )  # fmt: skip
+        for i, state in zip(missing, states, strict=True):
+            self._states[keys[i]] = state
         return torch.stack([self._states[k] for k in keys]).to(out)
 
     # -- vectors ---------------------------------------------------------------------------
@@ -170,10 +182,10 @@ class LLMSRec(SequentialRecommender):
         if self.item_proj is None:
             keys = [("item", int(i)) for i in ids.tolist()]
             return self.f_item(self._cached_states(keys, prompts, self.item_out))
-        batch = lm.batch(prompts)
         soft = self.item_proj(self.cf_items[ids.to(self.cf_items.device)])
-        slots = torch.stack([soft, self.item_out.expand_as(soft)], 1).reshape(-1, soft.shape[1])
-        return self.f_item(lm.read(batch, slots).to(soft))
+        slots = torch.stack([soft, self.item_out.expand_as(soft)], 1)  # [N, 2, d]
+        states = lm.read_many(prompts, list(slots), self.config.encode_batch_size)
+        return self.f_item(states.to(soft))
 
     def encode(self, seqs: Tensor, lengths: Tensor, item_table: Tensor) -> Tensor:
         """``f_user`` of the prompts of the last ``history_items`` items of each history."""
@@ -185,12 +197,26 @@ class LLMSRec(SequentialRecommender):
         if self.item_proj is None:
             keys = [("user", tuple(h)) for h in histories]
             return self.f_user(self._cached_states(keys, prompts, self.user_out))
-        batch = lm.batch(prompts)
-        slots = []
-        for h in histories:
-            slots += [self.item_proj(self.cf_items[torch.tensor(h, device=self.cf_items.device)]),
-                      self.user_out[None]]  # fmt: skip
-        return self.f_user(lm.read(batch, torch.cat(slots)).to(self.user_out))
+        # With fixed weights (eval mode, no gradients) a history's vector is computed once.
+        keep = not self.training and not torch.is_grad_enabled()
+        keys = [tuple(h) for h in histories]
+        todo = list(range(len(keys)))
+        if keep:  # each history not yet encoded, once
+            first = {key: i for i, key in enumerate(keys) if key not in self._user_vectors}
+            todo = list(first.values())
+        device = self.cf_items.device
+        slots = [
+            torch.cat([self.item_proj(self.cf_items[torch.tensor(histories[i], device=device)]),
+                       self.user_out[None]])
+            for i in todo
+        ]  # fmt: skip
+        states = lm.read_many([prompts[i] for i in todo], slots, self.config.encode_batch_size)
+        vectors = self.f_user(states.to(self.user_out))
+        if not keep:
+            return vectors
+        for i, vector in zip(todo, vectors, strict=True):
+            self._user_vectors[keys[i]] = vector
+        return torch.stack([self._user_vectors[k] for k in keys])
 
     # -- training --------------------------------------------------------------------------
 
