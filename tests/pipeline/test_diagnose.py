@@ -54,6 +54,7 @@ def test_llm_srec_in_a_run_trains_its_teacher_first_and_is_diagnosed(tiny_run, l
     folder = tmp_path / "run"
     shutil.copytree(tiny_run, folder)
     small = {"llm": str(lively_lm), "rep_dim": 8, "head_hidden": 16, "epochs": 1}
+    small |= {"history_items": 3}
     config = RunArtifacts(folder).config.model_dump()
     config |= {"methods": [{"llm-srec": small}], "diagnose": {"order": ["shuffle"], "repeats": 1}}
     config = type(RunArtifacts(folder).config).model_validate(config)
@@ -67,6 +68,8 @@ def test_llm_srec_in_a_run_trains_its_teacher_first_and_is_diagnosed(tiny_run, l
         next((folder / "stages").glob("diagnose-order-shuffle-*/order-shuffle.json")).read_text()
     )
     assert {f["method"] for f in order["fits"]} == {"llm-srec"}
+    # Only the 3 items its prompt holds are shuffled: the same items, another order.
+    assert {f["window"] for f in order["fits"]} == {3}
 
 
 def test_delrec_in_a_run_is_tested_on_the_sampled_lists_and_diagnosed(
@@ -97,6 +100,6 @@ def test_delrec_in_a_run_is_tested_on_the_sampled_lists_and_diagnosed(
     order = json.loads(
         next((folder / "stages").glob("diagnose-order-shuffle-*/order-shuffle.json")).read_text()
     )
-    assert [(f["method"], f["protocol"], f["cosine"]) for f in order["fits"]] == [
-        ("delrec", "sampled", None)
+    assert [(f["method"], f["protocol"], f["cosine"], f["window"]) for f in order["fits"]] == [
+        ("delrec", "sampled", None, 4)  # the 4 titles of its prompt
     ]

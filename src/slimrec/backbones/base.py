@@ -89,6 +89,11 @@ class SequentialRecommender(nn.Module):
         self.n_negatives = n_negatives
         self.user_fusion = user_fusion
 
+    def visible_window(self, max_len: int) -> int:
+        """How many of a history's most recent items the model reads, given ``max_len``
+        (the order diagnostic perturbs only those: it must not change *which* it reads)."""
+        return max_len
+
     @property
     def reads_user_text(self) -> bool:
         """Whether the user vectors depend on a per-user text table (see ``user_fusion``)."""

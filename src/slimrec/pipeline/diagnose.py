@@ -67,7 +67,7 @@ def write_order(
                 data.n_items,
                 test_eval_config(train, protocol),
                 config,
-                window=train.max_len,
+                window=model.visible_window(train.max_len),
                 users=np.arange(len(histories)),
                 user_vectors=model_user_vectors(model) if model.has_user_vectors else None,
                 item_popularity=data.item_popularity("train"),

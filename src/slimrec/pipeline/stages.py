@@ -312,6 +312,9 @@ def order_stage(config: OrderConfig, fits: list[Fit], data_dir: Path, data_key: 
         "data": data_key,
         "fits": [f.record.key for f in fits],
         "order": config.model_dump(mode="json"),
+        # 2: each model's own window (LLM-SRec and DELRec read fewer items than max_len;
+        # version 1 shuffled max_len items, so they read other items, not just another order).
+        "version": 2,
     }
 
     def work(folder: Path) -> dict[str, Any]:

@@ -76,6 +76,9 @@ class DelrecModel(SequentialRecommender):
         self.history_items = history_items
         self.seed = seed
 
+    def visible_window(self, max_len: int) -> int:
+        return min(max_len, self.history_items)  # its prompt holds the last few titles
+
     @property
     def lm(self) -> CandidateLM:
         return self.outside.lm

@@ -140,6 +140,9 @@ class LLMSRec(SequentialRecommender):
         self.item_encoder._table = None
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
+    def visible_window(self, max_len: int) -> int:
+        return min(max_len, self.config.history_items)  # its prompt holds the last few
+
     # -- prompts ---------------------------------------------------------------------------
 
     def user_prompt(self, items: Sequence[int]) -> list[Segment]:
