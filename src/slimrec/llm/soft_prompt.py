@@ -160,8 +160,7 @@ class FrozenLM:
             )
             for group in (order[start : start + chunk] for start in range(0, len(order), chunk))
         ]
-        back = torch.empty(len(order), dtype=torch.long)
-        back[torch.tensor(order, dtype=torch.long)] = torch.arange(len(order))
+        back = torch.tensor(order).argsort()  # row j of the sorted states is prompt order[j]
         return torch.cat(states)[back.to(states[0].device)]
 
     def read(self, batch: Batch, slot_vectors: Tensor) -> Tensor:

@@ -135,10 +135,11 @@ class LLMSRec(SequentialRecommender):
         return super().train(mode)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        """As nn.Module's, forgetting the vectors kept from the weights before."""
-        self._user_vectors.clear()
-        self.item_encoder._table = None
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        """As nn.Module's, forgetting the vectors kept from the weights before (train()
+        clears every cache, its own and the item table's, in either mode)."""
+        loaded = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        self.train(self.training)
+        return loaded
 
     def visible_window(self, max_len: int) -> int:
         return min(max_len, self.config.history_items)  # its prompt holds the last few
@@ -196,9 +197,9 @@ class LLMSRec(SequentialRecommender):
         histories = [
             row[: int(n)][-k:] for row, n in zip(seqs.tolist(), lengths.tolist(), strict=True)
         ]
-        prompts = [self.user_prompt(h) for h in histories]
         if self.item_proj is None:
             keys = [("user", tuple(h)) for h in histories]
+            prompts = [self.user_prompt(h) for h in histories]
             return self.f_user(self._cached_states(keys, prompts, self.user_out))
         # With fixed weights (eval mode, no gradients) a history's vector is computed once.
         keep = not self.training and not torch.is_grad_enabled()
@@ -213,7 +214,8 @@ class LLMSRec(SequentialRecommender):
                        self.user_out[None]])
             for i in todo
         ]  # fmt: skip
-        states = lm.read_many([prompts[i] for i in todo], slots, self.config.encode_batch_size)
+        prompts = [self.user_prompt(histories[i]) for i in todo]
+        states = lm.read_many(prompts, slots, self.config.encode_batch_size)
         vectors = self.f_user(states.to(self.user_out))
         if not keep:
             return vectors
