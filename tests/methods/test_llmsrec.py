@@ -197,6 +197,20 @@ def test_a_fit_trains_tests_and_reloads_with_the_llm_unchanged(lively_lm, data, 
     assert scorer.evaluate(data, "test", cfg) == pytest.approx(results["test"]["full"], abs=1e-6)
 
 
+def test_its_patience_counts_epochs_whatever_the_runs_step_patience():
+    """The run's min_patience_steps is made for ID backbones (hundreds of short epochs);
+    an LLM-SRec epoch is one step per batch of users, so it would disable early stopping."""
+    from slimrec.training import Trainer
+
+    run = TrainConfig(backbone="sasrec", min_patience_steps=500, patience=10)
+    cfg = get_method("llm-srec", patience=2, epochs=10).train_config(run)
+    assert (cfg.patience, cfg.min_patience_steps, cfg.epochs) == (2, 0, 10)
+    trainer = Trainer(cfg, "unused")
+    after_best = {"bad_epochs": 2, "step": 244, "best_step": 183}  # 61 steps an epoch
+    assert trainer._should_stop(after_best)
+    assert not trainer._should_stop(after_best | {"bad_epochs": 1})
+
+
 def test_distillation_pulls_the_user_vector_towards_the_teachers(lm, data):
     """30 steps: the MSE term falls and the cosine to the teacher's projected vector rises,
     far more than when the distillation is switched off."""

@@ -49,7 +49,10 @@ class LLMSRecMethod(Method[LLMSRecConfig]):
     def train_config(self, train: TrainConfig) -> TrainConfig:
         c = self.config
         update = {"epochs": c.epochs, "batch_size": c.batch_size, "lr": c.lr}
-        update |= {"patience": c.patience, "pairs": "last", "layout": "prefix"}
+        # Its patience counts epochs: the run's min_patience_steps (500, made for ID
+        # backbones' short epochs) would outlast ten of its 61-step epochs on amazon-office.
+        update |= {"patience": c.patience, "min_patience_steps": 0}
+        update |= {"pairs": "last", "layout": "prefix"}
         return trainer_config(self.name, train).model_copy(update=update)
 
     def check(self, train: TrainConfig) -> None:
