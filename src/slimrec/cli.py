@@ -371,6 +371,12 @@ def diagnose_order_cmd(
     repeats: int = typer.Option(3, help="Permutations per user, averaged."),
     seed: int = typer.Option(0, help="Seed of the permutations."),
     split: str = typer.Option("test", help="test | valid histories."),
+    window: int | None = typer.Option(
+        None, help="Every model reads and has perturbed only its last N items (a matched window)."
+    ),
+    method: list[str] = typer.Option(
+        [], help="Only the fits of this method (repeatable; default: every fit)."
+    ),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
 ) -> None:
     """Does each model use the order of a history? Scores shuffled histories (LLM-SRec's test)."""
@@ -380,8 +386,8 @@ def diagnose_order_cmd(
     from slimrec.pipeline.diagnose import diagnose_order
 
     flags = {"perturbation": perturbation, "repeats": repeats, "seed": seed, "split": split}
-    config = parse(OrderConfig, flags, where="diagnose order")
-    table, _ = diagnose_order(run, config, device=str(pick_device(device)))
+    config = parse(OrderConfig, flags | {"window": window}, where="diagnose order")
+    table, _ = diagnose_order(run, config, device=str(pick_device(device)), methods=method)
     typer.echo(table.read_text(encoding="utf-8"))
     typer.echo(f"written: {table} and {table.with_suffix('.json')}")
 

@@ -21,6 +21,17 @@ def test_order_diagnostic_covers_every_fit_and_text_matching_never_moves(tiny_ru
     assert (tiny_run / "diagnose" / "order-shuffle.md").read_text().startswith("## Order")
 
 
+def test_a_matched_window_shuffles_the_same_last_items_for_the_chosen_methods(tiny_run, capsys):
+    args = ["diagnose", "order", "--run", str(tiny_run), "--repeats", "1", "--window", "3"]
+    code, out, _ = run([*args, "--method", "backbone"], capsys)
+    assert code == 0 and "The last 3 items of each model's window" in out
+    saved = json.loads((tiny_run / "diagnose" / "order-shuffle-window3.json").read_text())
+    assert {(f["method"], f["window"]) for f in saved["fits"]} == {("backbone", 3)}
+    assert "| sasrec/backbone | 1 | 3 |" in out
+    code, _, err = run([*args, "--method", "slim-typo"], capsys)
+    assert code == 2 and "slim-typo" in err and len(err.strip().splitlines()) == 1
+
+
 def test_a_bad_perturbation_is_one_line_and_exit_2(tiny_run, capsys):
     code, _, err = run(
         ["diagnose", "order", "--run", str(tiny_run), "--perturbation", "sort"], capsys

@@ -9,7 +9,9 @@ original histories and on perturbed copies, and the cosine between the user vect
 the two when the caller can give them.
 
 Perturbations act only inside the window the model sees (its last ``window`` items):
-cutting after shuffling would change *which* items it sees, not just their order.
+cutting after shuffling would change *which* items it sees, not just their order. Models
+reading windows of different lengths are compared on the same length with
+``OrderConfig.window`` (the control for "it reacts less because it reads less").
 ``shuffle`` permutes the window, ``reverse`` reverses it, ``shuffle-keep-last`` permutes
 all but the most recent item (separating "uses the order" from "uses the last item").
 The permutation of user ``u`` in repeat ``r`` comes from ``default_rng([seed, r, u])``, so
@@ -44,6 +46,21 @@ class OrderConfig(BaseModel):
     repeats: int = Field(3, ge=1, description="Perturbations per user, averaged (reverse: 1).")
     seed: int = Field(0, description="Seed of the permutations (identical for every model).")
     split: Literal["valid", "test"] = Field("test", description="Which histories are perturbed.")
+    window: int | None = Field(
+        None,
+        ge=2,
+        description="Every model reads only its last N items (at most its own window), and "
+        "those are perturbed: a model that reads 50 items and one that reads 10, compared "
+        "on the same 10; none: each model's whole window.",
+    )
+
+    def window_of(self, visible: int) -> int:
+        """The items perturbed for a model that reads the last ``visible`` items."""
+        return visible if self.window is None else min(visible, self.window)
+
+    def name(self) -> str:
+        """The file stem of its tables: ``order-shuffle``, ``order-shuffle-window10``."""
+        return f"order-{self.perturbation}" + (f"-window{self.window}" if self.window else "")
 
 
 def perturb(

@@ -16,6 +16,7 @@ original order and stay fixed here.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from tqdm.auto import tqdm
 
 from slimrec.config import load_yaml
 from slimrec.data import PreparedDataset
+from slimrec.errors import ConfigError
 from slimrec.eval.order import OrderConfig, order_sensitivity
 from slimrec.io import write_json_atomic, write_text_atomic
 from slimrec.methods import load_model
@@ -35,13 +37,26 @@ TABLE_METRICS = ("ndcg@10", "hit@10")
 
 
 def diagnose_order(
-    run_dir: str | Path, config: OrderConfig, *, device: str = "cpu"
+    run_dir: str | Path,
+    config: OrderConfig,
+    *,
+    device: str = "cpu",
+    methods: Sequence[str] = (),
 ) -> tuple[Path, list[dict[str, Any]]]:
-    """Run the diagnostic on every fit of ``run_dir``: (the .md table, one row per fit)."""
+    """Run the diagnostic on every fit of ``run_dir`` (or those of ``methods``):
+    (the .md table, one row per fit)."""
     artifacts = RunArtifacts(run_dir)
-    return write_order(
-        artifacts.run_dir / "diagnose", artifacts.fits(), artifacts.data_dir, config, device
-    )
+    fits = artifacts.fits()
+    if methods:
+        unknown = sorted(set(methods) - {f.method for f in fits})
+        if unknown:
+            raise ConfigError(
+                f"the run has no fit of method {unknown[0]!r}",
+                where=artifacts.run_dir,
+                fix="name one of: " + ", ".join(sorted({f.method for f in fits})),
+            )
+        fits = [f for f in fits if f.method in methods]
+    return write_order(artifacts.run_dir / "diagnose", fits, artifacts.data_dir, config, device)
 
 
 def write_order(
@@ -67,7 +82,7 @@ def write_order(
                 data.n_items,
                 test_eval_config(train, protocol),
                 config,
-                window=model.visible_window(train.max_len),
+                window=config.window_of(model.visible_window(train.max_len)),
                 users=np.arange(len(histories)),
                 user_vectors=model_user_vectors(model) if model.has_user_vectors else None,
                 item_popularity=data.item_popularity("train"),
@@ -77,7 +92,7 @@ def write_order(
                 | {"protocol": protocol}
                 | result
             )
-    out = folder / f"order-{config.perturbation}"
+    out = folder / config.name()
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out.with_suffix(".json"), {"config": config.model_dump(), "fits": rows})
     table = order_table(rows, config)
@@ -94,21 +109,26 @@ def order_table(rows: list[dict[str, Any]], config: OrderConfig) -> str:
     lines = [
         f"## Order sensitivity: {config.perturbation} of the {config.split} histories",
         "",
-        f"Inside each model's visible window; {config.repeats} permutation(s) per user "
+        (
+            "Inside each model's visible window"
+            if config.window is None
+            else f"The last {config.window} items of each model's window (all of a shorter one)"
+        )
+        + f"; {config.repeats} permutation(s) per user "
         f"(seed {config.seed}), identical for every model; mean over seeds "
         "(change: ± std over seeds). cos: mean cosine between the user vectors of the "
         "original and the perturbed history.",
     ]
     for protocol in dict.fromkeys(p for p, _ in groups):
         lines += ["", f"### {protocol}", ""]
-        head = ["model", "seeds"]
+        head = ["model", "seeds", "window"]
         for m in TABLE_METRICS:
             head += [f"{m}", f"{m} perturbed", "change %"]
         lines += ["| " + " | ".join([*head, "cos"]) + " |", "|---|" + "---:|" * len(head)]
         for (p, label), fits in groups.items():
             if p != protocol:
                 continue
-            cells = [label, str(len(fits))]
+            cells = [label, str(len(fits)), "/".join(map(str, sorted({f["window"] for f in fits})))]
             for m in TABLE_METRICS:
                 original = np.mean([f["original"][m] for f in fits])
                 perturbed = np.mean([f["perturbed"][m][0] for f in fits])

@@ -311,7 +311,7 @@ def order_stage(config: OrderConfig, fits: list[Fit], data_dir: Path, data_key: 
     inputs = {
         "data": data_key,
         "fits": [f.record.key for f in fits],
-        "order": config.model_dump(mode="json"),
+        "order": config.model_dump(mode="json", exclude_none=True),  # keys before `window`
         # 2: each model's own window (LLM-SRec and DELRec read fewer items than max_len;
         # version 1 shuffled max_len items, so they read other items, not just another order).
         "version": 2,
