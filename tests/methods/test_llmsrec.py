@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -258,6 +259,23 @@ def test_an_interrupted_fit_resumes_to_the_same_results(lively_lm, data, tmp_pat
     fit(1, "b")  # "killed" after one epoch
     resumed = fit(3, "b")
     assert resumed["test"] == straight["test"] and resumed["best_epoch"] == straight["best_epoch"]
+
+
+def test_every_prefix_as_a_pair_trains_more_steps_than_one_pair_per_user(lively_lm, tmp_path):
+    data = hint_data(n_users=12, seed=3, intro_len=(3, 5))[0]  # training histories of 4-5
+    train = TrainConfig(model={"dim": 8}, epochs=1, batch_size=16, max_len=8, threads=1)
+    fit_method("backbone", data, train, tmp_path / "teacher")
+    options = {"llm": str(lively_lm), **SMALL.model_dump(exclude={"llm"}), "epochs": 1}
+    options["batch_size"] = 4
+
+    def steps(pairs: str) -> int:
+        out = tmp_path / pairs
+        fit_method("llm-srec", data, train, out, teacher=tmp_path / "teacher",
+                   options=options | {"pairs": pairs})  # fmt: skip
+        return json.loads((out / "metrics.jsonl").read_text().splitlines()[0])["step"]
+
+    assert steps("last") == 3  # one pair per user: 12 users, batches of 4
+    assert steps("all") >= 3 * 3  # 3-4 pairs per user
 
 
 def test_the_frozen_variant_trains_only_its_heads_on_states_computed_once(lm, data, monkeypatch):

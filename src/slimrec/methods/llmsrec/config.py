@@ -8,6 +8,8 @@ section, as for the other methods; these are LLM-SRec's own.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from slimrec.methods.base import MethodConfig
@@ -46,3 +48,8 @@ class LLMSRecConfig(MethodConfig):
     batch_size: int = Field(8, ge=1, description="Users per step (the paper: 20).")
     lr: float = Field(1e-4, gt=0, description="Adam learning rate (the paper: 1e-4).")
     patience: int = Field(2, ge=1, description="Epochs without a better validation score.")
+    pairs: Literal["last", "all"] = Field(
+        "last",
+        description="Training pairs per user and epoch: 'last' (its last training item, the "
+        "authors' code) or 'all' (every prefix: an extension, ~mean length x the cost).",
+    )

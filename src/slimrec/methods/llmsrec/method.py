@@ -3,8 +3,8 @@
 Its teacher is the run's own ``backbone`` fit on the same backbone and seed (the pipeline
 trains it, or reuses it when ``backbone`` is listed too). Training goes through the
 shared trainer (resumable, early stopped on validation NDCG@10, tested under every
-protocol) with one pair per user and epoch (each user's last training item, as the
-authors' code), in the prefix layout; the run folder keeps only the trainable parts,
+protocol) with one pair per user and epoch by default (each user's last training item,
+as the authors' code), in the prefix layout; the run folder keeps only the trainable parts,
 the teacher's folder (relative) and the item titles, so :meth:`LLMSRecMethod.load`
 rebuilds the model with the same LLM.
 """
@@ -52,7 +52,7 @@ class LLMSRecMethod(Method[LLMSRecConfig]):
         # Its patience counts epochs: the run's min_patience_steps (500, made for ID
         # backbones' short epochs) would outlast ten of its 61-step epochs on amazon-office.
         update |= {"patience": c.patience, "min_patience_steps": 0}
-        update |= {"pairs": "last", "layout": "prefix"}
+        update |= {"pairs": c.pairs, "layout": "prefix"}
         return trainer_config(self.name, train).model_copy(update=update)
 
     def check(self, train: TrainConfig) -> None:
@@ -76,13 +76,13 @@ class LLMSRecMethod(Method[LLMSRecConfig]):
         recipe = ModelRecipe(
             build,
             # The loop settings live in the trainer's config (epochs and patience may change
-            # on resume); the scoring batch size cannot change a result.
+            # on resume; pairs is keyed there); the scoring batch size cannot change a result.
             key=(
                 PROMPT_VERSION,
                 model_identity(str(llm)),
                 teacher_key,
                 self.config.model_dump(
-                    exclude={"epochs", "batch_size", "lr", "patience", "encode_batch_size"}
+                    exclude={"epochs", "batch_size", "lr", "patience", "encode_batch_size", "pairs"}
                 ),
             ),
             structure={
