@@ -206,6 +206,9 @@ def test_its_patience_counts_epochs_whatever_the_runs_step_patience():
     run = TrainConfig(backbone="sasrec", min_patience_steps=500, patience=10)
     cfg = get_method("llm-srec", patience=2, epochs=10).train_config(run)
     assert (cfg.patience, cfg.min_patience_steps, cfg.epochs) == (2, 0, 10)
+    assert (cfg.lr_decay, cfg.monitor) == (1.0, "ndcg@10")  # the run's monitor by default
+    paper = get_method("llm-srec", lr_decay=0.95, monitor="hit@10").train_config(run)
+    assert (paper.lr_decay, paper.monitor) == (0.95, "hit@10")
     trainer = Trainer(cfg, "unused")
     after_best = {"bad_epochs": 2, "step": 244, "best_step": 183}  # 61 steps an epoch
     assert trainer._should_stop(after_best)

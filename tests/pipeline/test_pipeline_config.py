@@ -77,6 +77,10 @@ def write(tmp_path: Path, data: dict) -> Path:
         ({"methods": [{"slim": {"fusion": "sum"}}]}, "method 'slim': fusion"),
         ({"methods": ["slim"], "method_options": {"slim-gate": {}}}, "does not list"),
         ({"methods": [{"slim": "gate"}]}, "must be a mapping"),
+        # A monitor the validation does not report fails at load, not after an epoch.
+        ({"train": {"monitor": "ndcg10"}}, "train.monitor"),
+        ({"train": {"monitor": "ndcg@5"}}, "train.monitor 'ndcg@5' is not reported"),
+        ({"methods": [{"llm-srec": {"monitor": "hit@50"}}]}, "monitor 'hit@50' is not reported"),
     ],
 )
 def test_bad_configs_fail_with_one_line(tmp_path, data, message):
@@ -137,6 +141,7 @@ def test_the_sampled_protocols_negatives_reach_every_fit_and_keys_stay_put():
     from slimrec.training import TrainConfig
 
     assert "sampled_negatives" not in TrainConfig().model_dump()  # old run keys stay valid
+    assert "lr_decay" not in TrainConfig().model_dump()
     assert TrainConfig(sampled_negatives=99).model_dump()["sampled_negatives"] == 99
     with pytest.raises(ValueError, match=r"train\.sampled_negatives is set by the pipeline"):
         RunConfig(train={"sampled_negatives": 99})

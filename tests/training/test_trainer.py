@@ -94,6 +94,27 @@ def test_resume_ends_exactly_where_an_uninterrupted_run_does(pattern_data, tmp_p
     assert len((tmp_path / "b" / "metrics.jsonl").read_text().splitlines()) == 4
 
 
+def test_the_learning_rate_decays_after_each_validation_and_a_resume_goes_on_decayed(
+    pattern_data, tmp_path
+):
+    def lr_after(epochs: int, out: str) -> float:
+        Trainer(small(epochs=epochs, patience=100, lr_decay=0.5), tmp_path / out).fit(pattern_data)
+        ckpt = torch.load(tmp_path / out / "last.pt", weights_only=False)
+        return ckpt["optimizer"]["param_groups"][0]["lr"]
+
+    assert lr_after(3, "a") == pytest.approx(5e-3 * 0.5**3)
+    assert lr_after(1, "b") == pytest.approx(5e-3 * 0.5)  # "killed" after one epoch
+    assert lr_after(3, "b") == pytest.approx(5e-3 * 0.5**3)
+
+
+def test_a_monitor_the_validation_does_not_report_is_refused_before_training(
+    pattern_data, tmp_path
+):
+    with pytest.raises(ConfigError, match="monitor 'ndcg@5' is not among"):
+        Trainer(small(monitor="ndcg@5"), tmp_path / "run").fit(pattern_data)
+    assert not (tmp_path / "run").exists()
+
+
 def test_finished_run_is_reused_and_other_settings_refused(pattern_data, tmp_path):
     cfg = small(epochs=2)
     first = Trainer(cfg, tmp_path).fit(pattern_data)

@@ -27,6 +27,7 @@ from slimrec.methods.slim.student.reason import ENGINE, STRUCTURED, Engine, one_
 from slimrec.methods.slim.teach import TeacherConfig
 from slimrec.text import DEFAULT_ENCODER
 from slimrec.training import TrainConfig
+from slimrec.training.config import monitor_cutoff
 
 Backbone = Literal["sasrec", "gru4rec", "srgnn", "caser"]
 Protocol = Literal["full", "sampled"]
@@ -291,10 +292,17 @@ class RunConfig(BaseModel):
         unknown = sorted(set(self.method_options) - set(self.methods))
         if unknown:
             raise ValueError(f"method_options for {unknown}, which `methods` does not list")
+        if monitor_cutoff(self.train.monitor) not in self.eval.ks:
+            raise ValueError(
+                f"train.monitor {self.train.monitor!r} is not reported: use a cut-off of "
+                f"eval.ks {list(self.eval.ks)}, or add it there"
+            )
         try:
             for method in self.chosen_methods():
                 for backbone in self.backbones:
-                    method.check(self.train.model_copy(update={"backbone": backbone}))
+                    method.check(
+                        self.train.model_copy(update={"backbone": backbone, "ks": self.eval.ks})
+                    )
         except SlimrecError as e:
             raise ValueError(e.one_line()) from e
         return self

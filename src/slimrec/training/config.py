@@ -9,6 +9,14 @@ from pydantic import ConfigDict, Field
 from slimrec.config import LaterSettingsOmitted
 from slimrec.machine import THREADS
 
+# ndcg@K | hit@K | mrr@K: the validation metrics an epoch reports (slimrec.eval.summarize).
+MONITOR_PATTERN = r"^(ndcg|hit|mrr)@[1-9][0-9]*$"
+
+
+def monitor_cutoff(monitor: str) -> int:
+    """K of a validated monitor name ``metric@K``."""
+    return int(monitor.rsplit("@", 1)[1])
+
 
 class TrainConfig(LaterSettingsOmitted):
     """How to train one backbone. ``model`` holds the backbone's own options."""
@@ -20,6 +28,7 @@ class TrainConfig(LaterSettingsOmitted):
         "rationale_items": 0,
         "pairs": "all",
         "sampled_negatives": 100,
+        "lr_decay": 1.0,
     }
 
     backbone: str = Field(
@@ -44,9 +53,21 @@ class TrainConfig(LaterSettingsOmitted):
         ge=0,
         description="Also require this many optimiser steps without a gain before stopping.",
     )
-    monitor: str = Field("ndcg@10", description="Validation metric that picks the best epoch.")
+    monitor: str = Field(
+        "ndcg@10",
+        pattern=MONITOR_PATTERN,
+        description="Validation metric that picks the best epoch: ndcg@K, hit@K or mrr@K, "
+        "K one of `ks`.",
+    )
     batch_size: int = Field(256, ge=1, description="Rows per optimisation step.")
     lr: float = Field(1e-3, gt=0, description="Adam learning rate.")
+    lr_decay: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="The learning rate is multiplied by this after every epoch's validation "
+        "(1: constant; LLM-SRec's authors: 0.95 per validation).",
+    )
     weight_decay: float = Field(0.0, ge=0, description="Adam weight decay.")
     clip_grad_norm: float | None = Field(None, gt=0, description="Clip gradients to this norm.")
     max_len: int = Field(50, ge=1, description="Most recent items of a history the model sees.")

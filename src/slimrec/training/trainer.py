@@ -39,7 +39,7 @@ from slimrec.eval import EvalConfig, per_user_metrics, summarize
 from slimrec.eval.protocol import UserScoreFn
 from slimrec.io import atomic_path, write_json_atomic
 from slimrec.machine import set_torch_threads
-from slimrec.training.config import TrainConfig
+from slimrec.training.config import TrainConfig, monitor_cutoff
 from slimrec.training.examples import Examples, causal_examples, prefix_examples
 from slimrec.training.recipe import ModelRecipe, backbone_options, backbone_recipe
 from slimrec.training.resume import restore_rng, rng_state, trim_metrics
@@ -96,6 +96,12 @@ class Trainer:
                     self.model_.eval()
                     self.test(data)
                 return done
+        if monitor_cutoff(cfg.monitor) not in cfg.ks:  # before an epoch is spent on it
+            raise ConfigError(
+                f"monitor {cfg.monitor!r} is not among the validation metrics (ks {list(cfg.ks)})",
+                where=self.out,
+                fix="use a cut-off of ks, or add it to ks",
+            )
         set_torch_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         device = pick_device(cfg.device)
@@ -160,6 +166,8 @@ class Trainer:
             line |= {f"valid_{k}": v for k, v in valid.items()} | {"best": improved}
             with (self.out / "metrics.jsonl").open("a", encoding="utf-8") as f:
                 f.write(json.dumps(line) + "\n")
+            for group in optimizer.param_groups:  # saved with it, so a resume goes on decayed
+                group["lr"] *= cfg.lr_decay
             self._checkpoint(last, key, optimizer, state)
             tqdm.write(
                 f"epoch {epoch}: loss {loss:.4f}  valid {cfg.monitor} {score:.4f}"

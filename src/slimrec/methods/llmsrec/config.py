@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field
 
 from slimrec.methods.base import MethodConfig
+from slimrec.training.config import MONITOR_PATTERN
 
 
 class LLMSRecConfig(MethodConfig):
@@ -48,6 +49,19 @@ class LLMSRecConfig(MethodConfig):
     batch_size: int = Field(8, ge=1, description="Users per step (the paper: 20).")
     lr: float = Field(1e-4, gt=0, description="Adam learning rate (the paper: 1e-4).")
     patience: int = Field(2, ge=1, description="Epochs without a better validation score.")
+    lr_decay: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Learning rate x this after every validation (the paper: 0.95, ~10 "
+        "validations an epoch; here one an epoch).",
+    )
+    monitor: str | None = Field(
+        None,
+        pattern=MONITOR_PATTERN,
+        description="Validation metric that picks its best epoch (the paper: hit@10 of "
+        "1 + 99; validation here ranks the full catalogue); none: the run's train.monitor.",
+    )
     pairs: Literal["last", "all"] = Field(
         "last",
         description="Training pairs per user and epoch: 'last' (its last training item, the "

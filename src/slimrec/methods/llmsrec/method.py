@@ -30,6 +30,7 @@ from slimrec.methods.llmsrec.config import LLMSRecConfig
 from slimrec.methods.llmsrec.model import PROMPT_VERSION, LLMSRec
 from slimrec.methods.load import load_model
 from slimrec.training import ModelRecipe, TrainConfig, Trainer
+from slimrec.training.config import monitor_cutoff
 from slimrec.training.trainer import MODEL_FILE
 
 TITLES = "titles.json"
@@ -49,6 +50,7 @@ class LLMSRecMethod(Method[LLMSRecConfig]):
     def train_config(self, train: TrainConfig) -> TrainConfig:
         c = self.config
         update = {"epochs": c.epochs, "batch_size": c.batch_size, "lr": c.lr}
+        update |= {"lr_decay": c.lr_decay} | ({"monitor": c.monitor} if c.monitor else {})
         # Its patience counts epochs: the run's min_patience_steps (500, made for ID
         # backbones' short epochs) would outlast ten of its 61-step epochs on amazon-office.
         update |= {"patience": c.patience, "min_patience_steps": 0}
@@ -57,6 +59,11 @@ class LLMSRecMethod(Method[LLMSRecConfig]):
 
     def check(self, train: TrainConfig) -> None:
         check_backbone_options(trainer_config(self.name, train))  # the teacher's options
+        if self.config.monitor and monitor_cutoff(self.config.monitor) not in train.ks:
+            raise ConfigError(
+                f"method {self.name!r}: monitor {self.config.monitor!r} is not reported",
+                fix=f"use a cut-off of eval.ks {list(train.ks)}, or add it there",
+            )
 
     def fit(self, context: FitContext, out: Path) -> dict[str, Any]:
         if context.teacher is None:
@@ -76,13 +83,15 @@ class LLMSRecMethod(Method[LLMSRecConfig]):
         recipe = ModelRecipe(
             build,
             # The loop settings live in the trainer's config (epochs and patience may change
-            # on resume; pairs is keyed there); the scoring batch size cannot change a result.
+            # on resume; pairs, lr_decay and monitor are keyed there); the scoring batch
+            # size cannot change a result.
             key=(
                 PROMPT_VERSION,
                 model_identity(str(llm)),
                 teacher_key,
                 self.config.model_dump(
-                    exclude={"epochs", "batch_size", "lr", "patience", "encode_batch_size", "pairs"}
+                    exclude={"epochs", "batch_size", "lr", "patience", "encode_batch_size"}
+                    | {"pairs", "lr_decay", "monitor"}
                 ),
             ),
             structure={
