@@ -190,6 +190,21 @@ def test_an_empty_config_or_a_key_given_twice_is_refused(tmp_path, capsys, text,
     assert not (tmp_path / "o").exists()
 
 
+def test_a_run_setting_given_on_the_command_line_is_checked_before_any_work(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text("name: x\nseeds: [0, 1]\n")
+    out = tmp_path / "o"
+    code, _, err = run(
+        ["run", "--config", str(config), "--out", str(out), "--set", "seeds=[0, 0]"], capsys
+    )
+    assert code == 2 and err.startswith("error: --set seeds: ") and "listed twice" in err
+    code, _, err = run(
+        ["run", "--config", str(config), "--out", str(out), "--set", "seeds"], capsys
+    )
+    assert code == 2 and "is not KEY=VALUE" in err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     "args, needle",
     [

@@ -56,3 +56,56 @@ def test_a_config_rebuilt_from_another_calls_the_real_url_not_its_redacted_dump(
     path = tmp_path / "teacher.yaml"
     path.write_text(f"backend: openai\nmodel: m\nbase_url: '{url}'\n")
     assert _config(TeacherConfig, path, {"concurrency": 2}).base_url == url
+
+
+def test_a_setting_from_the_command_line_changes_one_value_read_as_yaml(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("epochs: 3\ntrain: {lr: 0.1, layers: [a, b]}\n")
+    settings = ["epochs=7", "train.lr=0.0003", "train.layers.1=c", "train.new.depth= 2"]
+    loaded = load_yaml(Settings, path, settings)
+    assert loaded.epochs == 7
+    assert loaded.train == {"lr": 0.0003, "layers": ["a", "c"], "new": {"depth": 2}}
+    assert load_yaml(Settings, path).epochs == 3  # the file is as it was
+
+
+def test_a_setting_reaches_a_method_entry_by_its_name():
+    from slimrec.config import with_settings
+
+    data = {"methods": ["backbone", {"llm-srec": {"epochs": 10, "batch_size": 8}}]}
+    changed = with_settings(data, ["methods.llm-srec.epochs=3", "methods.backbone.x=1"])
+    assert changed["methods"] == [
+        {"backbone": {"x": 1}},
+        {"llm-srec": {"epochs": 3, "batch_size": 8}},
+    ]
+    assert data["methods"][1]["llm-srec"]["epochs"] == 10  # the caller's data is untouched
+
+
+@pytest.mark.parametrize(
+    ("setting", "needle"),
+    [
+        ("epochs", "'epochs' is not KEY=VALUE"),
+        ("=3", "is not KEY=VALUE"),
+        ("train..lr=3", "is not KEY=VALUE"),
+        ("epochs=[1", "--set epochs: the value is not valid YAML"),
+        ("epochs=many", "--set epochs: invalid value for epochs"),
+        ("train.layers.5=x", "--set train.layers.5: the list has 2 entries, not 6"),
+        ("train.layers.z=x", "--set train.layers.z: no entry 'z' in the list"),
+        ("epochs.x=1", "--set epochs.x: 'epochs' is not a section"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_it(tmp_path, setting, needle):
+    path = tmp_path / "c.yaml"
+    path.write_text("epochs: 3\ntrain: {layers: [a, b]}\n")
+    with pytest.raises(ConfigError) as info:
+        load_yaml(Settings, path, [setting])
+    assert needle in info.value.one_line() and "\n" not in info.value.one_line()
+
+
+def test_an_unknown_setting_of_a_run_is_blamed_on_its_set(tmp_path):
+    from slimrec.pipeline import RunConfig
+
+    path = tmp_path / "run.yaml"
+    path.write_text("name: x\nseeds: [0, 1, 2]\n")
+    assert load_yaml(RunConfig, path, ["seeds=[0]"]).seeds == [0]
+    with pytest.raises(ConfigError, match=r"^--set train.epochz: .*epochz"):
+        load_yaml(RunConfig, path, ["seeds=[0]", "train.epochz=3"])

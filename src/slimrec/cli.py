@@ -425,6 +425,13 @@ def _echo_fields(cls: type, prefix: str = "") -> None:
 def run(
     config: Path = typer.Option(..., help="A RunConfig YAML (see configs/quickstart.yaml)."),
     out: Path | None = typer.Option(None, help="Run folder (default: runs/<config name>)."),
+    settings: list[str] = typer.Option(
+        [],
+        "--set",
+        metavar="KEY=VALUE",
+        help="Change one setting of the config, VALUE as YAML; repeatable, e.g. --set "
+        "seeds=[0] --set train.epochs=50 --set methods.llm-srec.epochs=3.",
+    ),
 ) -> None:
     """The whole SLIM pipeline: prepare, teach, distill, reason, embed, fit, report; cached.
 
@@ -433,7 +440,7 @@ def run(
     from slimrec.config import load_yaml
     from slimrec.pipeline import RunConfig, run_pipeline
 
-    cfg = load_yaml(RunConfig, config)
+    cfg = load_yaml(RunConfig, config, settings)
     folder = out or Path("runs") / config.stem
     check_writable(folder)
     outcome = run_pipeline(cfg, folder, echo=_say)

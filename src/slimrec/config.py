@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -77,7 +78,9 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_yaml(cls: type[M], path: str | Path) -> M:
+def load_yaml(cls: type[M], path: str | Path, settings: Sequence[str] = ()) -> M:
+    """``cls`` from the YAML file at ``path``, with each ``KEY.PATH=VALUE`` of
+    ``settings`` (the command line's ``--set``) on top; see :func:`with_settings`."""
     path = Path(path)
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
@@ -97,22 +100,108 @@ def load_yaml(cls: type[M], path: str | Path) -> M:
             where=path,
             fix="write its settings (configs/quickstart.yaml is a complete example)",
         )
-    return parse(cls, data, where=path)
+    if settings and not isinstance(data, dict):
+        raise ConfigError("the config is not a mapping of settings", where=path)
+    if settings:
+        data = with_settings(data, settings)
+    keys = [setting.partition("=")[0].strip() for setting in settings]
+    return parse(cls, data, where=path, set_keys=keys)
+
+
+def with_settings(data: dict, settings: Sequence[str]) -> dict:
+    """``data`` (a config file's mapping, not changed) with each ``KEY.PATH=VALUE`` set.
+
+    VALUE is read as YAML (``seeds=[0]``, ``train.lr=0.0003``, ``teacher.model=qwen``); a
+    dotted path makes the sections it names. In a list, a number picks an entry and a name
+    picks the entry naming it, so ``methods.llm-srec.epochs=3`` reaches the settings of
+    ``- llm-srec: {...}`` (or of a plain ``- llm-srec``).
+    """
+    data = copy.deepcopy(data)
+    for setting in settings:
+        key, eq, text = setting.partition("=")
+        key = key.strip()
+        where = f"--set {key or setting}"
+        if not eq or not key or "" in key.split("."):
+            raise ConfigError(
+                f"{setting!r} is not KEY=VALUE", where="--set", fix="e.g. --set train.epochs=3"
+            )
+        try:
+            value = yaml.load(text, Loader=_StrictLoader)
+        except (yaml.YAMLError, _DuplicateKey) as e:
+            raise ConfigError(
+                f"the value is not valid YAML ({str(e).splitlines()[0]})", where=where
+            ) from e
+        *sections, last = key.split(".")
+        node: Any = data
+        for name in sections:
+            node = _child(node, name, where)
+        if isinstance(node, list):
+            index = _entry(node, last, where)
+            node[index] = value if last.isdigit() else {last: value}
+        elif isinstance(node, dict):
+            node[last] = value
+        else:
+            raise ConfigError(f"{key.rpartition('.')[0]!r} is not a section", where=where)
+    return data
+
+
+def _entry(items: list, name: str, where: str) -> int:
+    """Where ``name`` (a position, or the name an entry gives) is in ``items``; a plain
+    ``- name`` entry becomes ``- name: {}``, to hold settings."""
+    if name.isdigit():
+        if int(name) >= len(items):
+            raise ConfigError(
+                f"the list has {len(items)} entries, not {int(name) + 1}", where=where
+            )
+        return int(name)
+    for i, entry in enumerate(items):
+        if entry == name:
+            items[i] = {name: {}}
+            return i
+        if isinstance(entry, dict) and list(entry) == [name]:
+            return i
+    raise ConfigError(f"no entry {name!r} in the list", where=where, fix="add it in the file")
+
+
+def _child(node: Any, name: str, where: str) -> Any:
+    """The section ``name`` of ``node``, made empty when missing."""
+    if isinstance(node, dict):
+        if node.get(name) is None:
+            node[name] = {}
+        return node[name]
+    if isinstance(node, list):
+        entry = node[_entry(node, name, where)]
+        if isinstance(entry, dict) and not name.isdigit():
+            if entry[name] is None:
+                entry[name] = {}
+            return entry[name]
+        return entry
+    raise ConfigError(f"{name!r} is inside a value that is not a section", where=where)
 
 
 def parse(
-    cls: type[M], data: object, *, where: str | Path | None = None, flags: Collection[str] = ()
+    cls: type[M],
+    data: object,
+    *,
+    where: str | Path | None = None,
+    flags: Collection[str] = (),
+    set_keys: Collection[str] = (),
 ) -> M:
-    """``data`` validated as ``cls``; an error names ``where`` it came from, or the command
-    line's ``--flag`` when the failing top-level field is one of ``flags``."""
+    """``data`` validated as ``cls``; an error names ``where`` it came from, the command
+    line's ``--flag`` when the failing top-level field is one of ``flags``, or ``--set
+    KEY`` when a ``set_keys`` key gave the failing field."""
     try:
         return cls.model_validate(data)
     except ValidationError as e:
         loc = e.errors()[0]["loc"]
         fix = f"see the fields of {cls.__name__}"
+        path = ".".join(str(part) for part in loc)
         if loc and str(loc[0]) in flags:
             where = f"--{str(loc[0]).replace('_', '-')}"
             fix = f"see {where} in --help"
+        given = [key for key in set_keys if path == key or path.startswith(key + ".")]
+        if given:
+            where = f"--set {given[-1]}"
         # A validator that raised our own error said what, and how to fix it, already.
         cause = (e.errors()[0].get("ctx") or {}).get("error")
         cause = cause.__cause__ if isinstance(cause, ValueError) else cause  # re-raised as one
