@@ -9,6 +9,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "slimrec"
 # Lower layers first; a module may import only from strictly lower layers (or itself).
 LAYERS = [
     {"errors"},
+    {"progress"},
     {"io"},
     {"config", "wheels", "hub", "devices", "machine", "memory", "cluster"},
     {"data", "eval", "backbones", "text"},

@@ -583,7 +583,10 @@ def _is_click(error: BaseException, name: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning user errors into one line and exit status 2."""
+    from slimrec.progress import progress_mode
+
     try:
+        progress_mode()  # a bad $SLIMREC_PROGRESS fails now, not at a long run's first bar
         app(args=argv, prog_name="slimrec", standalone_mode=False)
     except SlimrecError as e:
         print(f"error: {e.one_line()}", file=sys.stderr)

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from slimrec.errors import ConfigError
 from slimrec.eval.metrics import check_ks, ranking_metrics
 from slimrec.eval.sampling import sample_negatives
+from slimrec.progress import progress
 
 # score_fn(histories [B, L] right-padded with 0, candidates [B, C] or None) ->
 #   [B, C] candidate scores, or [B, n_items + 1] catalog scores when candidates is None.
@@ -167,7 +167,7 @@ def per_user_metrics(
     per_user: dict[str, list[Tensor]] = {}
     starts = range(0, len(histories), config.batch_size)
     with torch.inference_mode():
-        for start in tqdm(starts, desc=f"eval ({config.protocol})", leave=False, disable=None):
+        for start in progress(starts, desc=f"eval ({config.protocol})", leave=False):
             stop = start + config.batch_size
             seqs = pad_right(histories[start:stop], max_history_len)
             target = torch.from_numpy(targets[start:stop])

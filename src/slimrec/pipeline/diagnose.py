@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from slimrec.config import load_yaml
 from slimrec.data import PreparedDataset
@@ -30,6 +29,7 @@ from slimrec.eval.order import OrderConfig, order_sensitivity
 from slimrec.io import write_json_atomic, write_text_atomic
 from slimrec.methods import load_model
 from slimrec.pipeline.artifacts import Fit, RunArtifacts
+from slimrec.progress import progress
 from slimrec.training import TrainConfig
 from slimrec.training.trainer import model_scorer, model_user_vectors, test_eval_config
 
@@ -71,7 +71,7 @@ def write_order(
     data = PreparedDataset.load(data_dir)
     histories, targets = data.split(config.split)
     rows = []
-    for fit in tqdm(fits, desc="order diagnostic", unit="fit", disable=None):
+    for fit in progress(fits, desc="order diagnostic", unit="fit"):
         train = load_yaml(TrainConfig, fit.folder / "config.yaml")
         model = load_model(fit.folder, device=device)
         for protocol in train.test_protocols:

@@ -39,6 +39,7 @@ from slimrec.eval import EvalConfig, per_user_metrics, summarize
 from slimrec.eval.protocol import UserScoreFn
 from slimrec.io import atomic_path, write_json_atomic
 from slimrec.machine import set_torch_threads
+from slimrec.progress import progress
 from slimrec.training.config import TrainConfig, monitor_cutoff
 from slimrec.training.examples import Examples, causal_examples, prefix_examples
 from slimrec.training.recipe import ModelRecipe, backbone_options, backbone_recipe
@@ -249,9 +250,7 @@ class Trainer:
             len(examples), generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         )
         total, count, steps = 0.0, 0, 0
-        bar = tqdm(
-            range(0, len(order), cfg.batch_size), desc=f"epoch {epoch}", leave=False, disable=None
-        )
+        bar = progress(range(0, len(order), cfg.batch_size), desc=f"epoch {epoch}", leave=False)
         for start in bar:
             seqs, lengths, targets, users, fuse = (
                 t.to(device) for t in examples.batch(order[start : start + cfg.batch_size])

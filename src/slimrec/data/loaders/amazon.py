@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
-from tqdm import tqdm
 
 from slimrec.data.dataset import RawDataset
 from slimrec.data.textclean import clean_text
 from slimrec.errors import DataError
+from slimrec.progress import progress
 
 _EXTENSIONS = (".json", ".json.gz", ".jsonl", ".jsonl.gz")
 # (user, item, time) keys: 2023 first, since its records also carry a per-variant `asin`.
@@ -101,7 +101,7 @@ def _records(path: Path) -> Iterator[tuple[int, dict]]:
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
         with opener(path, "rb") as f:
-            for lineno, raw in enumerate(tqdm(f, desc=path.name, unit=" lines", disable=None), 1):
+            for lineno, raw in enumerate(progress(f, desc=path.name, unit=" lines"), 1):
                 if raw.strip():
                     yield lineno, _parse_line(raw, lineno, path)
     except (OSError, EOFError) as e:

@@ -25,11 +25,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from slimrec.errors import ConfigError, SlimrecError
 from slimrec.llm.backends.base import ChatRequest, Completion, LLMError, SamplingConfig
 from slimrec.machine import set_torch_threads
+from slimrec.progress import progress
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 # transformers 5.x announces, once per process and as a warning at every forward, that the
@@ -196,7 +195,7 @@ class HFBackend:
                     where=r.key,
                     fix="shorten the prompt (fewer history items) or lower max_new_tokens",
                 )
-        bar = tqdm(total=len(requests), desc="generate", unit="req", disable=not self.progress)
+        bar = progress(total=len(requests), desc="generate", unit="req", enabled=self.progress)
         with bar:
             for i, tokens, finished in self._rows(prompts, sampling):
                 text = self._tokenizer.decode(

@@ -35,6 +35,7 @@ from slimrec.methods.delrec.config import DelrecConfig, Stage1Settings, Stage2Se
 from slimrec.methods.delrec.examples import Example
 from slimrec.methods.delrec.model import DelrecModel
 from slimrec.methods.delrec.optim import Lion, linear_schedule, task_weights
+from slimrec.progress import progress
 from slimrec.training.resume import restore_rng, rng_state
 
 DONE = "done.json"
@@ -114,7 +115,7 @@ def distill(
         state = saved["state"]
         restore_rng(saved["rng"])
     start = time.perf_counter()
-    with tqdm(total=total, initial=state["step"], desc="delrec stage 1", unit="step") as bar:
+    with progress(total=total, initial=state["step"], desc="delrec stage 1", unit="step") as bar:
         while state["step"] < total:
             step = state["step"]
             epoch, at = divmod(step, steps_per_epoch)
@@ -273,7 +274,7 @@ def tune(
         lm.model.train()
         total = 0.0
         batches = _batches(len(examples), s.batch_size, seed, epoch)
-        for rows in tqdm(batches, desc=f"delrec stage 2, epoch {epoch}", unit="step"):
+        for rows in progress(batches, desc=f"delrec stage 2, epoch {epoch}", unit="step"):
             loss = listwise_loss(model, [examples[i] for i in rows])
             objective = loss + s.adalora_orth_weight * orthogonality(lm.model) if adalora else loss
             objective.backward()

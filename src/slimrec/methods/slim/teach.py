@@ -28,7 +28,6 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
-from tqdm.auto import tqdm
 
 from slimrec.cluster import RayConfig
 from slimrec.config import LaterSettingsOmitted
@@ -52,6 +51,7 @@ from slimrec.llm.usage import Usage
 from slimrec.methods.slim.parse import parse_rationale
 from slimrec.methods.slim.prompts import Prompt, PromptConfig, build_prompt
 from slimrec.methods.slim.structured import answer_schema, render, structured_messages
+from slimrec.progress import progress as progress_bar
 
 
 class TeacherConfig(BackendConfig, LaterSettingsOmitted):
@@ -348,7 +348,7 @@ def _store(
     """Store every missing answer the moment it arrives."""
     keys = list(missing)
     requests = [missing[k] for k in keys]
-    with tqdm(total=len(requests), desc="teacher", unit="answer", disable=not progress) as bar:
+    with progress_bar(total=len(requests), desc="teacher", unit="answer", enabled=progress) as bar:
         for index, completion in stream:
             store.put(
                 keys[index],

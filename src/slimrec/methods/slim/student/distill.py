@@ -43,6 +43,7 @@ from slimrec.methods.slim.student.sft_data import (
     load_rationales,
     split_users,
 )
+from slimrec.progress import progress
 from slimrec.training.resume import restore_rng, rng_state, trim_metrics
 
 
@@ -188,7 +189,7 @@ def _train_epoch(
     groups = [batches[i : i + cfg.grad_accum] for i in range(0, len(batches), cfg.grad_accum)]
     params = [p for group in optimizer.param_groups for p in group["params"]]
     total, count = 0.0, 0
-    bar = tqdm(groups, desc=f"epoch {epoch}", unit="step", leave=False, disable=None)
+    bar = progress(groups, desc=f"epoch {epoch}", unit="step", leave=False)
     # Without a terminal the bar is off: a log still shows a line per tenth of the epoch.
     every = max(1, len(groups) // 10) if bar.disable else 0
     start = time.perf_counter()

@@ -34,7 +34,6 @@ from typing import Any, ClassVar, Literal
 
 import pandas as pd
 from pydantic import ConfigDict, Field, model_validator
-from tqdm.auto import tqdm
 
 from slimrec.cluster import RayConfig
 from slimrec.config import LaterSettingsOmitted, config_hash
@@ -48,6 +47,7 @@ from slimrec.llm.backends.vllm import VLLMBackend
 from slimrec.machine import THREADS
 from slimrec.methods.slim.prompts import Prompt, PromptConfig
 from slimrec.methods.slim.teach import COLUMNS, rationale_row, user_prompts
+from slimrec.progress import progress as progress_bar
 
 DEFAULT_BASE = "smollm2-135m"
 # Settings that change how fast the answers come, not what they are.
@@ -268,7 +268,7 @@ def reason(
         ChatRequest(key=f"user {u}", messages=p.messages())
         for u, p in zip(users, prompts, strict=True)
     ]
-    bar = tqdm(total=len(users), desc="reason", unit="user", disable=not progress)
+    bar = progress_bar(total=len(users), desc="reason", unit="user", enabled=progress)
 
     def tick(n_tokens: int, n_users: int = 1) -> None:
         nonlocal tokens
