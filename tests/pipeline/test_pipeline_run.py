@@ -171,6 +171,35 @@ def test_a_fit_that_another_method_learns_from_is_refitted_only_for_a_fit_still_
     assert [r.name for r in changed.records].count("fit/sasrec/backbone/seed0") == 1
 
 
+def test_a_fit_asked_for_more_epochs_goes_on_from_the_fit_made_with_fewer(setup):
+    """Raising a method's epochs (or the run's) makes a new fit stage, which starts from the
+    shorter fit's last checkpoint and ends where a fit from scratch does."""
+    tmp_path, ratings, items, lm = setup
+    llm_srec = {"llm": str(lm), "rep_dim": 8, "head_hidden": 16, "history_items": 4}
+
+    def fits(folder: str, llm_epochs: int, train_epochs: int = 2) -> dict:
+        config = tiny_config(ratings, items, lm, methods=["backbone", {"llm-srec": llm_srec}])
+        config["methods"][1]["llm-srec"]["epochs"] = llm_epochs
+        config["train"] |= {"epochs": train_epochs, "patience": 100}
+        outcome = run_pipeline(
+            RunConfig.model_validate(config), tmp_path / folder, echo=lambda _: None
+        )
+        return {r.name: r.outputs for r in outcome.records if r.name.startswith("fit/")}
+
+    sasrec, llm = "fit/sasrec/backbone/seed0", "fit/sasrec/llm-srec/seed0"
+    fits("run", llm_epochs=1)
+    longer = fits("run", llm_epochs=2)  # the same SASRec teacher: LLM-SRec goes on
+    fresh = fits("fresh", llm_epochs=2)
+    assert longer[llm]["warm_start"]["epochs"] == 1 and "warm_start" not in fresh[llm]
+    assert longer[llm]["test"] == fresh[llm]["test"]
+    assert len(list((tmp_path / "run" / "stages").glob("fit-sasrec-llm-srec-seed0-*"))) == 2
+    # The run's epochs: SASRec goes on (and LLM-SRec, with another teacher, starts over).
+    longer = fits("run", llm_epochs=2, train_epochs=3)
+    fresh = fits("fresh", llm_epochs=2, train_epochs=3)
+    assert longer[sasrec]["warm_start"]["epochs"] == 2 and "warm_start" not in longer[llm]
+    assert longer[sasrec]["test"] == fresh[sasrec]["test"]
+
+
 def test_two_processes_on_one_run_folder_compute_every_stage_once(setup):
     """`slimrec run` started twice on one config and folder (a user's way to use more
     cores): the fits are shared out, none is trained twice, both finish with the report.

@@ -227,3 +227,46 @@ def test_the_sampled_protocol_draws_the_configured_number_of_negatives(pattern_d
     # Six candidates: the target is always within the top 10.
     assert results["test"]["sampled"]["hit@10"] == 1.0
     assert results["test"]["full"]["hit@10"] < 1.0
+
+
+def test_a_longer_run_goes_on_from_a_shorter_one_and_ends_where_a_fresh_one_does(
+    pattern_data, tmp_path
+):
+    fresh = Trainer(small(epochs=4, patience=100), tmp_path / "fresh").fit(pattern_data)
+    Trainer(small(epochs=2, patience=100), tmp_path / "short").fit(pattern_data)
+    longer = Trainer(
+        small(epochs=4, patience=100), tmp_path / "long", warm_starts=[tmp_path / "short"]
+    )
+    results = longer.fit(pattern_data)
+    assert results["warm_start"] == {"from": "short", "epochs": 2}
+    assert results["test"] == fresh["test"] and results["epochs_run"] == 4
+    short_lines = (tmp_path / "short" / "metrics.jsonl").read_text().splitlines()
+    long_lines = (tmp_path / "long" / "metrics.jsonl").read_text().splitlines()
+    assert len(long_lines) == 4 and long_lines[:2] == short_lines
+    assert (tmp_path / "short" / "results.json").is_file()  # the shorter run is left as it was
+
+
+def test_no_warm_start_from_a_run_of_other_settings_or_one_it_would_not_have_reached(
+    pattern_data, tmp_path
+):
+    Trainer(small(epochs=3, patience=100), tmp_path / "three").fit(pattern_data)
+    Trainer(small(epochs=2, patience=100, lr=1e-2), tmp_path / "other-lr").fit(pattern_data)
+    # Fewer epochs than the candidates ran, or other settings: trained from scratch.
+    cold = Trainer(
+        small(epochs=2, patience=100),
+        tmp_path / "two",
+        warm_starts=[tmp_path / "three", tmp_path / "other-lr"],
+    )
+    assert "warm_start" not in cold.fit(pattern_data)
+    # A candidate that logged an epoch where this patience would have stopped is skipped.
+    lines = [json.loads(x) for x in (tmp_path / "three" / "metrics.jsonl").read_text().splitlines()]
+    for line in lines[:2]:
+        line["best"] = line["epoch"] == 0  # epoch 1 "did not improve"
+    (tmp_path / "three" / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    impatient = small(epochs=5, patience=1, min_patience_steps=0)
+    run = Trainer(impatient, tmp_path / "five", warm_starts=[tmp_path / "three"])
+    assert "warm_start" not in run.fit(pattern_data)
+    patient = Trainer(
+        small(epochs=5, patience=100), tmp_path / "p", warm_starts=[tmp_path / "three"]
+    )
+    assert patient.fit(pattern_data)["warm_start"] == {"from": "three", "epochs": 3}

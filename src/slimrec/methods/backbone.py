@@ -57,7 +57,10 @@ class Backbone(Method[BackboneConfig]):
             key=(fingerprint(items), *revision_key(cfg.backbone)),
             structure={"method": self.name, "fusion": None, "config": self.config.model_dump()},
         )
-        return {**Trainer(cfg, out, recipe).fit(context.data), "method": self.name}
+        return {
+            **Trainer(cfg, out, recipe, warm_starts=context.warm_starts).fit(context.data),
+            "method": self.name,
+        }
 
     def load(self, folder: Path, *, device: str = "cpu") -> SequentialRecommender:
         cfg = load_yaml(TrainConfig, folder / "config.yaml")

@@ -61,7 +61,9 @@ class FitContext:
     """Everything a method may train from; tables it does not need may be None.
 
     ``item_text`` ``[n_items + 1, d]`` (row 0 padding), ``user_text`` ``[n_users, d]``
-    (one row per dense user index), ``teacher`` the folder of the trained teacher run.
+    (one row per dense user index), ``teacher`` the folder of the trained teacher run;
+    ``warm_starts`` folders of earlier fits of the same model a fit may go on from (see
+    :class:`~slimrec.training.Trainer`).
     """
 
     data: PreparedDataset
@@ -69,6 +71,7 @@ class FitContext:
     item_text: np.ndarray | None = None
     user_text: np.ndarray | None = None
     teacher: Path | None = None
+    warm_starts: tuple[Path, ...] = ()
 
 
 C = TypeVar("C", bound=MethodConfig)

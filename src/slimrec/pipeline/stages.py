@@ -10,6 +10,7 @@ retries) are left out of ``inputs``, so changing them reuses what is there.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -326,6 +327,20 @@ def order_stage(config: OrderConfig, fits: list[Fit], data_dir: Path, data_key: 
     return inputs, work
 
 
+def earlier_fits(folder: Path) -> tuple[Path, ...]:
+    """The other stage folders of this fit's name (backbone, method, seed) in its run:
+    the same fit under other settings, which it may go on from where only the loop's
+    settings differ (more epochs, another patience, other test protocols)."""
+    stem = folder.name.rsplit("-", 1)[0]
+    return tuple(
+        sorted(
+            other
+            for other in folder.parent.glob(f"{stem}-*")
+            if other != folder and re.fullmatch(rf"{re.escape(stem)}-[0-9a-f]+", other.name)
+        )
+    )
+
+
 def fit_stage(
     method: Method,
     options: dict[str, Any],
@@ -370,9 +385,11 @@ def fit_stage(
             item_text=np.load(items[0]) if items else None,
             user_text=np.load(users[0]) if users else None,
             teacher=teacher[0] if teacher else None,
+            warm_starts=earlier_fits(folder),
         )
         results = method.fit(context, folder)
         keep = ("best_epoch", "epochs_run", "valid", "test")
-        return {"run": "."} | {k: results.get(k) for k in keep}
+        warm = {"warm_start": results["warm_start"]} if "warm_start" in results else {}
+        return {"run": "."} | {k: results.get(k) for k in keep} | warm
 
     return inputs, work

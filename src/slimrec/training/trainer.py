@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from slimrec.progress import progress
 from slimrec.training.config import TrainConfig, monitor_cutoff
 from slimrec.training.examples import Examples, causal_examples, prefix_examples
 from slimrec.training.recipe import ModelRecipe, backbone_options, backbone_recipe
-from slimrec.training.resume import restore_rng, rng_state, trim_metrics
+from slimrec.training.resume import restore_rng, rng_state, trim_metrics, warm_start
 
 STRUCTURE = "structure.json"
 PER_USER = "test_per_user.npz"
@@ -56,7 +56,9 @@ class Trainer:
     """``Trainer(config, out).fit(data)`` trains, evaluates, and leaves artifacts in ``out``.
 
     ``recipe``: the model to train (default: ``config.backbone``, over ``text_emb``
-    ``[n_items + 1, d]`` when it ends with "+").
+    ``[n_items + 1, d]`` when it ends with "+"). ``warm_starts``: folders of other runs a
+    fresh ``out`` may go on from (:func:`~slimrec.training.resume.warm_start`: the same run
+    with fewer epochs, another patience or other test protocols).
     """
 
     def __init__(
@@ -66,12 +68,14 @@ class Trainer:
         recipe: ModelRecipe | None = None,
         *,
         text_emb: np.ndarray | None = None,
+        warm_starts: Sequence[Path] = (),
     ):
         if recipe is not None and text_emb is not None:
             raise ValueError("text_emb belongs in the recipe when one is given")
         self.config = config
         self.out = Path(out)
         self.recipe = recipe or backbone_recipe(config, text_emb)
+        self.warm_starts = tuple(Path(run) for run in warm_starts)
 
     # -- public ----------------------------------------------------------------------------
 
@@ -119,6 +123,18 @@ class Trainer:
         state = {"epoch": 0, "best": -1.0, "best_epoch": -1, "bad_epochs": 0, "step": 0}
         state["best_step"] = 0
         last = self.out / "last.pt"
+        warm = None
+        if not last.is_file() and self.warm_starts:
+            warm = warm_start(
+                self.out,
+                self.warm_starts,
+                key,
+                epochs=cfg.epochs,
+                patience=cfg.patience,
+                min_patience_steps=cfg.min_patience_steps,
+            )
+            if warm:
+                tqdm.write(f"{self.out}: going on from {warm[0]} after epoch {warm[1] - 1}")
         if last.is_file():
             state = self._resume(last, key, optimizer)
         trim_metrics(self.out / "metrics.jsonl", state["epoch"])
@@ -189,6 +205,8 @@ class Trainer:
             "valid": {cfg.monitor: state["best"]},
             "test": test,
         }
+        if warm:
+            results["warm_start"] = {"from": warm[0].name, "epochs": warm[1]}
         write_json_atomic(results_path, results)
         return results
 

@@ -103,7 +103,10 @@ class LLMSRecMethod(Method[LLMSRecConfig]):
         )
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out / TITLES, titles)
-        return {**Trainer(cfg, out, recipe).fit(context.data), "method": self.name}
+        return {
+            **Trainer(cfg, out, recipe, warm_starts=context.warm_starts).fit(context.data),
+            "method": self.name,
+        }
 
     def llm_folder(self) -> Path:
         from slimrec.llm.local import resolve_base

@@ -123,7 +123,10 @@ class Slim(Method[SlimConfig]):
             + ((("fusion", fusion),) if fusion not in (None, "concat") else ()),
             structure={"method": self.name, "fusion": fusion, "config": self.config.model_dump()},
         )
-        return {**Trainer(cfg, out, recipe).fit(context.data), "method": self.name}
+        return {
+            **Trainer(cfg, out, recipe, warm_starts=context.warm_starts).fit(context.data),
+            "method": self.name,
+        }
 
     def load(self, folder: Path, *, device: str = "cpu") -> SequentialRecommender:
         cfg = load_yaml(TrainConfig, folder / "config.yaml")
