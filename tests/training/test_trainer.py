@@ -270,3 +270,16 @@ def test_no_warm_start_from_a_run_of_other_settings_or_one_it_would_not_have_rea
         small(epochs=5, patience=100), tmp_path / "p", warm_starts=[tmp_path / "three"]
     )
     assert patient.fit(pattern_data)["warm_start"] == {"from": "three", "epochs": 3}
+
+
+def test_another_test_protocol_reuses_the_trained_model_without_training_again(
+    pattern_data, tmp_path
+):
+    first = Trainer(small(epochs=2, test_protocols=["full"]), tmp_path / "a").fit(pattern_data)
+    both = small(epochs=2, test_protocols=["full", "sampled"])
+    results = Trainer(both, tmp_path / "b", warm_starts=[tmp_path / "a"]).fit(pattern_data)
+    assert results["warm_start"]["epochs"] == 2 and results["epochs_run"] == 2
+    assert results["test"]["full"] == first["test"]["full"] and "sampled" in results["test"]
+    assert (tmp_path / "b" / "metrics.jsonl").read_text() == (
+        tmp_path / "a" / "metrics.jsonl"
+    ).read_text()
