@@ -295,3 +295,20 @@ def test_the_frozen_variant_trains_only_its_heads_on_states_computed_once(lm, da
         model.loss(seqs, lengths, torch.tensor([7, 8]), negatives).backward()
     assert sum(calls) == 2 + 6  # two user prompts and six item prompts, once each
     assert model.user_prompt([1, 2]).count(Slot()) == 0  # no CF soft tokens
+
+
+def test_a_bfloat16_llm_trains_float32_heads_and_keys_stay_as_before_under_auto(
+    lively_lm, data, tmp_path
+):
+    assert "dtype" not in SMALL.model_dump()  # auto: fits made before the option keep keys
+    train = TrainConfig(model={"dim": 8}, epochs=1, batch_size=16, max_len=8, threads=1)
+    fit_method("backbone", data, train, tmp_path / "teacher")
+    options = {"llm": str(lively_lm), **SMALL.model_dump(exclude={"llm"}), "epochs": 1}
+    options["dtype"] = "bfloat16"
+    results = fit_method(
+        "llm-srec", data, train, tmp_path / "bf16", teacher=tmp_path / "teacher", options=options
+    )
+    assert np.isfinite(results["test"]["full"]["ndcg@10"])
+    model = load_model(tmp_path / "bf16")
+    assert model.frozen.lm.dtype == torch.bfloat16
+    assert all(p.dtype == torch.float32 for p in model.parameters() if p.requires_grad)

@@ -8,21 +8,29 @@ section, as for the other methods; these are LLM-SRec's own.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from slimrec.config import LaterSettingsOmitted
 from slimrec.methods.base import MethodConfig
 from slimrec.training.config import MONITOR_PATTERN
 
 
-class LLMSRecConfig(MethodConfig):
+class LLMSRecConfig(LaterSettingsOmitted, MethodConfig):
     """One LLM-SRec variant."""
+
+    LATER_OFF: ClassVar[dict[str, Any]] = {"dtype": "auto"}
 
     llm: str = Field(
         "smollm2-135m",
         description="The frozen causal LM: a shipped name (README, 'Local models') or a local "
         "Hugging Face folder (the paper: Llama-3.2-3B-Instruct).",
+    )
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto",
+        description="The frozen LLM's weights: auto is bfloat16 on a GPU that has it (a 3B "
+        "LLM in half the memory, on tensor cores), float32 on CPUs; the MLPs stay float32.",
     )
     history_items: int = Field(
         10, ge=1, description="Most recent items in the user prompt (the paper: 10)."
