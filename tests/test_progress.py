@@ -47,3 +47,12 @@ def test_an_unknown_mode_is_one_line_before_any_work(monkeypatch, capsys):
     assert main(["methods"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: $SLIMREC_PROGRESS") and err.count("\n") == 1
+
+
+def test_a_bar_inside_another_writes_no_cursor_moves_into_the_log(monkeypatch):
+    monkeypatch.setenv("SLIMREC_PROGRESS", "log")
+    log = io.StringIO()
+    for _ in progress(range(2), desc="outer", file=log, mininterval=0):
+        for _ in progress(range(2), desc="inner", file=log, mininterval=0, leave=False):
+            pass
+    assert "\x1b[" not in log.getvalue() and "inner: 100%" in log.getvalue()

@@ -46,5 +46,6 @@ def progress(iterable: Iterable | None = None, *, enabled: bool = True, **kwargs
         # A newline after each refresh: a log reads as lines, not one line of carriage returns.
         kwargs.setdefault("mininterval", LOG_INTERVAL_S)
         kwargs.setdefault("bar_format", "{l_bar}{bar:20}{r_bar}\n")
+        kwargs.setdefault("position", 0)  # nested bars move the cursor up otherwise
         return tqdm(iterable, disable=False, **kwargs)
     return tqdm(iterable, disable=None, **kwargs)
