@@ -244,6 +244,12 @@ def test_a_longer_run_goes_on_from_a_shorter_one_and_ends_where_a_fresh_one_does
     long_lines = (tmp_path / "long" / "metrics.jsonl").read_text().splitlines()
     assert len(long_lines) == 4 and long_lines[:2] == short_lines
     assert (tmp_path / "short" / "results.json").is_file()  # the shorter run is left as it was
+    # Killed after the warm start and resumed: the record still says where it came from.
+    (tmp_path / "long" / "results.json").unlink()
+    again = Trainer(
+        small(epochs=5, patience=100), tmp_path / "long", warm_starts=[tmp_path / "short"]
+    )
+    assert again.fit(pattern_data)["warm_start"] == {"from": "short", "epochs": 2}
 
 
 def test_no_warm_start_from_a_run_of_other_settings_or_one_it_would_not_have_reached(

@@ -25,6 +25,7 @@ from slimrec.io import atomic_path, write_text_atomic
 # What a run is continued from; written in this order, last.pt last, since its presence
 # is what makes a folder resume.
 WARM_FILES = ("best.pt", "metrics.jsonl", "last.pt")
+WARM_RECORD = "warm_start.json"  # which run it went on from, kept for a later resume
 
 
 def rng_state() -> dict[str, Any]:
@@ -89,6 +90,7 @@ def warm_start(
         return None
     run, done, ckpt = best
     out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / WARM_RECORD, json.dumps({"from": run.name, "epochs": done}))
     with atomic_path(out / "best.pt") as tmp:
         shutil.copyfile(run / "best.pt", tmp)
     lines = (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()[:done]

@@ -43,7 +43,13 @@ from slimrec.progress import progress
 from slimrec.training.config import TrainConfig, monitor_cutoff
 from slimrec.training.examples import Examples, causal_examples, prefix_examples
 from slimrec.training.recipe import ModelRecipe, backbone_options, backbone_recipe
-from slimrec.training.resume import restore_rng, rng_state, trim_metrics, warm_start
+from slimrec.training.resume import (
+    WARM_RECORD,
+    restore_rng,
+    rng_state,
+    trim_metrics,
+    warm_start,
+)
 
 STRUCTURE = "structure.json"
 PER_USER = "test_per_user.npz"
@@ -123,7 +129,6 @@ class Trainer:
         state = {"epoch": 0, "best": -1.0, "best_epoch": -1, "bad_epochs": 0, "step": 0}
         state["best_step"] = 0
         last = self.out / "last.pt"
-        warm = None
         if not last.is_file() and self.warm_starts:
             warm = warm_start(
                 self.out,
@@ -205,8 +210,8 @@ class Trainer:
             "valid": {cfg.monitor: state["best"]},
             "test": test,
         }
-        if warm:
-            results["warm_start"] = {"from": warm[0].name, "epochs": warm[1]}
+        if (self.out / WARM_RECORD).is_file():
+            results["warm_start"] = json.loads((self.out / WARM_RECORD).read_text())
         write_json_atomic(results_path, results)
         return results
 
