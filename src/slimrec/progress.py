@@ -5,7 +5,8 @@ log``), which keeps logs clean and leaves a background run of hours silent: an L
 epoch on 2 CPU cores is 16 minutes without a line. ``SLIMREC_PROGRESS`` chooses:
 
 - ``auto`` (default): bars on a terminal only;
-- ``log``: every bar, each update on its own line, at most one a minute per bar;
+- ``log``: every bar that lasts over a minute, each update on its own line, at most one a
+  minute (the thousands of one-second epochs of an ID backbone print nothing);
 - ``never``: no bars.
 """
 
@@ -45,6 +46,7 @@ def progress(iterable: Iterable | None = None, *, enabled: bool = True, **kwargs
     if mode == "log":
         # A newline after each refresh: a log reads as lines, not one line of carriage returns.
         kwargs.setdefault("mininterval", LOG_INTERVAL_S)
+        kwargs.setdefault("delay", LOG_INTERVAL_S)
         kwargs.setdefault("bar_format", "{l_bar}{bar:20}{r_bar}\n")
         kwargs.setdefault("position", 0)  # nested bars move the cursor up otherwise
         return tqdm(iterable, disable=False, **kwargs)
