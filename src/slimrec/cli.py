@@ -364,7 +364,9 @@ def serve_llm(
 
 @diagnose_app.command("order")
 def diagnose_order_cmd(
-    run: Path = typer.Option(..., help="A `slimrec run` folder; every fit in it is tested."),
+    run: Path = typer.Option(
+        ..., help="A `slimrec run` folder; every fit of its latest invocation is tested."
+    ),
     perturbation: str = typer.Option(
         "shuffle", help="shuffle | reverse | shuffle-keep-last (of each model's window)."
     ),
@@ -378,6 +380,11 @@ def diagnose_order_cmd(
         [], help="Only the fits of this method (repeatable; default: every fit)."
     ),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    out: Path | None = typer.Option(
+        None,
+        help="Folder for the tables (default: the run's diagnose/, where a table of the "
+        "same perturbation and window is replaced).",
+    ),
 ) -> None:
     """Does each model use the order of a history? Scores shuffled histories (LLM-SRec's test)."""
     from slimrec.config import parse
@@ -387,7 +394,9 @@ def diagnose_order_cmd(
 
     flags = {"perturbation": perturbation, "repeats": repeats, "seed": seed, "split": split}
     config = parse(OrderConfig, flags | {"window": window}, where="diagnose order")
-    table, _ = diagnose_order(run, config, device=str(pick_device(device)), methods=method)
+    if out is not None:
+        check_writable(out)
+    table, _ = diagnose_order(run, config, device=str(pick_device(device)), methods=method, out=out)
     typer.echo(table.read_text(encoding="utf-8"))
     typer.echo(f"written: {table} and {table.with_suffix('.json')}")
 

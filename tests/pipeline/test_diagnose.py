@@ -28,6 +28,11 @@ def test_a_matched_window_shuffles_the_same_last_items_for_the_chosen_methods(ti
     saved = json.loads((tiny_run / "diagnose" / "order-shuffle-window3.json").read_text())
     assert {(f["method"], f["window"]) for f in saved["fits"]} == {("backbone", 3)}
     assert "| sasrec/backbone | 1 | 3 |" in out
+    elsewhere = tiny_run.parent / "tables"
+    code, _, _ = run([*args, "--method", "slim", "--out", str(elsewhere)], capsys)
+    assert code == 0 and (elsewhere / "order-shuffle-window3.md").is_file()
+    kept = json.loads((tiny_run / "diagnose" / "order-shuffle-window3.json").read_text())
+    assert kept == saved  # the run's own table is left as it was
     code, _, err = run([*args, "--method", "slim-typo"], capsys)
     assert code == 2 and "slim-typo" in err and len(err.strip().splitlines()) == 1
 

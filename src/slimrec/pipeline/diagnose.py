@@ -42,9 +42,11 @@ def diagnose_order(
     *,
     device: str = "cpu",
     methods: Sequence[str] = (),
+    out: str | Path | None = None,
 ) -> tuple[Path, list[dict[str, Any]]]:
-    """Run the diagnostic on every fit of ``run_dir`` (or those of ``methods``):
-    (the .md table, one row per fit)."""
+    """Run the diagnostic on every fit of ``run_dir``'s latest invocation (or those of
+    ``methods``), tables written to ``out`` (default: the run's ``diagnose/``): (the .md
+    table, one row per fit)."""
     artifacts = RunArtifacts(run_dir)
     fits = artifacts.fits()
     if methods:
@@ -56,7 +58,8 @@ def diagnose_order(
                 fix="name one of: " + ", ".join(sorted({f.method for f in fits})),
             )
         fits = [f for f in fits if f.method in methods]
-    return write_order(artifacts.run_dir / "diagnose", fits, artifacts.data_dir, config, device)
+    folder = Path(out) if out is not None else artifacts.run_dir / "diagnose"
+    return write_order(folder, fits, artifacts.data_dir, config, device)
 
 
 def write_order(
