@@ -31,19 +31,7 @@ BUDGET=${BUDGET:-420}   # seconds the workers get; then each is stopped (SIGTERM
 WORKERS=${WORKERS:-6}   # finished fits are packed
 RUN=bench/runs/amazon-games-all
 WORK=${WORK:-/tmp/games-all-work}
-mkdir -p "$OUT"
-if [ -z "${NO_WHEELS:-}" ] && [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site
-fi
-PYTHON=${PYTHON:-python3}
-export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD/src PYTHONUNBUFFERED=1
-export SLIMREC_DATA_DIR=${SLIMREC_DATA_DIR:-$PWD/.gpu/data}
-export SLIMREC_CACHE=${SLIMREC_CACHE:-/tmp/slimrec-cache}
-(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1; lscpu | grep -E "Model name|^CPU\(s\)"
- "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())") \
-  > "$OUT/machine.txt" 2>&1
+source bench/gpu_env.sh
 
 # A copy of the run without weights or locks: workers here never touch the committed folder.
 rm -rf "$WORK" && mkdir -p "$WORK"

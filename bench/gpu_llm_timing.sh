@@ -35,19 +35,8 @@ DELREC_ARCHS=${DELREC_ARCHS-"smollm2-135m flan-t5-xl"}  # DELRec's (the paper: F
 JOB_S=${JOB_S:-110}                           # seconds each job may take
 WORK=${WORK:-/tmp/gpu-llm-work}
 MODELS=${MODELS:-/tmp/gpu-llm-models}
-mkdir -p "$OUT"
-if [ -z "${NO_WHEELS:-}" ] && [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site
-fi
-PYTHON=${PYTHON:-python3}
-export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD/src PYTHONUNBUFFERED=1 SLIMREC_PROGRESS=log
-export SLIMREC_DATA_DIR=${SLIMREC_DATA_DIR:-$PWD/.gpu/data}
-export SLIMREC_CACHE=${SLIMREC_CACHE:-/tmp/slimrec-cache}
-(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1; lscpu | grep -E "Model name|^CPU\(s\)"
- "$PYTHON" -c "import torch, transformers; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'transformers', transformers.__version__)") \
-  > "$OUT/machine.txt" 2>&1
+source bench/gpu_env.sh
+export SLIMREC_PROGRESS=log
 rm -rf "$WORK" && mkdir -p "$WORK" "$MODELS"
 
 for arch in $(echo $ARCHS $DELREC_ARCHS | tr ' ' '\n' | sort -u); do
