@@ -35,8 +35,12 @@ def test_a_log_asked_for_gets_each_update_on_its_own_line(monkeypatch):
     assert [line.split("|")[2].split()[0] for line in lines[:4]] == ["0/3", "1/3", "2/3", "3/3"]
 
 
-def test_a_callers_own_switch_hides_the_bar_even_in_a_log(monkeypatch):
-    assert _written("log", monkeypatch, enabled=False) == ""
+def test_a_callers_own_switch_hides_a_bar_even_in_a_log_and_shows_it_off_a_terminal(
+    monkeypatch,
+):
+    assert _written("log", monkeypatch, shown=False) == ""
+    assert "work: 100%" in _written("auto", monkeypatch, shown=True)  # as the teacher's bar
+    assert _written("never", monkeypatch, shown=True) == ""
 
 
 def test_an_unknown_mode_is_one_line_before_any_work(monkeypatch, capsys):

@@ -37,17 +37,22 @@ def progress_mode() -> Mode:
     return mode  # type: ignore[return-value]
 
 
-def progress(iterable: Iterable | None = None, *, enabled: bool = True, **kwargs: Any) -> tqdm:
-    """A tqdm bar over ``iterable`` (or one updated by hand) as ``SLIMREC_PROGRESS`` says;
-    ``enabled=False`` (a caller's own ``progress`` option) hides it whatever the mode."""
+def progress(iterable: Iterable | None = None, *, shown: bool | None = None, **kwargs: Any) -> tqdm:
+    """A tqdm bar over ``iterable`` (or one updated by hand) as ``SLIMREC_PROGRESS`` says.
+
+    ``shown``: a caller's own ``progress`` option. False hides the bar in every mode; True
+    shows it under ``auto`` off a terminal too (the teacher's and the student's bars,
+    which have always gone into logs); None leaves it to the mode.
+    """
     mode = progress_mode()
-    if not enabled or mode == "never":
+    if shown is False or mode == "never":
         return tqdm(iterable, disable=True, **kwargs)
     if mode == "log":
         # A newline after each refresh: a log reads as lines, not one line of carriage returns.
         kwargs.setdefault("mininterval", LOG_INTERVAL_S)
+        kwargs.setdefault("maxinterval", LOG_INTERVAL_S)  # tqdm's monitor would add stale lines
         kwargs.setdefault("delay", LOG_INTERVAL_S)
         kwargs.setdefault("bar_format", "{l_bar}{bar:20}{r_bar}\n")
         kwargs.setdefault("position", 0)  # nested bars move the cursor up otherwise
         return tqdm(iterable, disable=False, **kwargs)
-    return tqdm(iterable, disable=None, **kwargs)
+    return tqdm(iterable, disable=None if shown is None else False, **kwargs)

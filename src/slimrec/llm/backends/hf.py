@@ -195,7 +195,7 @@ class HFBackend:
                     where=r.key,
                     fix="shorten the prompt (fewer history items) or lower max_new_tokens",
                 )
-        bar = progress(total=len(requests), desc="generate", unit="req", enabled=self.progress)
+        bar = progress(total=len(requests), desc="generate", unit="req", shown=self.progress)
         with bar:
             for i, tokens, finished in self._rows(prompts, sampling):
                 text = self._tokenizer.decode(

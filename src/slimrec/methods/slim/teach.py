@@ -348,7 +348,7 @@ def _store(
     """Store every missing answer the moment it arrives."""
     keys = list(missing)
     requests = [missing[k] for k in keys]
-    with progress_bar(total=len(requests), desc="teacher", unit="answer", enabled=progress) as bar:
+    with progress_bar(total=len(requests), desc="teacher", unit="answer", shown=progress) as bar:
         for index, completion in stream:
             store.put(
                 keys[index],

@@ -268,7 +268,7 @@ def reason(
         ChatRequest(key=f"user {u}", messages=p.messages())
         for u, p in zip(users, prompts, strict=True)
     ]
-    bar = progress_bar(total=len(users), desc="reason", unit="user", enabled=progress)
+    bar = progress_bar(total=len(users), desc="reason", unit="user", shown=progress)
 
     def tick(n_tokens: int, n_users: int = 1) -> None:
         nonlocal tokens
