@@ -109,3 +109,17 @@ def test_an_unknown_setting_of_a_run_is_blamed_on_its_set(tmp_path):
     assert load_yaml(RunConfig, path, ["seeds=[0]"]).seeds == [0]
     with pytest.raises(ConfigError, match=r"^--set train.epochz: .*epochz"):
         load_yaml(RunConfig, path, ["seeds=[0]", "train.epochz=3"])
+
+
+def test_a_setting_of_a_method_goes_on_top_of_its_saved_settings(tmp_path):
+    from slimrec.pipeline import RunConfig
+
+    path = tmp_path / "run.yaml"  # as a run folder's config.yaml holds them
+    path.write_text(
+        "name: x\nmethods: [backbone, llm-srec]\n"
+        "method_options: {llm-srec: {history_items: 10, epochs: 10}}\n"
+    )
+    loaded = load_yaml(RunConfig, path, ["methods.llm-srec.epochs=3"])
+    assert loaded.method_options["llm-srec"] == {"history_items": 10, "epochs": 3}
+    with pytest.raises(ConfigError, match=r"^--set methods.llm-srec.epochs: .*llm-srec"):
+        load_yaml(RunConfig, path, ["methods.llm-srec.epochs=many"])

@@ -200,6 +200,9 @@ def parse(
             where = f"--{str(loc[0]).replace('_', '-')}"
             fix = f"see {where} in --help"
         given = [key for key in set_keys if path == key or path.startswith(key + ".")]
+        if not given and not path:  # a whole-config check, e.g. a method's settings
+            message = e.errors()[0]["msg"]
+            given = [key for key in set_keys if f"'{key.split('.')[:2][-1]}'" in message]
         if given:
             where = f"--set {given[-1]}"
         # A validator that raised our own error said what, and how to fix it, already.

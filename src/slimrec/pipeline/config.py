@@ -237,7 +237,10 @@ class RunConfig(BaseModel):
                 ((name, section),) = entry.items()
                 if not isinstance(section, dict):
                     raise ValueError(f"the settings of method {name!r} must be a mapping")
-                options[name] = section
+                # On top of method_options, not instead: a saved config keeps a method's
+                # settings there, and `--set methods.NAME.KEY=V` adds an entry section.
+                earlier = options.get(name)
+                options[name] = {**(earlier if isinstance(earlier, dict) else {}), **section}
                 entry = name
             names.append(entry)
         return {**data, "methods": names, "method_options": options}
