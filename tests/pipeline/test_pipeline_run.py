@@ -300,3 +300,19 @@ def test_rationales_that_answer_no_prompt_here_are_refused_in_one_line(tiny_run,
     config["reason"]["rationales_file"] = str(tmp_path / "absent.parquet")
     with pytest.raises(ValueError, match="rationales_file"):
         RunConfig.model_validate(config)
+
+
+def test_a_fit_goes_on_only_from_finished_fits_of_its_own_name(tmp_path):
+    from slimrec.pipeline.stages import earlier_fits
+
+    stages = tmp_path / "stages"
+    names = ["fit-sasrec-llm-srec-seed0-aa11", "fit-sasrec-llm-srec-seed0-bb22"]
+    names += ["fit-sasrec-llm-srec-seed0-cc33", "fit-sasrec-llm-srec-nodistill-seed0-dd44"]
+    for name in names:
+        (stages / name).mkdir(parents=True)
+    for name in (names[1], names[3]):
+        (stages / name / "stage.json").write_text("{}")
+    (stages / names[0] / "stage.json").write_text("{}")
+    assert earlier_fits(stages / names[2]) == (stages / names[0], stages / names[1])
+    (stages / names[1] / "stage.json").unlink()  # still training in another process
+    assert earlier_fits(stages / names[2]) == (stages / names[0],)

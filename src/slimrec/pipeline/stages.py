@@ -26,6 +26,7 @@ from slimrec.methods import Method
 from slimrec.methods.slim.prompts import PromptConfig
 from slimrec.pipeline.artifacts import Fit
 from slimrec.pipeline.config import DataSection, RunConfig, TeacherSection
+from slimrec.pipeline.stage import MANIFEST
 
 Work = Callable[[Path], dict[str, Any]]
 
@@ -328,15 +329,18 @@ def order_stage(config: OrderConfig, fits: list[Fit], data_dir: Path, data_key: 
 
 
 def earlier_fits(folder: Path) -> tuple[Path, ...]:
-    """The other stage folders of this fit's name (backbone, method, seed) in its run:
-    the same fit under other settings, which it may go on from where only the loop's
-    settings differ (more epochs, another patience, other test protocols)."""
+    """The other finished stage folders of this fit's name (backbone, method, seed) in its
+    run: the same fit under other settings, which it may go on from where only the loop's
+    settings differ (more epochs, another patience, other test protocols). Finished ones
+    only: a fit still training in another process is not read while it writes."""
     stem = folder.name.rsplit("-", 1)[0]
     return tuple(
         sorted(
             other
             for other in folder.parent.glob(f"{stem}-*")
-            if other != folder and re.fullmatch(rf"{re.escape(stem)}-[0-9a-f]+", other.name)
+            if other != folder
+            and re.fullmatch(rf"{re.escape(stem)}-[0-9a-f]+", other.name)
+            and (other / MANIFEST).is_file()
         )
     )
 

@@ -62,11 +62,12 @@ def warm_start(
     patience: int,
     min_patience_steps: int,
 ) -> tuple[Path, int] | None:
-    """Copy into ``out`` (which has no ``last.pt``) the checkpoint of the candidate run
-    that got furthest and that a run of these settings would have passed through: the same
-    checkpoint ``key`` (settings, data and model but the resumable loop settings), at most
-    ``epochs`` epochs done, and no epoch where ``patience`` and ``min_patience_steps`` would
-    have stopped it before the candidate's end. Returns (that run, its epochs) or None.
+    """Copy into ``out`` (which has no ``last.pt``) the checkpoint of the finished
+    candidate run that got furthest and that a run of these settings would have passed
+    through: the same checkpoint ``key`` (settings, data and model but the resumable loop
+    settings), at most ``epochs`` epochs done, and no epoch where ``patience`` and
+    ``min_patience_steps`` would have stopped it before the candidate's end. Returns (that
+    run, its epochs) or None.
 
     Training does not depend on the epoch budget or the patience, only on when it stops,
     so going on from there ends exactly where a run from scratch would.
@@ -79,8 +80,11 @@ def warm_start(
         done = int(ckpt["state"]["epoch"])
         if ckpt.get("key") != key or done > epochs or (best and done <= best[1]):
             continue
-        lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x]
-        lines = lines[:done]
+        try:  # only the epochs its checkpoint holds: a killed run may have cut a later line
+            text = (run / "metrics.jsonl").read_text().splitlines()[:done]
+            lines = [json.loads(x) for x in text]
+        except ValueError:
+            continue
         if len(lines) < done or any("best" not in x or "step" not in x for x in lines):
             continue  # a log that cannot say when early stopping would have ended it
         if _stops_before_the_end(lines, patience, min_patience_steps):
@@ -90,12 +94,15 @@ def warm_start(
         return None
     run, done, ckpt = best
     out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / WARM_RECORD, json.dumps({"from": run.name, "epochs": done}))
-    with atomic_path(out / "best.pt") as tmp:
-        shutil.copyfile(run / "best.pt", tmp)
+    try:
+        with atomic_path(out / "best.pt") as tmp:
+            shutil.copyfile(run / "best.pt", tmp)
+    except FileNotFoundError:  # the run was removed meanwhile (refitted elsewhere)
+        return None
     lines = (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()[:done]
     write_text_atomic(out / "metrics.jsonl", "".join(line + "\n" for line in lines))
-    # The checkpoint as read, not the file again: the run may have moved on meanwhile.
+    write_text_atomic(out / WARM_RECORD, json.dumps({"from": run.name, "epochs": done}))
+    # The checkpoint as read, not the file again; written last, it is what makes `out` resume.
     with atomic_path(out / "last.pt") as tmp:
         torch.save(ckpt, tmp)
     return run, done

@@ -62,9 +62,9 @@ class Trainer:
     """``Trainer(config, out).fit(data)`` trains, evaluates, and leaves artifacts in ``out``.
 
     ``recipe``: the model to train (default: ``config.backbone``, over ``text_emb``
-    ``[n_items + 1, d]`` when it ends with "+"). ``warm_starts``: folders of other runs a
-    fresh ``out`` may go on from (:func:`~slimrec.training.resume.warm_start`: the same run
-    with fewer epochs, another patience or other test protocols).
+    ``[n_items + 1, d]`` when it ends with "+"). ``warm_starts``: folders of other,
+    finished runs a fresh ``out`` may go on from (:func:`~slimrec.training.resume.warm_start`:
+    the same run with fewer epochs, another patience or other test protocols).
     """
 
     def __init__(
@@ -129,6 +129,8 @@ class Trainer:
         state = {"epoch": 0, "best": -1.0, "best_epoch": -1, "bad_epochs": 0, "step": 0}
         state["best_step"] = 0
         last = self.out / "last.pt"
+        if not last.is_file():
+            (self.out / WARM_RECORD).unlink(missing_ok=True)  # of a start killed before last.pt
         if not last.is_file() and self.warm_starts:
             warm = warm_start(
                 self.out,
