@@ -301,6 +301,12 @@ def test_a_bfloat16_llm_trains_float32_heads_and_keys_stay_as_before_under_auto(
     lively_lm, data, tmp_path
 ):
     assert "dtype" not in SMALL.model_dump()  # auto: fits made before the option keep keys
+    method = get_method("llm-srec", llm=str(lively_lm))
+    on_cpu = method.key_settings("cpu")
+    assert "dtype" not in on_cpu  # auto and float32 on a CPU: the keys fits had before
+    assert get_method("llm-srec", llm=str(lively_lm), dtype="float32").key_settings("cpu") == on_cpu
+    half = get_method("llm-srec", llm=str(lively_lm), dtype="bfloat16")
+    assert half.key_settings("cpu") == {**on_cpu, "dtype": "bfloat16"}
     train = TrainConfig(model={"dim": 8}, epochs=1, batch_size=16, max_len=8, threads=1)
     fit_method("backbone", data, train, tmp_path / "teacher")
     options = {"llm": str(lively_lm), **SMALL.model_dump(exclude={"llm"}), "epochs": 1}

@@ -82,21 +82,18 @@ class LLMSRecMethod(Method[LLMSRecConfig]):
 
         recipe = ModelRecipe(
             build,
-            # The loop settings live in the trainer's config (epochs and patience may change
-            # on resume; pairs, lr_decay and monitor are keyed there); the scoring batch
-            # size cannot change a result.
             key=(
                 PROMPT_VERSION,
                 model_identity(str(llm)),
                 teacher_key,
-                self.config.model_dump(
-                    exclude={"epochs", "batch_size", "lr", "patience", "encode_batch_size"}
-                    | {"pairs", "lr_decay", "monitor"}
-                ),
+                self.key_settings(cfg.device),
             ),
             structure={
                 "method": self.name,
-                "config": self.config.model_dump(),
+                # The dtype it trained in, so that a CPU loads a GPU's bfloat16 fit as such.
+                "config": self.config.model_copy(
+                    update={"dtype": self.llm_dtype_name(cfg.device)}
+                ).model_dump(),
                 "teacher": os.path.relpath(teacher_dir, out),
                 "prompt": PROMPT_VERSION,
             },
@@ -107,6 +104,27 @@ class LLMSRecMethod(Method[LLMSRecConfig]):
             **Trainer(cfg, out, recipe, warm_starts=context.warm_starts).fit(context.data),
             "method": self.name,
         }
+
+    def llm_dtype_name(self, device: str) -> str:
+        """The frozen LLM's dtype on ``device``: ``dtype``, with auto resolved."""
+        from slimrec.devices import pick_device
+        from slimrec.llm.local import pick_dtype
+
+        chosen = pick_dtype(self.config.dtype, torch.device(str(pick_device(device))))
+        return "bfloat16" if chosen == torch.bfloat16 else "float32"
+
+    def key_settings(self, device: str) -> dict[str, Any]:
+        """Its settings as they key a fit: not the loop's (the trainer's config keys epochs,
+        patience, pairs, lr_decay and monitor; epochs and patience may change on resume),
+        nor the scoring batch size (it cannot change a result); the dtype only where it
+        is bfloat16, so float32 fits keep the keys they had before the option."""
+        settings = self.config.model_dump(
+            exclude={"epochs", "batch_size", "lr", "patience", "encode_batch_size"}
+            | {"pairs", "lr_decay", "monitor", "dtype"}
+        )
+        if self.llm_dtype_name(device) == "bfloat16":
+            settings["dtype"] = "bfloat16"
+        return settings
 
     def llm_folder(self) -> Path:
         from slimrec.llm.local import resolve_base
