@@ -32,7 +32,7 @@ OUT=${OUT:-/tmp/gpu-llm-timing}
 DEVICE=${DEVICE:-cuda}
 ARCHS=${ARCHS-"smollm2-135m llama-3.2-3b"}            # LLM-SRec's LLMs (decoder-only)
 DELREC_ARCHS=${DELREC_ARCHS-"smollm2-135m flan-t5-xl"}  # DELRec's (the paper: Flan-T5-XL)
-JOB_S=${JOB_S:-110}                           # seconds each job may take
+JOB_S=${JOB_S:-95}   # seconds each job may take: 4 jobs + two 3B models built in ~560 s
 WORK=${WORK:-/tmp/gpu-llm-work}
 MODELS=${MODELS:-/tmp/gpu-llm-models}
 source bench/gpu_env.sh
@@ -40,7 +40,7 @@ export SLIMREC_PROGRESS=log
 rm -rf "$WORK" && mkdir -p "$WORK" "$MODELS"
 
 for arch in $(echo $ARCHS $DELREC_ARCHS | tr ' ' '\n' | sort -u); do
-  [ -d "$MODELS/$arch" ] || "$PYTHON" bench/llm_from_config.py --arch "$arch" \
+  [ -f "$MODELS/$arch/random-weights.json" ] || "$PYTHON" bench/llm_from_config.py --arch "$arch" \
     --tokenizer .gpu/tokenizer --out "$MODELS/$arch" --device "$DEVICE" >> "$OUT/models.jsonl" 2>> "$WORK/models.log"
 done
 

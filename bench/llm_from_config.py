@@ -159,7 +159,9 @@ def build(arch: str, tokenizer_dir: Path, out: Path, device: str, dtype: torch.d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", choices=sorted(ARCHS), required=True)
-    parser.add_argument("--tokenizer", type=Path, required=True, help="SmolLM2's tokenizer.json folder")
+    parser.add_argument(
+        "--tokenizer", type=Path, required=True, help="SmolLM2's tokenizer.json folder"
+    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", choices=["bfloat16", "float32"], default="bfloat16")

@@ -439,7 +439,7 @@ def run(
         "--set",
         metavar="KEY=VALUE",
         help="Change one setting of the config, VALUE as YAML; repeatable, e.g. --set "
-        "seeds=[0] --set train.epochs=50 --set methods.llm-srec.epochs=3.",
+        "'seeds=[0]' --set train.epochs=50 --set methods.llm-srec.epochs=3.",
     ),
 ) -> None:
     """The whole SLIM pipeline: prepare, teach, distill, reason, embed, fit, report; cached.
