@@ -78,6 +78,9 @@ def test_a_setting_reaches_a_method_entry_by_its_name():
         {"llm-srec": {"epochs": 3, "batch_size": 8}},
     ]
     assert data["methods"][1]["llm-srec"]["epochs"] == 10  # the caller's data is untouched
+    # A shorter list keeps the settings of the entries it names again.
+    fewer = with_settings(data, ["methods=[llm-srec, slim]"])
+    assert fewer["methods"] == [{"llm-srec": {"epochs": 10, "batch_size": 8}}, "slim"]
 
 
 @pytest.mark.parametrize(

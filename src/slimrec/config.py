@@ -114,7 +114,8 @@ def with_settings(data: dict, settings: Sequence[str]) -> dict:
     VALUE is read as YAML (``seeds=[0]``, ``train.lr=0.0003``, ``teacher.model=qwen``); a
     dotted path makes the sections it names. In a list, a number picks an entry and a name
     picks the entry naming it, so ``methods.llm-srec.epochs=3`` reaches the settings of
-    ``- llm-srec: {...}`` (or of a plain ``- llm-srec``).
+    ``- llm-srec: {...}`` (or of a plain ``- llm-srec``); a list of such entries set anew
+    keeps the settings of the entries it names again.
     """
     data = copy.deepcopy(data)
     for setting in settings:
@@ -139,10 +140,22 @@ def with_settings(data: dict, settings: Sequence[str]) -> dict:
             index = _entry(node, last, where)
             node[index] = value if last.isdigit() else {last: value}
         elif isinstance(node, dict):
+            old = node.get(last)
+            if isinstance(old, list) and isinstance(value, list):
+                value = _keep_settings(old, value)
             node[last] = value
         else:
             raise ConfigError(f"{key.rpartition('.')[0]!r} is not a section", where=where)
     return data
+
+
+def _keep_settings(old: list, new: list) -> list:
+    """``new``, whose plain names take the settings their entries had in ``old``:
+    ``--set 'methods=[backbone, llm-srec]'`` keeps the file's ``- llm-srec: {...}``."""
+    named = {
+        next(iter(entry)): entry for entry in old if isinstance(entry, dict) and len(entry) == 1
+    }
+    return [named.get(entry, entry) if isinstance(entry, str) else entry for entry in new]
 
 
 def _entry(items: list, name: str, where: str) -> int:
