@@ -108,15 +108,22 @@ def warm_start(
     return run, done
 
 
+def stops_early(bad_epochs: int, steps_since_best: int, patience: int, min_steps: int) -> bool:
+    """The early-stopping rule: ``patience`` epochs *and* ``min_steps`` optimiser steps
+    without a gain. Counting epochs alone stops too early when an epoch is a handful of
+    steps (the causal layout on short sequences: one window per user)."""
+    return bad_epochs >= patience and steps_since_best >= min_steps
+
+
 def _stops_before_the_end(lines: list[dict[str, Any]], patience: int, min_steps: int) -> bool:
-    """Whether early stopping with these settings ends training before the last of the
-    logged epochs (their ``best`` flags and cumulative ``step`` counts)."""
+    """Whether :func:`stops_early` with these settings ends training before the last of
+    the logged epochs (their ``best`` flags and cumulative ``step`` counts)."""
     bad, best_step = 0, 0
     for line in lines[:-1]:
         if line["best"]:
             bad, best_step = 0, line["step"]
         else:
             bad += 1
-        if bad >= patience and line["step"] - best_step >= min_steps:
+        if stops_early(bad, line["step"] - best_step, patience, min_steps):
             return True
     return False

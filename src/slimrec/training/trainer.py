@@ -47,6 +47,7 @@ from slimrec.training.resume import (
     WARM_RECORD,
     restore_rng,
     rng_state,
+    stops_early,
     trim_metrics,
     warm_start,
 )
@@ -255,14 +256,10 @@ class Trainer:
     # -- internals -------------------------------------------------------------------------
 
     def _should_stop(self, state: dict[str, Any]) -> bool:
-        """Early stop: ``patience`` epochs *and* ``min_patience_steps`` steps without a gain.
-
-        Counting epochs alone stops too early when an epoch is a handful of optimiser steps
-        (the causal layout on short sequences: one window per user).
-        """
+        """Early stop (:func:`~slimrec.training.resume.stops_early`)."""
         cfg = self.config
         steps_since = state.get("step", 0) - state.get("best_step", 0)
-        return state["bad_epochs"] >= cfg.patience and steps_since >= cfg.min_patience_steps
+        return stops_early(state["bad_epochs"], steps_since, cfg.patience, cfg.min_patience_steps)
 
     def _train_epoch(
         self, examples: Examples, optimizer: torch.optim.Optimizer, epoch: int, mode: str, device

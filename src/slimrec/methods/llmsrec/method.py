@@ -136,13 +136,12 @@ class LLMSRecMethod(Method[LLMSRecConfig]):
     ) -> LLMSRec:
         """The model (fresh trainable parts) over the frozen LLM and teacher."""
         from slimrec.devices import pick_device
-        from slimrec.llm.local import pick_dtype
 
         where = str(pick_device(device))
         teacher = load_model(teacher_dir, device=where)
         with torch.inference_mode():
             cf_items = teacher.item_encoder()
-        lm = FrozenLM(llm, device=where, dtype=pick_dtype(self.config.dtype, torch.device(where)))
+        lm = FrozenLM(llm, device=where, dtype=getattr(torch, self.llm_dtype_name(where)))
         # clone(): a tensor made under inference_mode cannot be saved for backward.
         return LLMSRec(
             lm, titles, cf_items.clone(), self.config, teacher if self.distils() else None
