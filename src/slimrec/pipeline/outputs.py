@@ -81,6 +81,8 @@ def rationale_quality(
             row |= {"grounded": found.grounded_share, "new": found.new_share}
             row |= {"hit": found.hit_rate, "suggestions": found.suggestions}
             row |= {"popular_hit": found.popular_hit_rate}
+            if found.pool_hit_rate is not None:
+                row["pool_hit"] = found.pool_hit_rate
             texts = tables.get(f"embed/{source}/response")
             if texts is not None and "embed/items" in tables:
                 found_probe = probe(

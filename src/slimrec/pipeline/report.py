@@ -320,10 +320,12 @@ def rationale_quality_table(rows: Sequence[dict[str, Any]]) -> str:
     ("--" for a row measured before that check), echo and
     five-distinct-categories rates, and
     (when measured) step 3's suggestions grounded in the catalog, new to the user, and
-    users whose next item is among them; then the zero-training probe
+    users whose next item is among them, against as many popular items and, where the
+    prompt offered candidates, as many of the pool's best; then the zero-training probe
     (:mod:`slimrec.methods.slim.probe`): the next item's median rank by cosine with the
     rationale, with the titles it read, and the gap."""
     grounded = any("grounded" in r for r in rows)
+    pooled = any("pool_hit" in r for r in rows)
     probed = any("probe" in r for r in rows)
     head = (
         "| rationales | users | parsed into 3 steps | at the token cap | repeating a line "
@@ -337,6 +339,9 @@ def rationale_quality_table(rows: Sequence[dict[str, Any]]) -> str:
             "| as many popular items |"
         )
         rule += "---:|---:|---:|---:|---:|"
+    if pooled:
+        head += " as many of the pool's best candidates |"
+        rule += "---:|"
     if probed:
         head += " next item's median rank: rationale | titles it read | gap |"
         rule += "---:|---:|---:|"
@@ -355,6 +360,8 @@ def rationale_quality_table(rows: Sequence[dict[str, Any]]) -> str:
                 f"{100 * r.get('new', 0):.1f}% | {100 * r.get('hit', 0):.1f}% | "
                 f"{_share(r.get('popular_hit'))} |"
             )
+        if pooled:
+            line += f" {_share(r.get('pool_hit'))} |"
         if probed:
             p = r.get("probe")
             line += (

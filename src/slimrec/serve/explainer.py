@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from slimrec.llm.backends.base import ChatRequest, SamplingConfig
+from slimrec.methods.slim.candidate_labels import offered, titled
 from slimrec.methods.slim.parse import parse_rationale
 from slimrec.methods.slim.prompts import PromptConfig, build_prompt
 from slimrec.serve.batching import MicroBatcher
@@ -101,15 +102,18 @@ class Explainer:
     def pending(self) -> int:
         return self._pending
 
-    async def explain(self, items: Sequence[dict[str, str]]) -> Explanation:
+    async def explain(
+        self, items: Sequence[dict[str, str]], candidates: Sequence[dict[str, str]] = ()
+    ) -> Explanation:
         """The student's rationale for a history of items (their prompt text fields:
         title, and brand and categories where the run's prompt shows them, exactly as in
-        training; :func:`slimrec.methods.slim.teach.prompt_items`).
+        training; :func:`slimrec.methods.slim.teach.prompt_items`), and the candidates
+        offered where the run's prompt offers them (labels picked are read as titles).
 
         Must be awaited on one event loop (the pending count is not locked); raises
         :class:`Busy` when ``max_pending`` generations are already under way.
         """
-        key = tuple(tuple(sorted(item.items())) for item in items)
+        key = tuple(tuple(sorted(item.items())) for item in [*items, {}, *candidates])
         hit = self._cache.get(key)
         if hit is not None:
             self._cache.move_to_end(key)
@@ -117,7 +121,7 @@ class Explainer:
         if self._pending >= self.max_pending:
             rounds = -(-self._pending // max(1, self._batcher.max_batch))
             raise Busy(max(1, math.ceil(rounds * self.seconds_per_answer)))
-        prompt = build_prompt(list(items), self.prompt)
+        prompt = build_prompt(list(items), self.prompt, list(candidates))
         request = ChatRequest(key="new history", messages=prompt.messages())
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
@@ -128,9 +132,10 @@ class Explainer:
         done = await asyncio.wrap_future(future)
         seconds = time.perf_counter() - started
         self.seconds_per_answer = 0.8 * self.seconds_per_answer + 0.2 * seconds
-        result = parse_rationale(done.text)
+        text = titled(done.text, offered(prompt.user))
+        result = parse_rationale(text)
         steps = (result.summary, result.categories, result.items)
-        return self._remember(key, Explanation(done.text, steps, "student", result.complete))
+        return self._remember(key, Explanation(text, steps, "student", result.complete))
 
     def _release(self) -> None:
         self._pending -= 1

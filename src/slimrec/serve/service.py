@@ -24,8 +24,9 @@ from slimrec.data.prepared import PreparedDataset
 from slimrec.devices import pick_device
 from slimrec.errors import ConfigError
 from slimrec.machine import set_torch_threads
+from slimrec.methods.slim.candidate_pool import shown_order
 from slimrec.methods.slim.grounding import CatalogIndex, suggestion_lines
-from slimrec.methods.slim.teach import prompt_items
+from slimrec.methods.slim.teach import candidate_pool, prompt_items
 from slimrec.pipeline.artifacts import RunArtifacts
 from slimrec.serve.catalog import Catalog, Item
 from slimrec.serve.explainer import Explainer, Explanation, known_rationales
@@ -106,6 +107,8 @@ class RecommendService:
             source, file = "teacher", self.artifacts.rationales("teacher")
         self.known = known_rationales(file, source)
         self.explainer = self._explainer(student, device, max_pending, threads)
+        # where the run's prompt offers candidates, a new history is offered them as well
+        self.pool = candidate_pool(self.dataset, self.explainer.prompt) if self.explainer else None
         if self.scorer.reads_text and self.explainer is None:
             self.new_histories = "the model reads a rationale and the run has no student"
         else:
@@ -171,7 +174,13 @@ class RecommendService:
         explanation = None
         vector = None
         if self.explainer is not None:
-            explanation = await self.explainer.explain([self.prompt_items[i] for i in history])
+            offered = []
+            if self.pool is not None:
+                ranked = self.pool.ranked(history, self.explainer.prompt.candidates)
+                offered = [self.prompt_items[i] for i in shown_order(ranked)]
+            explanation = await self.explainer.explain(
+                [self.prompt_items[i] for i in history], offered
+            )
             if self.scorer.reads_text:
                 text = explanation.field(self.reads[1] if self.reads else "response")
                 vector = await asyncio.to_thread(self.explainer.embed, text)

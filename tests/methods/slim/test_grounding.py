@@ -65,6 +65,16 @@ def test_the_popularity_control_offers_as_many_unseen_popular_items_as_were_grou
     assert most_popular(popular, 2, {3}) == [1, 5] and most_popular(popular, 0, set()) == []
 
 
+def test_the_pool_control_takes_as_many_of_the_pools_best_offered_candidates_as_were_grounded():
+    index = CatalogIndex(TITLES)
+    # each user grounds 2 distinct items; the pool ranked what their prompts offered
+    step3 = ["1. Scream\n2. The Lion King", "1. Scream\n2. The Lion King"]
+    pool = [[4, 5, 1], [2, 4, 5]]  # best first: user 0's next item (5) is its second best
+    result = grounding(step3, [[], []], [[5], [5]], index, pool=pool)
+    assert (result.hits, result.pool_hits, result.pool_hit_rate) == (0, 1, 0.5)
+    assert grounding(step3, [[], []], [[5], [5]], index).pool_hits is None
+
+
 def test_popularity_order_counts_only_the_training_parts():
     import numpy as np
     import pandas as pd

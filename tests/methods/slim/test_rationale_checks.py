@@ -48,6 +48,14 @@ def test_an_answer_that_restates_the_instructions_echoes_them():
     assert not echoes("Star Wars, Alien", instructions)  # history words are not instructions
 
 
+def test_naming_an_offered_candidate_is_not_an_echo_of_the_instructions():
+    offering = PromptConfig(version="slim-cot-v3", candidates=10, per_category=2)
+    offer = [f"The Long Dark Tea Time of the Soul {k}" for k in range(10)]
+    instructions = instructions_of(build_prompt(["Alien"], offering, offer).user)
+    assert "Tea Time" not in instructions and "by its label alone" in instructions
+    assert not echoes("- The Long Dark Tea Time of the Soul 3", instructions)
+
+
 def test_five_distinct_categories_counts_the_list_not_its_introduction():
     listed = "Based on this, five genres fit:\n1. Action\n2. Drama\n3. Sci-Fi\n4. Comedy\n5. Horror"
     assert five_distinct(listed)

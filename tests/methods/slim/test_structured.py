@@ -180,3 +180,32 @@ def test_an_answer_that_only_repeats_itself_suggests_nothing_and_does_not_parse(
     assert text.endswith("Step 3:\n") and "5. Item 004" in text
     assert not parse_rationale(text).complete
     assert parse_rationale(render(answer(groups=echoing), drop_repeats=False)).complete
+
+
+LABELLED = [(c, [f"C{2 * n + 1:02d}", f"C{2 * n + 11:02d}"]) for n, (c, _) in enumerate(GROUPS)]
+OFFERING = PromptConfig(version="slim-cot-v3", candidates=20, per_category=2)
+
+
+def test_where_candidates_are_offered_the_schema_and_the_student_pick_labels_once_each():
+    import regex
+
+    from slimrec.methods.slim.structured import student_pattern
+
+    title = answer_schema(OFFERING)["properties"]["recommendations"]["items"]
+    assert set(title["properties"]["items"]["items"]["enum"]) == {f"C{k:02d}" for k in range(1, 21)}
+    pattern = regex.compile(student_pattern(OFFERING))
+
+    def admits(groups) -> bool:
+        return pattern.fullmatch(render(answer(groups=groups)) + "\n") is not None
+
+    assert admits(LABELLED)
+    assert not admits(GROUPS)  # a title of its own is not a pick
+    assert not admits([("Racing", ["C01", "C21"]), *LABELLED[1:]])  # not offered
+    assert not admits([("Racing", ["C01", "C03"]), *LABELLED[1:]])  # C03 picked twice
+    assert not admits([("Racing", ["C1", "C11"]), *LABELLED[1:]])  # labels are of one width
+    text = render(answer(groups=LABELLED))
+    assert text.endswith("\n- C19") and pattern.fullmatch(text[:-1], partial=True)
+    assert not pattern.fullmatch(text[:-2] + "03", partial=True)  # refused at its last digit
+    prompt = build_prompt(["Celeste"], OFFERING, [f"Game {k}" for k in range(20)])
+    told = TeacherConfig(backend="llamacpp", structured=True, prompt=OFFERING).messages(prompt)
+    assert "by label" in told[0]["content"] and "by title" not in told[0]["content"]

@@ -424,3 +424,86 @@ def test_cli_structured_sends_the_schema_and_hf_refuses_it_in_one_line(data, tmp
     assert (
         "structured output needs backend llamacpp, vllm or openai" in err and err.count("\n") == 1
     )
+
+
+def sequences_dataset(folder: Path, sequences: list[list[int]]) -> PreparedDataset:
+    """A prepared dataset holding exactly ``sequences`` (raw item ids as given)."""
+    rows = [(f"u{u}", f"i{i}", t) for u, seq in enumerate(sequences) for t, i in enumerate(seq)]
+    pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).to_csv(
+        folder / "ratings.csv", index=False
+    )
+    items = sorted({i for seq in sequences for i in seq})
+    pd.DataFrame({"item_id": [f"i{i}" for i in items], "title": [f"T{i}" for i in items]}).to_csv(
+        folder / "items.csv", index=False
+    )
+    raw = load_dataset(
+        DataSource(dataset=str(folder / "ratings.csv"), items=str(folder / "items.csv"))
+    )
+    prepared = prepare(raw, PrepareConfig(user_core=1, item_core=1))
+    return PreparedDataset.load(prepared.save(folder / "prepared"))
+
+
+def offered_titles(prompt) -> list[str]:
+    from slimrec.methods.slim.candidate_labels import offered
+
+    return list(offered(prompt.user).values())
+
+
+def test_offered_candidates_are_counted_from_what_prompts_show_never_a_held_out_target(tmp_path):
+    from slimrec.methods.slim.candidate_pool import CandidatePool
+    from slimrec.methods.slim.prompts import PromptConfig
+    from slimrec.methods.slim.teach import candidate_pool
+
+    # user 0's training part is 1 2 3 9 (then 20, 21 for validation and test) and its
+    # prompt, holding out one item, shows 1 2 3: 9 followed 3 only there. The others'
+    # prompts show 1 3 4, 2 3 4, 3 5 6 and 7 8 10..18 (30 held out, 22 and 23 after it).
+    sequences = [[1, 2, 3, 9, 20, 21], [1, 3, 4, 30, 22, 23], [2, 3, 4, 30, 22, 23]]
+    sequences += [[3, 5, 6, 30, 22, 23], [7, 8, *range(10, 19), 30, 22, 23]]
+    dataset = sequences_dataset(tmp_path, sequences)
+    item = {t: i for i, t in enumerate(dataset.titles())}
+    held = PromptConfig(version="slim-cot-v3", candidates=10, per_category=2, hold_out_last=1)
+    shown = offered_titles(user_prompts(dataset, [0], held)[0])
+    assert len(shown) == 10 and {"T4", "T5", "T6"} <= set(shown) and "T9" not in shown
+    assert not {"T1", "T2", "T3"} & set(shown)  # its own items are never offered
+    history = [item["T1"], item["T2"], item["T3"]]
+    ranked = candidate_pool(dataset, held).ranked(history, 14)  # 14 items were shown anywhere
+    assert ranked[:3] == [item["T4"], item["T5"], item["T6"]] and item["T9"] not in ranked
+    # counted from whole training parts, user 0's own held-out 9 would come third
+    leaky = CandidatePool(dataset.split("train")[0], dataset.n_items).ranked(history, 3)
+    assert leaky == [item["T30"], item["T4"], item["T9"]]
+
+
+def test_a_teacher_picking_labels_writes_titles_and_the_student_learns_the_labels(data, tmp_path):
+    from slimrec.methods.slim.candidate_labels import offered
+    from slimrec.methods.slim.grounding import run_grounding
+    from slimrec.methods.slim.prompts import PromptConfig
+    from slimrec.methods.slim.student.sft_data import load_rationales
+
+    def picks(body: dict, attempt: int) -> Reply:
+        groups = [
+            {"category": f"Genre {n}", "items": [f"C{2 * n + 1:02d}", f"C{2 * n + 2:02d}"]}
+            for n in range(5)
+        ]
+        return answer(json.dumps({"preferences": "Likes items.", "recommendations": groups}))
+
+    prompt = PromptConfig(version="slim-cot-v3", candidates=12, per_category=2, hold_out_last=1)
+    with FaultServer(picks) as server:
+        cfg = config(server, structured=True, prompt=prompt)
+        teach(data, tmp_path / "r.parquet", cfg, n_users=6, cache=tmp_path / "c.sqlite")
+        sent = server.requests
+    assert all(
+        b["response_format"]["json_schema"]["schema"]["properties"]["recommendations"]["items"][
+            "properties"
+        ]["items"]["items"]["enum"]
+        for b in sent
+    )
+    frame = pd.read_parquet(tmp_path / "r.parquet")
+    assert frame["parsed"].all()
+    for response, stored in zip(frame["response"], frame["prompt"], strict=True):
+        labels = offered(json.loads(stored)[1]["content"])
+        assert f"- {labels['C01']}\n- {labels['C02']}\n" in response and "- C01\n" not in response
+    found = run_grounding(frame, PreparedDataset.load(data), 1)
+    assert found.grounded == found.new == found.suggestions == 6 * 10
+    assert found.pool_hits is not None and found.popular_hits is not None
+    learnt = load_rationales(tmp_path / "r.parquet")
+    assert all("\n- C01\n- C02\n" in r.rationale and "Genre 0" in r.rationale for r in learnt)

@@ -12,11 +12,15 @@ The hit rate has a control: the same number of the catalog's most popular items 
 has not had (*popular hit*). A teacher whose suggestions name the next item less often
 than a popularity list of the same length knows less about what users buy next than
 the item counts do (docs/benchmarks.md, "Do the grounded suggestions point at the
-future?").
+future?"). Where the prompt offered candidates
+(:mod:`~slimrec.methods.slim.candidate_pool`), a second control takes as many of the
+pool's own best (*pool hit*): a teacher that picks among candidates earns its place only
+above the ranking that offered them.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -25,6 +29,8 @@ from difflib import SequenceMatcher
 
 import numpy as np
 
+from slimrec.methods.slim.candidate_labels import offered
+from slimrec.methods.slim.candidate_pool import CandidatePool
 from slimrec.methods.slim.rationale_checks import LIST_MARK
 
 _YEAR = re.compile(r"\(\s*\d{4}\s*\)")
@@ -152,6 +158,9 @@ class Grounding:
     # users whose next item is among as many of the most popular items they have not had
     # as they have distinct grounded suggestions (None: no popularity given)
     popular_hits: int | None = None
+    # where candidates were offered: users whose next item is among as many of the
+    # candidate pool's best as they have distinct grounded suggestions (None: none offered)
+    pool_hits: int | None = None
 
     @property
     def grounded_share(self) -> float:
@@ -171,6 +180,12 @@ class Grounding:
             return None
         return self.popular_hits / self.users if self.users else 0.0
 
+    @property
+    def pool_hit_rate(self) -> float | None:
+        if self.pool_hits is None:
+            return None
+        return self.pool_hits / self.users if self.users else 0.0
+
 
 def grounding(
     step3: Sequence[str],
@@ -178,12 +193,15 @@ def grounding(
     next_items: Sequence[Iterable[int]],
     index: CatalogIndex,
     popular: Sequence[int] | None = None,
+    pool: Sequence[Sequence[int]] | None = None,
 ) -> Grounding:
     """Totals for rationales ``step3`` (one per user) against each user's prompt history
     and next item(s) (the targets the rationale has not seen); ``popular``: item ids, most
-    popular first, for the popularity control."""
-    suggestions = grounded = new = hits = popular_hits = 0
-    for text, seen, targets in zip(step3, histories, next_items, strict=True):
+    popular first, for the popularity control; ``pool``: per user, the candidates its
+    prompt offered, best first by the pool's own ranking, for the pool control."""
+    suggestions = grounded = new = hits = popular_hits = pool_hits = 0
+    rankings = pool if pool is not None else [()] * len(step3)
+    for text, seen, targets, ranked in zip(step3, histories, next_items, rankings, strict=True):
         seen, targets = set(seen), set(targets)
         lines = suggestion_lines(text or "")
         suggestions += len(lines)
@@ -193,6 +211,7 @@ def grounding(
         hits += bool(targets & set(found))
         if popular is not None:
             popular_hits += bool(targets & set(most_popular(popular, len(set(found)), seen)))
+        pool_hits += bool(targets & set(list(ranked)[: len(set(found))]))
     return Grounding(
         len(step3),
         suggestions,
@@ -200,6 +219,7 @@ def grounding(
         new,
         hits,
         popular_hits if popular is not None else None,
+        pool_hits if pool is not None else None,
     )
 
 
@@ -222,19 +242,33 @@ def popularity_order(data) -> list[int]:
 
 
 def run_grounding(rationales, data, hold_out: int, index: CatalogIndex | None = None) -> Grounding:
-    """:func:`grounding` of a rationale table (``user``, ``step3``) written for ``data``
-    with ``hold_out`` training items left out of each prompt: the history is what the
-    prompt could show, the next items everything after it (held-out, validation, test);
-    with the popularity control of the training parts' counts."""
+    """:func:`grounding` of a rationale table (``user``, ``step3``, and ``prompt`` where
+    candidates were offered) written for ``data`` with ``hold_out`` training items left
+    out of each prompt: the history is what the prompt could show, the next items
+    everything after it (held-out, validation, test); with the popularity control of the
+    training parts' counts, and the candidate pool's own ranking where it offered."""
     from slimrec.data.prepared import rationale_cutoff
 
     if index is None:
         index = CatalogIndex.of(data)
-    histories, futures = [], []
-    for user in rationales["user"].astype(int):
-        seq = data.sequences[user]
+    shown, futures = [], []
+    for seq in data.sequences:
         cut = rationale_cutoff(len(seq) - 2, hold_out)  # of the training part s[:-2]
-        histories.append(seq[:cut].tolist())
+        shown.append(seq[:cut].tolist())
         futures.append(seq[cut:].tolist())
+    users = rationales["user"].astype(int).tolist()
     step3 = rationales["step3"].fillna("").astype(str).tolist()
-    return grounding(step3, histories, futures, index, popularity_order(data))
+    histories, nexts = [shown[u] for u in users], [futures[u] for u in users]
+    n_offered = _offered_counts(rationales)
+    pool = None
+    if any(n_offered):
+        ranker = CandidatePool(shown, data.n_items)
+        pool = [ranker.ranked(h, n) for h, n in zip(histories, n_offered, strict=True)]
+    return grounding(step3, histories, nexts, index, popularity_order(data), pool)
+
+
+def _offered_counts(rationales) -> list[int]:
+    """Per row, how many candidates its prompt offered (0 without a ``prompt`` column)."""
+    if "prompt" not in rationales:
+        return [0] * len(rationales)
+    return [len(offered(json.loads(p)[-1]["content"])) for p in rationales["prompt"]]

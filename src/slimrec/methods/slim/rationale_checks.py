@@ -67,8 +67,9 @@ def line_core(line: str) -> str:
 
 
 def instructions_of(user_message: str) -> str:
-    """The instructions of a SLIM prompt: everything after the history block."""
-    return user_message.rsplit("</history>", 1)[-1]
+    """The instructions of a SLIM prompt: everything after its history block and, where
+    candidates are offered, their block (an answer naming a candidate does not echo)."""
+    return re.split(r"</(?:history|candidates)>", user_message)[-1]
 
 
 def echoes(answer: str, instructions: str, n: int = ECHO_WORDS) -> bool:

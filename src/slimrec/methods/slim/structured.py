@@ -29,6 +29,10 @@ The student learns that rendered text, and can be held to it the same way
 (:func:`student_pattern`, a regular expression its decoder follows token by token): the
 same steps, counts and lengths, step 3's headings naming step 2's categories again, and,
 what no JSON schema can say, no category or title twice.
+
+Where the prompt offers catalog candidates (``prompt.candidates``), step 3's items are
+their labels ("C07") in the schema and in the student's pattern, each picked once; what
+people and encoders read is the titles (:mod:`~slimrec.methods.slim.candidate_labels`).
 """
 
 from __future__ import annotations
@@ -38,7 +42,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from slimrec.llm.backends.base import Message
-from slimrec.methods.slim.prompts import Prompt, PromptConfig
+from slimrec.methods.slim.prompts import (
+    CANDIDATES_TEMPLATE,
+    Prompt,
+    PromptConfig,
+    candidate_label,
+)
 from slimrec.methods.slim.rationale_checks import line_core
 
 # Part of every structured request (in its messages) and of the teach stage's key: bump it
@@ -59,11 +68,15 @@ INSTRUCTION = (
     '"preferences" (step 1, one or two sentences), "recommendations" (steps 2 and 3: five '
     'objects, each with a "category" and the "items" you suggest under it, by title).'
 )
+# Where candidates are offered, items are their labels (the schema lists the labels).
+INSTRUCTION_LABELS = INSTRUCTION.replace("you suggest under it, by title", "you pick, by label")
 
 
 def answer_schema(config: PromptConfig) -> dict[str, Any]:
     """The JSON schema of one answer: five categories of ``per_category`` items each."""
-    title = {"type": "string", "minLength": 1, "maxLength": config.max_title_chars}
+    title: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": config.max_title_chars}
+    if config.candidates:  # labels, the same for every prompt (their titles differ)
+        title = {"type": "string", "enum": candidate_labels(config)}
     category = {
         "type": "object",
         "properties": {
@@ -107,7 +120,8 @@ def student_pattern(config: PromptConfig) -> str:
     a full match and nothing is cut. Each value may run longer than every value it must
     differ from (the k-th by k characters): a copy of an earlier value can then always
     grow into a new one, so no row is left without an allowed next token (a copy at the
-    length limit would be a dead end).
+    length limit would be a dead end). Where candidates are offered, each item is a label
+    not picked before (labels are of one width, so a repeat is refused at its last digit).
     """
     categories = [f"c{n}" for n in range(1, N_CATEGORIES + 1)]
     titles = [f"t{n}" for n in range(1, N_CATEGORIES * config.per_category + 1)]
@@ -117,13 +131,24 @@ def student_pattern(config: PromptConfig) -> str:
         parts.append(rf"{n + 1}\. {value}\n")
     parts.append(r"Step 3:\n")
     longest_category = MAX_CATEGORY_CHARS + N_CATEGORIES
+    labels = "|".join(candidate_labels(config))
     for n, name in enumerate(categories):
         parts.append(rf"Under (?P={name}):\n")
         for k in range(n * config.per_category, (n + 1) * config.per_category):
+            if config.candidates:  # a label not picked before (there are enough of them)
+                unlike = "|".join(f"(?P={t})" for t in titles[:k])
+                fresh = rf"(?!{unlike})" if unlike else ""  # labels are of one width
+                parts.append(rf"- {fresh}(?P<{titles[k]}>{labels})\n")
+                continue
             limit = max(config.max_title_chars, longest_category) + k
             value = _value(titles[k], limit, categories + titles[:k])
             parts.append(rf"- {value}\n")
     return "".join(parts)
+
+
+def candidate_labels(config: PromptConfig) -> list[str]:
+    """The labels a prompt with ``config.candidates`` offers."""
+    return [candidate_label(k, config.candidates) for k in range(1, config.candidates + 1)]
 
 
 def _value(group: str, max_chars: int, unlike: Sequence[str] = (), listed: bool = True) -> str:
@@ -145,7 +170,8 @@ def _value(group: str, max_chars: int, unlike: Sequence[str] = (), listed: bool 
 def structured_messages(prompt: Prompt) -> list[Message]:
     """The teacher's messages: the SLIM prompt, its system message told the JSON shape."""
     messages = prompt.messages()
-    messages[0] = {"role": "system", "content": f"{messages[0]['content']}\n{INSTRUCTION}"}
+    told = INSTRUCTION_LABELS if prompt.version == CANDIDATES_TEMPLATE else INSTRUCTION
+    messages[0] = {"role": "system", "content": f"{messages[0]['content']}\n{told}"}
     return messages
 
 

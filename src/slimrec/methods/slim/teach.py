@@ -48,6 +48,8 @@ from slimrec.llm.backends import (
 from slimrec.llm.backends.vllm import VLLMBackend
 from slimrec.llm.cache import AnswerCache, cache_key
 from slimrec.llm.usage import Usage
+from slimrec.methods.slim.candidate_labels import offered, titled
+from slimrec.methods.slim.candidate_pool import CandidatePool, shown_order
 from slimrec.methods.slim.parse import parse_rationale
 from slimrec.methods.slim.prompts import Prompt, PromptConfig, build_prompt
 from slimrec.methods.slim.structured import answer_schema, render, structured_messages
@@ -215,14 +217,34 @@ def user_prompts(
     dataset: PreparedDataset, users: Sequence[int], config: PromptConfig
 ) -> list[Prompt]:
     """Each user's prompt, from the training part of the history only (no targets), less
-    its ``config.hold_out_last`` most recent items (:func:`rationale_cutoff`)."""
-    histories, _ = dataset.split("train")
+    its ``config.hold_out_last`` most recent items (:func:`rationale_cutoff`); candidates,
+    where offered, counted from those same parts of every user's history."""
+    shown = prompt_histories(dataset, config)
     catalog = prompt_items(dataset.items)
+    pool = candidate_pool(dataset, config)
     prompts = []
     for u in users:
-        seen = histories[u][: rationale_cutoff(len(histories[u]), config.hold_out_last)]
-        prompts.append(build_prompt([catalog[int(i)] for i in seen], config))
+        seen = shown[u]
+        offered = shown_order(pool.ranked(seen, config.candidates)) if pool else []
+        prompts.append(
+            build_prompt([catalog[int(i)] for i in seen], config, [catalog[i] for i in offered])
+        )
     return prompts
+
+
+def prompt_histories(dataset: PreparedDataset, config: PromptConfig) -> list[np.ndarray]:
+    """Every user's history as their prompt may show it: the training part, less its
+    ``config.hold_out_last`` most recent items."""
+    histories, _ = dataset.split("train")
+    return [h[: rationale_cutoff(len(h), config.hold_out_last)] for h in histories]
+
+
+def candidate_pool(dataset: PreparedDataset, config: PromptConfig) -> CandidatePool | None:
+    """The pool that offers candidates, counted from what the prompts show (None where
+    the prompt offers none)."""
+    if not config.candidates:
+        return None
+    return CandidatePool(prompt_histories(dataset, config), dataset.n_items)
 
 
 def teach(
@@ -283,12 +305,14 @@ def teach(
         answer = answers[key]
         if key in known:
             usage.add_cached(answer.prompt_tokens, answer.completion_tokens)
+        written = (
+            config.structured and render(answer.response, config.drop_repeats)
+        ) or answer.response
         rows.append(
             rationale_row(
                 user,
                 prompt,
-                (config.structured and render(answer.response, config.drop_repeats))
-                or answer.response,
+                titled(written, offered(prompt.user)),
                 model=answer.model,
                 prompt_tokens=answer.prompt_tokens,
                 completion_tokens=answer.completion_tokens,

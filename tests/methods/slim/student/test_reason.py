@@ -18,7 +18,7 @@ from slimrec.llm.backends.base import ChatRequest, SamplingConfig
 from slimrec.llm.backends.hf import HFBackend, _pick
 from slimrec.llm.decode import common_prefix_length, decode
 from slimrec.methods.slim.student.reason import ReasonConfig, reason, shard_dir
-from slimrec.methods.slim.teach import COLUMNS, user_prompts
+from slimrec.methods.slim.teach import COLUMNS, rationale_row, user_prompts
 
 TOKENS = 10
 
@@ -387,3 +387,65 @@ def test_structured_is_keyed_by_its_pattern_and_absent_from_old_keys(data):
     assert key(structured=True, prompt=wider) != key(structured=True)
     with pytest.raises(ValidationError, match="structured: true needs slimrec's decoder"):
         ReasonConfig(engine="vllm", structured=True)
+
+
+def test_a_student_distilled_on_picks_by_label_writes_the_offered_titles_once_each(data, tmp_path):
+    """The teacher's titles are learnt as labels (one label sequence for every user here),
+    and the student's labels read back as each user's own candidates, each once. This
+    tiny student learns the labels, not its categories: those stay noise."""
+    from slimrec.methods.slim.candidate_labels import offered
+    from slimrec.methods.slim.grounding import suggestion_lines
+    from slimrec.methods.slim.parse import parse_rationale
+    from slimrec.methods.slim.structured import steps_text
+    from slimrec.methods.slim.student import StudentConfig, distill
+
+    offering = ReasonConfig().prompt.model_copy(
+        update={"per_category": 2, "version": "slim-cot-v3", "candidates": 10, "max_items": 3}
+    )
+    lm = make_tiny_lm(tmp_path / "lm", init_std=0.2, context=2048)  # lively, longer prompts
+    users = list(range(6))
+    rows = []
+    prompts = user_prompts(PreparedDataset.load(data), users, offering)
+    for user, prompt in zip(users, prompts, strict=True):
+        titles = list(offered(prompt.user).values())
+        groups = [(f"Kind {n}", titles[2 * n : 2 * n + 2]) for n in range(5)]
+        response = steps_text("Likes office things.", groups)
+        rows.append(
+            rationale_row(
+                user,
+                prompt,
+                response,
+                model="t",
+                prompt_tokens=1,
+                completion_tokens=1,
+                cached=False,
+            )
+        )
+    pd.DataFrame(rows, columns=COLUMNS).to_parquet(tmp_path / "teacher.parquet")
+    student = StudentConfig(
+        base_model=str(lm),
+        epochs=40,
+        batch_size=1,
+        grad_accum=1,
+        lr=2e-2,
+        warmup_steps=0,
+        lora_rank=16,
+        lora_alpha=32,
+        lora_dropout=0.0,
+        threads=1,
+        max_length=1024,
+    )
+    distill(tmp_path / "teacher.parquet", student, tmp_path / "student")
+    held = cfg(
+        lm,
+        users=users,
+        structured=True,
+        prompt=offering,
+        adapter=str(tmp_path / "student" / "adapter"),
+        sampling=SamplingConfig(max_new_tokens=600),  # its categories are not learnt
+    )
+    frame = pd.read_parquet(reason(data, tmp_path / "held.parquet", held, progress=False)["path"])
+    for text, stored in zip(frame["response"], frame["prompt"], strict=True):
+        titles = list(offered(json.loads(stored)[-1]["content"]).values())
+        picks = suggestion_lines(parse_rationale(text).items)
+        assert len(picks) == 10 and set(picks) == set(titles)  # ten labels, none twice

@@ -45,6 +45,7 @@ from slimrec.llm.backends.base import Backend, ChatRequest, Completion, Sampling
 from slimrec.llm.backends.llamacpp import LlamaCppBackend
 from slimrec.llm.backends.vllm import VLLMBackend
 from slimrec.machine import THREADS
+from slimrec.methods.slim.candidate_labels import offered, titled
 from slimrec.methods.slim.prompts import Prompt, PromptConfig
 from slimrec.methods.slim.teach import COLUMNS, rationale_row, user_prompts
 from slimrec.progress import progress as progress_bar
@@ -402,12 +403,12 @@ def _complete(
 
 
 def _rows(users: list[int], prompts: list[Prompt], answers: list[Completion]) -> list[dict]:
-    """One row per user, in order, in the teacher's columns."""
+    """One row per user, in order, in the teacher's columns (picked labels as titles)."""
     return [
         rationale_row(
             user,
             prompt,
-            answer.text,
+            titled(answer.text, offered(prompt.user)),
             model=answer.model,
             prompt_tokens=answer.prompt_tokens,
             completion_tokens=answer.completion_tokens,

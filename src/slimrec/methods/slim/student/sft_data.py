@@ -26,6 +26,7 @@ import torch
 
 from slimrec.errors import DataError
 from slimrec.llm.chat import chat_prompt_ids
+from slimrec.methods.slim.candidate_labels import labelled, offered
 from slimrec.methods.slim.parse import parse_rationale
 from slimrec.methods.slim.rationale_file import read_rationale_file
 
@@ -67,7 +68,10 @@ def load_rationales(path: str | Path, *, only_parsed: bool = True) -> list[Ratio
                 parsed = parse_rationale(response).complete
             if not bool(parsed):
                 continue
-        records.append(RationaleRecord(str(user), _messages(prompt, path, row), response.strip()))
+        messages = _messages(prompt, path, row)
+        # where the prompt offered candidates, the student learns to pick them by label
+        learnt = labelled(response.strip(), offered(messages[-1]["content"]))
+        records.append(RationaleRecord(str(user), messages, learnt))
     if not records:
         what = "parsed into three steps" if only_parsed else "is non-empty"
         raise DataError(

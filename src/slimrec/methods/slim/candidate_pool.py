@@ -1,0 +1,76 @@
+"""Catalog items offered to the teacher: what followed the user's recent items elsewhere.
+
+SLIM's third step asks the teacher for concrete items (Wang et al., WWW 2024, Sec. 3.1).
+A teacher that does not know the catalog names items that are not in it or restates the
+history: the 0.5B and 1.5B teachers named items new to the user for 0-3% of their
+suggestions on ml-100k and amazon-office (docs/benchmarks.md, "Rationales grounded in
+the catalog"). LLM rankers (TALLRec, LLaRA, DELRec) offer candidates instead. This pool
+offers, per user, the catalog items that most often came within ``window`` steps after
+the user's ``recent`` most recent items in the histories of all users -- a first-order
+"what comes next" count, recency-weighted (``1/k`` for the k-th most recent), ties
+broken by popularity then item id; never an item the user already has.
+
+The counts are taken from what the prompts show (each history cut where its rationale is
+cut): a held-out training target of one user never reaches its own candidates, so the
+recommender meets rationales in training as it meets them at validation and test. The
+pool's own ranking is the control the teacher's picks are measured against
+(:func:`~slimrec.methods.slim.grounding.run_grounding`'s *pool hit*).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import sparse
+
+
+class CandidatePool:
+    """Per user, the items most often seen next after their recent items."""
+
+    def __init__(
+        self, histories: Sequence[Sequence[int]], n_items: int, window: int = 3, recent: int = 5
+    ):
+        if window < 1 or recent < 1:
+            raise ValueError(f"window and recent must be >= 1, got {window} and {recent}")
+        self.recent = recent
+        rows: list[np.ndarray] = []
+        cols: list[np.ndarray] = []
+        for history in histories:
+            seq = np.asarray(history, dtype=np.int64)
+            for step in range(1, window + 1):
+                rows.append(seq[:-step])
+                cols.append(seq[step:])
+        row = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
+        col = np.concatenate(cols) if cols else np.empty(0, dtype=np.int64)
+        size = n_items + 1  # item ids run 1..n_items; 0 is padding
+        self.follows = sparse.csr_matrix(
+            (np.ones(len(row), dtype=np.float64), (row, col)), shape=(size, size)
+        )
+        every = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories] or [row])
+        self.popularity = np.bincount(every, minlength=size).astype(np.float64)
+
+    def ranked(self, history: Sequence[int], n: int) -> list[int]:
+        """The ``n`` best items for ``history`` (oldest first), best first; none of them
+        in ``history``, never the padding id 0."""
+        size = self.follows.shape[0]
+        score = np.zeros(size)
+        for k, item in enumerate(reversed(list(history)[-self.recent :]), start=1):
+            row = self.follows.getrow(int(item))
+            score[row.indices] += row.data / k
+        allowed = np.ones(size, dtype=bool)
+        allowed[0] = False
+        allowed[np.asarray(list(history), dtype=np.int64)] = False
+        items = np.flatnonzero(allowed)
+        # lexsort's last key is the first: score, then popularity, then the lower id
+        order = np.lexsort((items, -self.popularity[items], -score[items]))
+        return [int(i) for i in items[order[:n]]]
+
+
+def shown_order(items: Sequence[int]) -> list[int]:
+    """``items`` in the order a prompt lists them: shuffled, seeded by the set itself, so
+    the pool's ranking is not the list's order (a model's taste for the first lines is not
+    credited as judgement) and the same set always reads the same."""
+    ids = sorted(int(i) for i in items)
+    rng = np.random.default_rng(ids)
+    return [ids[i] for i in rng.permutation(len(ids))]
