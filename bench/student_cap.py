@@ -5,8 +5,9 @@ student for the first N users' rationales under each variant (engine, dtype, tok
 through the pipeline's own `reason` (optionally with no n-gram repeated, the decoder's
 loop breaker, or held to the three steps: `structured`), and prints per variant: parse
 rate, share at the cap, share repeating a line, share echoing the instructions, share
-with five distinct step-2 names, mean tokens, new tokens/s, and the share of answers
-identical to the first variant. lscpu flags are printed with the table.
+with five distinct step-2 names, mean tokens, step 3's suggestions found in the catalog
+and new to the user, new tokens/s, and the share of answers identical to the first
+variant. lscpu flags are printed with the table.
 
 Usage (~3 min per variant for 96 users on 2 cores, vLLM computing on one):
     SLIMREC_DATA_DIR=../shared/data SLIMREC_VLLM_PYTHON=$PWD/.venv-vllm/bin/python \
@@ -27,7 +28,9 @@ from pathlib import Path
 import pandas as pd
 
 from slimrec.config import load_yaml
+from slimrec.data import PreparedDataset
 from slimrec.machine import describe
+from slimrec.methods.slim.grounding import run_grounding
 from slimrec.methods.slim.rationale_checks import table_rates
 from slimrec.methods.slim.student.reason import ReasonConfig, reason
 from slimrec.pipeline.config import RunConfig
@@ -56,6 +59,7 @@ def main() -> None:
     config = load_yaml(RunConfig, args.run / "config.yaml")
     data = stage_folder(args.run, "prepare") / "data"
     adapter = stage_folder(args.run, "distill") / "adapter"
+    dataset = PreparedDataset.load(data)
     rows, reference, answers = [], None, {}
     for variant in args.variant:
         engine, dtype, cap, *rest = variant.split(":")
@@ -77,6 +81,8 @@ def main() -> None:
         answers[variant] = texts
         reference = reference or texts
         rates = {k: round(v, 3) for k, v in table_rates(frame, int(cap)).items()}
+        found = run_grounding(frame, dataset, config.teacher.prompt.hold_out_last)
+        rates |= {"grounded": round(found.grounded_share, 3), "new": round(found.new_share, 3)}
         rows.append({
             "variant": variant, **rates, "tok_per_s": result["tokens_per_s"],
             "same_as_first": round(sum(map(str.__eq__, texts, reference)) / len(texts), 3),

@@ -376,6 +376,12 @@ def test_rationale_table_shows_grounding_when_measured():
     # a row measured before the control existed shows none rather than a made-up figure
     older = rationale_quality_table([row | {"suggestions": 20, "grounded": 0.75, "hit": 0.2}])
     assert older.splitlines()[2].endswith("| 20.0% | -- |")
+    assert "pool's best" not in grounded
+    offered = row | {"suggestions": 20, "grounded": 1.0, "new": 1.0, "hit": 0.2}
+    offered |= {"popular_hit": 0.1, "pool_hit": 0.4, "in_listed_order": 1.0}
+    pooled = rationale_quality_table([offered, row | {"suggestions": 5, "grounded": 0.5}])
+    assert "| 20.0% | 10.0% | 40.0% | 100.0% |" in pooled  # beside the pool's own best
+    assert pooled.splitlines()[3].endswith("| -- | -- |")  # a source offered none
 
 
 def test_rationale_table_shows_the_probe_against_the_titles_when_measured():

@@ -8,6 +8,7 @@ folder's top level where people look for it.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -83,6 +84,7 @@ def rationale_quality(
             row |= {"popular_hit": found.popular_hit_rate}
             if found.pool_hit_rate is not None:
                 row["pool_hit"] = found.pool_hit_rate
+                row["in_listed_order"] = listed_order_rate(frame)
             texts = tables.get(f"embed/{source}/response")
             if texts is not None and "embed/items" in tables:
                 found_probe = probe(
@@ -104,6 +106,16 @@ def rationale_quality(
                 text = frame.loc[frame["user"] == user, "response"].iloc[0]
                 samples[f"The {source}'s rationale for user index {user}"] = str(text)
     return rows, samples
+
+
+def listed_order_rate(frame: Any) -> float:
+    """Share of a rationales table's answers that pick just the first candidates listed,
+    in order (:func:`~slimrec.methods.slim.candidate_labels.in_listed_order`)."""
+    from slimrec.methods.slim.candidate_labels import in_listed_order, offered
+
+    answered = zip(frame["response"], frame["prompt"], strict=True)
+    ordered = [in_listed_order(str(a), offered(json.loads(p)[-1]["content"])) for a, p in answered]
+    return sum(ordered) / len(ordered)
 
 
 def source_label(source: str, model: str, config: RunConfig) -> str:

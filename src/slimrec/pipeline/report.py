@@ -340,8 +340,8 @@ def rationale_quality_table(rows: Sequence[dict[str, Any]]) -> str:
         )
         rule += "---:|---:|---:|---:|---:|"
     if pooled:
-        head += " as many of the pool's best candidates |"
-        rule += "---:|"
+        head += " as many of the pool's best candidates | picks the first listed, in order |"
+        rule += "---:|---:|"
     if probed:
         head += " next item's median rank: rationale | titles it read | gap |"
         rule += "---:|---:|---:|"
@@ -361,7 +361,7 @@ def rationale_quality_table(rows: Sequence[dict[str, Any]]) -> str:
                 f"{_share(r.get('popular_hit'))} |"
             )
         if pooled:
-            line += f" {_share(r.get('pool_hit'))} |"
+            line += f" {_share(r.get('pool_hit'))} | {_share(r.get('in_listed_order'))} |"
         if probed:
             p = r.get("probe")
             line += (

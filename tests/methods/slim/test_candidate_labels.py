@@ -64,3 +64,15 @@ def test_offering_candidates_needs_the_template_that_asks_for_them_and_enough_of
     with pytest.raises(ValueError, match="give them"):
         build_prompt(["A"], CONFIG)
     assert "candidates" not in PromptConfig().model_dump()  # earlier runs keep their keys
+
+
+def test_picks_of_the_first_candidates_in_listed_order_are_told_apart_from_choices():
+    from slimrec.methods.slim.candidate_labels import in_listed_order
+
+    labels = offered(prompt_text())
+    head = "Step 1: x\nStep 2:\n1. a\n2. b\nStep 3:\nUnder a:\n"
+    assert in_listed_order(head + "- C01\n- C02\nUnder b:\n- C03", labels)
+    assert in_listed_order(titled(head + "- C01\n- C02\nUnder b:\n- C03", labels), labels)
+    assert not in_listed_order(head + "- C01\n- C03\nUnder b:\n- C02", labels)
+    assert not in_listed_order(head + "- C04\n- C05", labels)
+    assert not in_listed_order(head + "- Something else", labels)

@@ -158,7 +158,7 @@ def distill(
                     tmp,
                 )  # fmt: skip
             bar.update(1)
-            bar.set_postfix({t: f"{v:.3f}" for t, v in losses.items()})
+            bar.set_postfix({t: f"{v:.3f}" for t, v in losses.items()}, refresh=False)
     soft.requires_grad_(False)
     soft.data = torch.load(folder / "soft_prompt.pt").to(soft.device)
     record = {

@@ -22,6 +22,7 @@ _OFFER = re.compile(r"^(C\d+)\. (\".*\")$")
 # a list line whose first word is a label: "- C7", "2. C7", "C7: ...", "- **C7**"
 _LABEL_LINE = re.compile(r"^(\s*(?:[-*•]|\d+[.)])?\s*)\**(C\d+)\b\**[^\n]*$")
 _LIST_LINE = re.compile(r"^(\s*(?:[-*•]|\d+[.)])\s*)(.+?)\s*$")
+_PICK = re.compile(r"^\s*[-*•]\s*C\d+$")
 _STEP3 = re.compile(r"^\W*step\s*3\b", re.IGNORECASE | re.MULTILINE)
 
 
@@ -77,3 +78,16 @@ def _in_step3(answer: str, change: Callable[[str], str]) -> str:
         return answer
     head, rest = answer[: start.start()], answer[start.start() :]
     return head + "\n".join(change(line) for line in rest.split("\n"))
+
+
+def in_listed_order(answer: str, labels: dict[str, str]) -> bool:
+    """Whether ``answer``'s step 3 picks just the first candidates, in the order listed
+    (C01, C02, ...): a teacher that reads the list top down, not one that chooses. The
+    list is shuffled (:func:`~slimrec.methods.slim.candidate_pool.shown_order`), so such
+    picks are a random draw from the pool."""
+    picked = [
+        int(line.split()[-1][1:])
+        for line in labelled(answer, labels).splitlines()
+        if _PICK.match(line)
+    ]
+    return bool(picked) and picked == list(range(1, len(picked) + 1))

@@ -5,7 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.methods.slim.student.rationale_fixtures import rationale_rows, write_rationales
+from tests.methods.slim.student.rationale_fixtures import (
+    memorising,
+    rationale_rows,
+    write_rationales,
+)
 
 
 @pytest.fixture
@@ -16,22 +20,10 @@ def rationales(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def memorised_run(lively_lm, tmp_path_factory) -> tuple[Path, Path, object]:
     """(rationales file, run folder, config) of a student that memorised its rationales."""
-    from slimrec.methods.slim.student import StudentConfig, distill
+    from slimrec.methods.slim.student import distill
 
     root = tmp_path_factory.mktemp("memorised")
     rationales = write_rationales(root / "rationales.parquet", rationale_rows())
-    cfg = StudentConfig(
-        base_model=str(lively_lm),
-        epochs=40,
-        batch_size=1,
-        grad_accum=1,
-        lr=2e-2,
-        warmup_steps=0,
-        lora_rank=16,
-        lora_alpha=32,
-        lora_dropout=0.0,
-        threads=1,
-        max_length=512,
-    )
+    cfg = memorising(lively_lm, max_length=512)
     distill(rationales, cfg, root / "run")
     return rationales, root / "run", cfg

@@ -1,4 +1,5 @@
-"""Rows of a small rationales.parquet in the format `slimrec teach` writes."""
+"""Rows of a small rationales.parquet in the format `slimrec teach` writes, and a student
+config that memorises such rows."""
 
 from __future__ import annotations
 
@@ -46,3 +47,22 @@ def rationale_rows(n_users: int = 6) -> list[dict]:
 def write_rationales(path: Path, rows: list[dict]) -> Path:
     pd.DataFrame(rows).to_parquet(path, index=False)
     return path
+
+
+def memorising(base_model: Path, max_length: int):
+    """A student config that memorises a few rationales of a tiny model in 40 epochs."""
+    from slimrec.methods.slim.student import StudentConfig
+
+    return StudentConfig(
+        base_model=str(base_model),
+        epochs=40,
+        batch_size=1,
+        grad_accum=1,
+        lr=2e-2,
+        warmup_steps=0,
+        lora_rank=16,
+        lora_alpha=32,
+        lora_dropout=0.0,
+        threads=1,
+        max_length=max_length,
+    )

@@ -393,11 +393,13 @@ def test_a_student_distilled_on_picks_by_label_writes_the_offered_titles_once_ea
     """The teacher's titles are learnt as labels (one label sequence for every user here),
     and the student's labels read back as each user's own candidates, each once. This
     tiny student learns the labels, not its categories: those stay noise."""
+    from tests.methods.slim.student.rationale_fixtures import memorising
+
     from slimrec.methods.slim.candidate_labels import offered
     from slimrec.methods.slim.grounding import suggestion_lines
     from slimrec.methods.slim.parse import parse_rationale
     from slimrec.methods.slim.structured import steps_text
-    from slimrec.methods.slim.student import StudentConfig, distill
+    from slimrec.methods.slim.student import distill
 
     offering = ReasonConfig().prompt.model_copy(
         update={"per_category": 2, "version": "slim-cot-v3", "candidates": 10, "max_items": 3}
@@ -422,19 +424,7 @@ def test_a_student_distilled_on_picks_by_label_writes_the_offered_titles_once_ea
             )
         )
     pd.DataFrame(rows, columns=COLUMNS).to_parquet(tmp_path / "teacher.parquet")
-    student = StudentConfig(
-        base_model=str(lm),
-        epochs=40,
-        batch_size=1,
-        grad_accum=1,
-        lr=2e-2,
-        warmup_steps=0,
-        lora_rank=16,
-        lora_alpha=32,
-        lora_dropout=0.0,
-        threads=1,
-        max_length=1024,
-    )
+    student = memorising(lm, max_length=1024)
     distill(tmp_path / "teacher.parquet", student, tmp_path / "student")
     held = cfg(
         lm,

@@ -275,7 +275,7 @@ def reason(
         nonlocal tokens
         tokens += n_tokens
         bar.update(n_users)
-        bar.set_postfix_str(f"{tokens / (time.perf_counter() - started):.1f} tok/s")
+        bar.set_postfix_str(f"{tokens / (time.perf_counter() - started):.1f} tok/s", refresh=False)
 
     try:
         with bar:
