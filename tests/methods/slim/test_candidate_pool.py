@@ -42,3 +42,19 @@ def test_shown_order_shuffles_the_set_and_reads_the_same_each_time():
     assert shown_order(list(reversed(items))) == shown  # the set decides, not its order
     orders = {tuple(shown_order(np.arange(k, k + 20).tolist())[:1]) for k in range(30)}
     assert len(orders) > 10  # the pool's best is not always listed first
+
+
+def test_the_ranking_equals_a_sort_of_the_whole_catalog_by_score_popularity_and_id():
+    rng = np.random.default_rng(0)
+    histories = [rng.integers(1, 40, size=rng.integers(2, 12)).tolist() for _ in range(60)]
+    pool = CandidatePool(histories, n_items=45, window=3, recent=5)
+    for history in histories[:20]:
+        score = np.zeros(46)
+        for k, item in enumerate(reversed(history[-5:]), start=1):
+            for later in range(1, 4):
+                for h in histories:
+                    for i in range(len(h) - later):
+                        score[h[i + later]] += (h[i] == item) / k
+        items = [i for i in range(1, 46) if i not in history]
+        brute = sorted(items, key=lambda i: (-round(score[i], 9), -pool.popularity[i], i))
+        assert pool.ranked(history, 20) == brute[:20]

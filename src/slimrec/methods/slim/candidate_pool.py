@@ -49,22 +49,30 @@ class CandidatePool:
         )
         every = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories] or [row])
         self.popularity = np.bincount(every, minlength=size).astype(np.float64)
+        ids = np.arange(1, size)
+        # lexsort's last key is the first: popularity, then the lower id
+        self.by_popularity = ids[np.lexsort((ids, -self.popularity[1:]))].tolist()
 
     def ranked(self, history: Sequence[int], n: int) -> list[int]:
         """The ``n`` best items for ``history`` (oldest first), best first; none of them
-        in ``history``, never the padding id 0."""
-        size = self.follows.shape[0]
-        score = np.zeros(size)
+        in ``history``, never the padding id 0. Items that followed a recent one rank by
+        their score, then popularity, then id; the rest by popularity, then id, after them
+        (one sort of the few scored items per user, not of the catalog)."""
+        seen = {int(i) for i in history}
+        scores: dict[int, float] = {}
         for k, item in enumerate(reversed(list(history)[-self.recent :]), start=1):
             row = self.follows.getrow(int(item))
-            score[row.indices] += row.data / k
-        allowed = np.ones(size, dtype=bool)
-        allowed[0] = False
-        allowed[np.asarray(list(history), dtype=np.int64)] = False
-        items = np.flatnonzero(allowed)
-        # lexsort's last key is the first: score, then popularity, then the lower id
-        order = np.lexsort((items, -self.popularity[items], -score[items]))
-        return [int(i) for i in items[order[:n]]]
+            for j, count in zip(row.indices.tolist(), row.data.tolist(), strict=True):
+                if j not in seen:
+                    scores[j] = scores.get(j, 0.0) + count / k
+        # rounded: a tie must not hang on the order floats were summed in
+        best = sorted(scores, key=lambda j: (-round(scores[j], 9), -self.popularity[j], j))[:n]
+        for j in self.by_popularity:
+            if len(best) >= n:
+                break
+            if j not in seen and j not in scores:
+                best.append(j)
+        return best
 
 
 def shown_order(items: Sequence[int]) -> list[int]:

@@ -200,26 +200,27 @@ def render_candidates(items: Sequence[dict[str, str] | str], config: PromptConfi
     """The labelled lines of the candidates block, in the order given (titles only: a
     label's title is what an answer's label is read back as)."""
     plain = config.model_copy(update={"with_details": False})
-    n = len(items)
+    n = config.candidates  # labels as wide as the schema's and the student's pattern's
     return [f"{candidate_label(k, n)}. {quoted(item, plain)}" for k, item in enumerate(items, 1)]
 
 
 def build_prompt(
     items: Sequence[dict[str, str] | str],
     config: PromptConfig | None = None,
-    candidates: Sequence[dict[str, str] | str] = (),
+    candidates: Sequence[dict[str, str] | str] | None = None,
 ) -> Prompt:
     """The SLIM prompt for one user's history (item dicts with ``title``, or titles), and
-    the ``candidates`` offered for step 3 where ``config.candidates`` asks for them."""
+    the ``candidates`` offered for step 3 where ``config.candidates`` asks for them (a
+    catalog can run out of items a user has not had: fewer, or none, are listed then)."""
     config = config or PromptConfig()
-    if config.candidates and not candidates:
+    if config.candidates and candidates is None:
         raise ValueError("this prompt offers candidates (prompt.candidates): give them")
     lines = render_history(items, config)
     user = TEMPLATES[config.version].format(
         verb=config.verb,
         domain=config.domain,
         history="\n".join(lines),
-        candidates="\n".join(render_candidates(candidates, config)),
+        candidates="\n".join(render_candidates(candidates or (), config)),
         category_noun=config.category_noun,
         per_category=config.per_category,
     )
