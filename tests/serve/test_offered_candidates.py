@@ -35,9 +35,9 @@ def test_a_new_history_is_offered_candidates_as_in_training_and_its_picks_link_t
 
     offering = PromptConfig(version="slim-cot-v3", candidates=10, per_category=2)
     backend = LabelPicker()
-    saved, saved_pool = service.explainer, service.pool
-    service.explainer = Explainer(backend, offering, SamplingConfig(), saved.encoder)
-    service.pool = candidate_pool(service.dataset, offering)
+    saved = service.explainer, service.pool, service.offering
+    service.explainer = Explainer(backend, offering, SamplingConfig(), saved[0].encoder)
+    service.pool, service.offering = candidate_pool(service.dataset, offering), offering
     history = [4, 5, 6]
     try:
         reply = TestClient(create_app(service, api_key="", close_service=False)).post(
@@ -45,7 +45,7 @@ def test_a_new_history_is_offered_candidates_as_in_training_and_its_picks_link_t
         )
     finally:
         service.explainer.close()
-        service.explainer, service.pool = saved, saved_pool
+        service.explainer, service.pool, service.offering = saved
     assert reply.status_code == 200, reply.text
     labels = offered(backend.prompts[0])
     shown = [labels["C01"], labels["C02"]]

@@ -78,7 +78,8 @@ def rationale_quality(
         row["answers"] = len(frame)
         row |= table_rates(frame, cap)
         if data is not None:
-            found = run_grounding(frame, data, config.teacher.prompt.hold_out_last)
+            prompt = config.teacher.prompt
+            found = run_grounding(frame, data, prompt.hold_out_last, prompt=prompt)
             row |= {"grounded": found.grounded_share, "new": found.new_share}
             row |= {"hit": found.hit_rate, "suggestions": found.suggestions}
             row |= {"popular_hit": found.popular_hit_rate}

@@ -123,6 +123,10 @@ def teach_stage(teacher: TeacherSection, data_dir: Path, data_key: str, run_dir:
         inputs["render"] = RENDER_VERSION
         if teacher.drop_repeats:
             inputs["render"] += f"+{DROP_REPEATS_VERSION}"
+    if teacher.prompt.candidates:  # what the pool offers decides the prompts
+        from slimrec.methods.slim.candidate_pool import POOL_VERSION
+
+        inputs["pool"] = POOL_VERSION
 
     def work(folder: Path) -> dict[str, Any]:
         from slimrec.llm.backends import engine_version
@@ -194,6 +198,10 @@ def reason_stage(config: RunConfig, data_dir: Path, data_key: str, adapter: Path
         from slimrec.methods.slim.structured import student_pattern
 
         inputs["pattern"] = student_pattern(config.teacher.prompt)
+    if config.teacher.prompt.candidates:  # what the pool offers decides the prompts
+        from slimrec.methods.slim.candidate_pool import POOL_VERSION
+
+        inputs["pool"] = POOL_VERSION
 
     def work(folder: Path) -> dict[str, Any]:
         from slimrec.methods.slim.student.reason import ReasonConfig, reason

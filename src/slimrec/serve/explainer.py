@@ -103,7 +103,7 @@ class Explainer:
         return self._pending
 
     async def explain(
-        self, items: Sequence[dict[str, str]], candidates: Sequence[dict[str, str]] = ()
+        self, items: Sequence[dict[str, str]], candidates: Sequence[dict[str, str]] | None = None
     ) -> Explanation:
         """The student's rationale for a history of items (their prompt text fields:
         title, and brand and categories where the run's prompt shows them, exactly as in
@@ -113,7 +113,7 @@ class Explainer:
         Must be awaited on one event loop (the pending count is not locked); raises
         :class:`Busy` when ``max_pending`` generations are already under way.
         """
-        key = tuple(tuple(sorted(item.items())) for item in [*items, {}, *candidates])
+        key = tuple(tuple(sorted(item.items())) for item in [*items, {}, *(candidates or ())])
         hit = self._cache.get(key)
         if hit is not None:
             self._cache.move_to_end(key)
@@ -121,7 +121,7 @@ class Explainer:
         if self._pending >= self.max_pending:
             rounds = -(-self._pending // max(1, self._batcher.max_batch))
             raise Busy(max(1, math.ceil(rounds * self.seconds_per_answer)))
-        prompt = build_prompt(list(items), self.prompt, list(candidates))
+        prompt = build_prompt(list(items), self.prompt, candidates)
         request = ChatRequest(key="new history", messages=prompt.messages())
         loop = asyncio.get_running_loop()
         started = time.perf_counter()

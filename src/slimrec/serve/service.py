@@ -23,10 +23,16 @@ from pathlib import Path
 from slimrec.data.prepared import PreparedDataset
 from slimrec.devices import pick_device
 from slimrec.errors import ConfigError
+from slimrec.llm.sanitize import sanitize
 from slimrec.machine import set_torch_threads
 from slimrec.methods.slim.candidate_pool import shown_order
 from slimrec.methods.slim.grounding import CatalogIndex, suggestion_lines
-from slimrec.methods.slim.teach import candidate_pool, prompt_items
+from slimrec.methods.slim.teach import (
+    candidate_pool,
+    offered_items,
+    prompt_histories,
+    prompt_items,
+)
 from slimrec.pipeline.artifacts import RunArtifacts
 from slimrec.serve.catalog import Catalog, Item
 from slimrec.serve.explainer import Explainer, Explanation, known_rationales
@@ -107,8 +113,11 @@ class RecommendService:
             source, file = "teacher", self.artifacts.rationales("teacher")
         self.known = known_rationales(file, source)
         self.explainer = self._explainer(student, device, max_pending, threads)
-        # where the run's prompt offers candidates, a new history is offered them as well
-        self.pool = candidate_pool(self.dataset, self.explainer.prompt) if self.explainer else None
+        # where the run's prompt offered candidates, a new history is offered them as well,
+        # and a pick links to the item offered under its title
+        self.offering = self.artifacts.config.teacher.prompt
+        self.pool = candidate_pool(self.dataset, self.offering)
+        self.shown = prompt_histories(self.dataset, self.offering) if self.pool else []
         if self.scorer.reads_text and self.explainer is None:
             self.new_histories = "the model reads a rationale and the run has no student"
         else:
@@ -160,7 +169,14 @@ class RecommendService:
         """Top ``k`` for known user index ``user`` from their whole history."""
         history = self.dataset.sequences[user].tolist()
         ranked = self.scorer.for_user(user, history, k)
-        return self._result(history, ranked, self.known.get(user), self.catalog.user_raw[user])
+        offered = self._offered(self.shown[user]) if self.pool is not None else []
+        raw = self.catalog.user_raw[user]
+        return self._result(history, ranked, self.known.get(user), raw, offered)
+
+    def _offered(self, history: Sequence[int]) -> list[int]:
+        """The candidates a prompt for ``history`` offered, best first (as in training)."""
+        assert self.pool is not None
+        return offered_items(self.pool, history, self.offering, self.prompt_items)
 
     async def for_history(self, history: Sequence[int], k: int) -> Recommendation:
         """Top ``k`` for a history of dense item ids (the student explains it).
@@ -174,33 +190,38 @@ class RecommendService:
         explanation = None
         vector = None
         if self.explainer is not None:
-            offered = []
+            listed = None
             if self.pool is not None:
-                ranked = self.pool.ranked(history, self.explainer.prompt.candidates)
-                offered = [self.prompt_items[i] for i in shown_order(ranked)]
+                listed = [self.prompt_items[i] for i in shown_order(self._offered(history))]
             explanation = await self.explainer.explain(
-                [self.prompt_items[i] for i in history], offered
+                [self.prompt_items[i] for i in history], listed
             )
             if self.scorer.reads_text:
                 text = explanation.field(self.reads[1] if self.reads else "response")
                 vector = await asyncio.to_thread(self.explainer.embed, text)
         ranked = self.scorer.for_history(list(history), k, vector)
-        return self._result(list(history), ranked, explanation, None)
+        offered = self._offered(history) if self.pool is not None else []
+        return self._result(list(history), ranked, explanation, None, offered)
 
-    def _result(self, history, ranked, explanation, user) -> Recommendation:
+    def _result(self, history, ranked, explanation, user, offered=()) -> Recommendation:
         items = [
             Scored(self.catalog.items[i], s)
             for i, s in zip(ranked.items, ranked.scores, strict=True)
         ]
         history_items = [self.catalog.items[i] for i in history]
-        suggestions = self._suggestions(explanation) if explanation is not None else []
+        suggestions = self._suggestions(explanation, offered) if explanation is not None else []
         return Recommendation(history_items, items, explanation, user, self.model_info, suggestions)
 
-    def _suggestions(self, explanation: Explanation) -> list[Suggestion]:
+    def _suggestions(self, explanation: Explanation, offered: Sequence[int]) -> list[Suggestion]:
+        """Step 3's lines, each linked to the item it names: a candidate the prompt offered
+        under that title (which may be cut), else the catalog's closest title."""
+        chars = self.offering.max_title_chars
+        picks = {sanitize(self.prompt_items[i]["title"], chars): i for i in offered}
         out = []
         for line in suggestion_lines(explanation.steps[2])[:MAX_SUGGESTIONS]:
-            line = line[:MAX_SUGGESTION_CHARS]  # model output: capped before it is shown
-            item = self.grounder.resolve_line(line)
+            item = picks.get(line)  # an offered title: a dict lookup, whatever its length
+            line = line[:MAX_SUGGESTION_CHARS]  # model output: capped before it is matched
+            item = item if item is not None else self.grounder.resolve_line(line)
             out.append(Suggestion(line, None if item is None else self.catalog.items[item]))
         return out
 

@@ -76,6 +76,7 @@ def test_picks_of_the_first_candidates_in_listed_order_are_told_apart_from_choic
     assert not in_listed_order(head + "- C01\n- C03\nUnder b:\n- C02", labels)
     assert not in_listed_order(head + "- C04\n- C05", labels)
     assert not in_listed_order(head + "- Something else", labels)
+    assert in_listed_order(head + "-C01\n-C02", labels)  # no space after the mark
 
 
 def test_a_catalog_running_out_lists_fewer_candidates_with_labels_as_wide_as_the_schemas():

@@ -58,3 +58,11 @@ def test_the_ranking_equals_a_sort_of_the_whole_catalog_by_score_popularity_and_
         items = [i for i in range(1, 46) if i not in history]
         brute = sorted(items, key=lambda i: (-round(score[i], 9), -pool.popularity[i], i))
         assert pool.ranked(history, 20) == brute[:20]
+
+
+def test_an_offer_skips_items_whose_titles_read_as_one_already_offered():
+    pool = CandidatePool([[1, 2], [1, 2], [1, 3], [1, 4]], n_items=4, window=1)
+    assert pool.ranked([1], 3) == [2, 3, 4]
+    title = {2: "Same", 3: "Same", 4: "Other"}.get
+    assert pool.offer([1], 2, title) == [2, 4]  # a pick of "Same" names item 2 only
+    assert pool.offer([1], 5, title) == [2, 4]  # the catalog ran out

@@ -75,6 +75,14 @@ def test_the_pool_control_takes_as_many_of_the_pools_best_offered_candidates_as_
     assert grounding(step3, [[], []], [[5], [5]], index).pool_hits is None
 
 
+def test_a_pick_is_the_item_offered_under_that_title_even_a_cut_one():
+    index = CatalogIndex(TITLES)
+    cut = "Sound of Music, The (19…"  # as a prompt that cut the title showed it
+    assert index.resolve(cut) is None
+    result = grounding([f"- {cut}"], [[]], [[2]], index, choices=[{cut: 2}])
+    assert (result.grounded, result.new, result.hits) == (1, 1, 1)
+
+
 def test_popularity_order_counts_only_the_training_parts():
     import numpy as np
     import pandas as pd

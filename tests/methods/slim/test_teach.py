@@ -502,7 +502,7 @@ def test_a_teacher_picking_labels_writes_titles_and_the_student_learns_the_label
     for response, stored in zip(frame["response"], frame["prompt"], strict=True):
         labels = offered(json.loads(stored)[1]["content"])
         assert f"- {labels['C01']}\n- {labels['C02']}\n" in response and "- C01\n" not in response
-    found = run_grounding(frame, PreparedDataset.load(data), 1)
+    found = run_grounding(frame, PreparedDataset.load(data), 1, prompt=prompt)
     assert found.grounded == found.new == found.suggestions == 6 * 10
     assert found.pool_hits is not None and found.popular_hits is not None
     learnt = load_rationales(tmp_path / "r.parquet")

@@ -157,8 +157,8 @@ def distill(
                      "schedule": schedule.state_dict(), "state": state, "rng": rng_state()},
                     tmp,
                 )  # fmt: skip
-            bar.update(1)
             bar.set_postfix({t: f"{v:.3f}" for t, v in losses.items()}, refresh=False)
+            bar.update(1)
     soft.requires_grad_(False)
     soft.data = torch.load(folder / "soft_prompt.pt").to(soft.device)
     record = {

@@ -20,9 +20,9 @@ from collections.abc import Callable
 _BLOCK = re.compile(r"<candidates>\n(.*?)\n</candidates>", re.DOTALL)
 _OFFER = re.compile(r"^(C\d+)\. (\".*\")$")
 # a list line whose first word is a label: "- C7", "2. C7", "C7: ...", "- **C7**"
-_LABEL_LINE = re.compile(r"^(\s*(?:[-*•]|\d+[.)])?\s*)\**(C\d+)\b\**[^\n]*$")
+_LABEL_LINE = re.compile(r"^(\s*(?:(?:[-*•]|\d+[.)])\s*)?)\**(C\d+)\b\**[^\n]*$")
 _LIST_LINE = re.compile(r"^(\s*(?:[-*•]|\d+[.)])\s*)(.+?)\s*$")
-_PICK = re.compile(r"^\s*[-*•]\s*C\d+$")
+_PICK = re.compile(r"^\s*[-*•]\s*C(\d+)$")
 _STEP3 = re.compile(r"^\W*step\s*3\b", re.IGNORECASE | re.MULTILINE)
 
 
@@ -85,9 +85,6 @@ def in_listed_order(answer: str, labels: dict[str, str]) -> bool:
     (C01, C02, ...): a teacher that reads the list top down, not one that chooses. The
     list is shuffled (:func:`~slimrec.methods.slim.candidate_pool.shown_order`), so such
     picks are a random draw from the pool."""
-    picked = [
-        int(line.split()[-1][1:])
-        for line in labelled(answer, labels).splitlines()
-        if _PICK.match(line)
-    ]
+    lines = labelled(answer, labels).splitlines()
+    picked = [int(match.group(1)) for match in map(_PICK.match, lines) if match]
     return bool(picked) and picked == list(range(1, len(picked) + 1))

@@ -11,18 +11,23 @@ the user's ``recent`` most recent items in the histories of all users -- a first
 broken by popularity then item id; never an item the user already has.
 
 The counts are taken from what the prompts show (each history cut where its rationale is
-cut): a held-out training target of one user never reaches its own candidates, so the
-recommender meets rationales in training as it meets them at validation and test. The
+cut): a held-out training target is never counted from its own user's record (other
+users' histories may still lead to it, as they may to a test item), so the recommender
+meets rationales in training as it meets them at validation and test. The
 pool's own ranking is the control the teacher's picks are measured against
 (:func:`~slimrec.methods.slim.grounding.run_grounding`'s *pool hit*).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import sparse
+
+# Part of the teach and reason stages' keys where candidates are offered: bump it when
+# what the pool offers changes (the prompts change with it).
+POOL_VERSION = "follows-w3-r5-v1"
 
 
 class CandidatePool:
@@ -73,6 +78,23 @@ class CandidatePool:
             if j not in seen and j not in scores:
                 best.append(j)
         return best
+
+    def offer(self, history: Sequence[int], n: int, shown_title: Callable[[int], str]) -> list[int]:
+        """The ``n`` best items for ``history`` whose titles, as a prompt shows them, differ
+        (two items of one title could not say which a pick means), best first."""
+        wanted = n
+        while True:
+            ranked = self.ranked(history, wanted)
+            offered: list[int] = []
+            titles: set[str] = set()
+            for item in ranked:
+                title = shown_title(item)
+                if title not in titles:
+                    titles.add(title)
+                    offered.append(item)
+            if len(offered) >= n or len(ranked) < wanted:  # enough, or the catalog ran out
+                return offered[:n]
+            wanted *= 2
 
 
 def shown_order(items: Sequence[int]) -> list[int]:

@@ -20,7 +20,6 @@ above the ranking that offered them.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -29,7 +28,7 @@ from difflib import SequenceMatcher
 
 import numpy as np
 
-from slimrec.methods.slim.candidate_labels import offered
+from slimrec.llm.sanitize import sanitize
 from slimrec.methods.slim.candidate_pool import CandidatePool
 from slimrec.methods.slim.rationale_checks import LIST_MARK
 
@@ -194,18 +193,24 @@ def grounding(
     index: CatalogIndex,
     popular: Sequence[int] | None = None,
     pool: Sequence[Sequence[int]] | None = None,
+    choices: Sequence[dict[str, int]] | None = None,
 ) -> Grounding:
     """Totals for rationales ``step3`` (one per user) against each user's prompt history
     and next item(s) (the targets the rationale has not seen); ``popular``: item ids, most
     popular first, for the popularity control; ``pool``: per user, the candidates its
-    prompt offered, best first by the pool's own ranking, for the pool control."""
+    prompt offered, best first by the pool's own ranking, for the pool control;
+    ``choices``: per user, each offered candidate's title as the prompt showed it -> its
+    item (a pick is that item, even where the prompt cut a long title)."""
     suggestions = grounded = new = hits = popular_hits = pool_hits = 0
     rankings = pool if pool is not None else [()] * len(step3)
-    for text, seen, targets, ranked in zip(step3, histories, next_items, rankings, strict=True):
+    picks = choices if choices is not None else [{}] * len(step3)
+    rows = zip(step3, histories, next_items, rankings, picks, strict=True)
+    for text, seen, targets, ranked, offered_as in rows:
         seen, targets = set(seen), set(targets)
         lines = suggestion_lines(text or "")
         suggestions += len(lines)
-        found = index.ground(lines)
+        found = [offered_as.get(line) or index.resolve_line(line) for line in lines]
+        found = [item for item in found if item is not None]
         grounded += len(found)
         new += sum(i not in seen for i in found)
         hits += bool(targets & set(found))
@@ -241,13 +246,16 @@ def popularity_order(data) -> list[int]:
     return (np.argsort(-counts, kind="stable") + 1).tolist()
 
 
-def run_grounding(rationales, data, hold_out: int, index: CatalogIndex | None = None) -> Grounding:
-    """:func:`grounding` of a rationale table (``user``, ``step3``, and ``prompt`` where
-    candidates were offered) written for ``data`` with ``hold_out`` training items left
-    out of each prompt: the history is what the prompt could show, the next items
-    everything after it (held-out, validation, test); with the popularity control of the
-    training parts' counts, and the candidate pool's own ranking where it offered."""
+def run_grounding(
+    rationales, data, hold_out: int, index: CatalogIndex | None = None, prompt=None
+) -> Grounding:
+    """:func:`grounding` of a rationale table (``user``, ``step3``) written for ``data``
+    with ``hold_out`` training items left out of each prompt: the history is what the
+    prompt could show, the next items everything after it (held-out, validation, test);
+    with the popularity control of the training parts' counts, and, where ``prompt`` (its
+    :class:`~slimrec.methods.slim.prompts.PromptConfig`) offered candidates, the pool's."""
     from slimrec.data.prepared import rationale_cutoff
+    from slimrec.methods.slim.teach import offered_items, prompt_items
 
     if index is None:
         index = CatalogIndex.of(data)
@@ -259,16 +267,13 @@ def run_grounding(rationales, data, hold_out: int, index: CatalogIndex | None = 
     users = rationales["user"].astype(int).tolist()
     step3 = rationales["step3"].fillna("").astype(str).tolist()
     histories, nexts = [shown[u] for u in users], [futures[u] for u in users]
-    n_offered = _offered_counts(rationales)
-    pool = None
-    if any(n_offered):
+    pool = choices = None
+    if prompt is not None and prompt.candidates:
+        catalog = prompt_items(data.items)
         ranker = CandidatePool(shown, data.n_items)
-        pool = [ranker.ranked(h, n) for h, n in zip(histories, n_offered, strict=True)]
-    return grounding(step3, histories, nexts, index, popularity_order(data), pool)
-
-
-def _offered_counts(rationales) -> list[int]:
-    """Per row, how many candidates its prompt offered (0 without a ``prompt`` column)."""
-    if "prompt" not in rationales:
-        return [0] * len(rationales)
-    return [len(offered(json.loads(p)[-1]["content"])) for p in rationales["prompt"]]
+        pool = [offered_items(ranker, h, prompt, catalog) for h in histories]
+        choices = [
+            {sanitize(catalog[i]["title"], prompt.max_title_chars): i for i in offered}
+            for offered in pool
+        ]
+    return grounding(step3, histories, nexts, index, popularity_order(data), pool, choices)

@@ -121,7 +121,9 @@ def student_pattern(config: PromptConfig) -> str:
     differ from (the k-th by k characters): a copy of an earlier value can then always
     grow into a new one, so no row is left without an allowed next token (a copy at the
     length limit would be a dead end). Where candidates are offered, each item is a label
-    not picked before (labels are of one width, so a repeat is refused at its last digit).
+    not picked before (labels are of one width, so a repeat is refused at its last digit;
+    a student that starts a stem whose labels were all picked, "C0" after C01..C09, is
+    left there and its answer ends one pick short).
     """
     categories = [f"c{n}" for n in range(1, N_CATEGORIES + 1)]
     titles = [f"t{n}" for n in range(1, N_CATEGORIES * config.per_category + 1)]

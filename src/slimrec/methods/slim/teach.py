@@ -47,6 +47,7 @@ from slimrec.llm.backends import (
 )
 from slimrec.llm.backends.vllm import VLLMBackend
 from slimrec.llm.cache import AnswerCache, cache_key
+from slimrec.llm.sanitize import sanitize
 from slimrec.llm.usage import Usage
 from slimrec.methods.slim.candidate_labels import offered, titled
 from slimrec.methods.slim.candidate_pool import CandidatePool, shown_order
@@ -225,11 +226,23 @@ def user_prompts(
     prompts = []
     for u in users:
         seen = shown[u]
-        offered = shown_order(pool.ranked(seen, config.candidates)) if pool else []
-        prompts.append(
-            build_prompt([catalog[int(i)] for i in seen], config, [catalog[i] for i in offered])
-        )
+        items = [catalog[int(i)] for i in seen]
+        if pool is None:
+            prompts.append(build_prompt(items, config))
+            continue
+        listed = shown_order(offered_items(pool, seen, config, catalog))
+        prompts.append(build_prompt(items, config, [catalog[i] for i in listed]))
     return prompts
+
+
+def offered_items(
+    pool: CandidatePool, seen: Sequence[int], config: PromptConfig, catalog: dict[int, dict]
+) -> list[int]:
+    """The candidates a prompt for history ``seen`` offers, best first: the pool's best
+    whose titles differ as the prompt shows them (:meth:`CandidatePool.offer`)."""
+    return pool.offer(
+        seen, config.candidates, lambda i: sanitize(catalog[i]["title"], config.max_title_chars)
+    )
 
 
 def prompt_histories(dataset: PreparedDataset, config: PromptConfig) -> list[np.ndarray]:
