@@ -23,10 +23,10 @@ from pathlib import Path
 from slimrec.data.prepared import PreparedDataset
 from slimrec.devices import pick_device
 from slimrec.errors import ConfigError
-from slimrec.llm.sanitize import sanitize
 from slimrec.machine import set_torch_threads
 from slimrec.methods.slim.candidate_pool import shown_order
 from slimrec.methods.slim.grounding import CatalogIndex, suggestion_lines
+from slimrec.methods.slim.prompts import shown_title
 from slimrec.methods.slim.teach import (
     candidate_pool,
     offered_items,
@@ -215,8 +215,7 @@ class RecommendService:
     def _suggestions(self, explanation: Explanation, offered: Sequence[int]) -> list[Suggestion]:
         """Step 3's lines, each linked to the item it names: a candidate the prompt offered
         under that title (which may be cut), else the catalog's closest title."""
-        chars = self.offering.max_title_chars
-        picks = {sanitize(self.prompt_items[i]["title"], chars): i for i in offered}
+        picks = {shown_title(self.prompt_items[i], self.offering): i for i in offered}
         out = []
         for line in suggestion_lines(explanation.steps[2])[:MAX_SUGGESTIONS]:
             item = picks.get(line)  # an offered title: a dict lookup, whatever its length

@@ -28,8 +28,6 @@ from difflib import SequenceMatcher
 
 import numpy as np
 
-from slimrec.llm.sanitize import sanitize
-from slimrec.methods.slim.candidate_pool import CandidatePool
 from slimrec.methods.slim.rationale_checks import LIST_MARK
 
 _YEAR = re.compile(r"\(\s*\d{4}\s*\)")
@@ -255,7 +253,8 @@ def run_grounding(
     with the popularity control of the training parts' counts, and, where ``prompt`` (its
     :class:`~slimrec.methods.slim.prompts.PromptConfig`) offered candidates, the pool's."""
     from slimrec.data.prepared import rationale_cutoff
-    from slimrec.methods.slim.teach import offered_items, prompt_items
+    from slimrec.methods.slim.prompts import shown_title
+    from slimrec.methods.slim.teach import candidate_pool, offered_items, prompt_items
 
     if index is None:
         index = CatalogIndex.of(data)
@@ -270,10 +269,7 @@ def run_grounding(
     pool = choices = None
     if prompt is not None and prompt.candidates:
         catalog = prompt_items(data.items)
-        ranker = CandidatePool(shown, data.n_items)
+        ranker = candidate_pool(data, prompt)
         pool = [offered_items(ranker, h, prompt, catalog) for h in histories]
-        choices = [
-            {sanitize(catalog[i]["title"], prompt.max_title_chars): i for i in offered}
-            for offered in pool
-        ]
+        choices = [{shown_title(catalog[i], prompt): i for i in offered} for offered in pool]
     return grounding(step3, histories, nexts, index, popularity_order(data), pool, choices)

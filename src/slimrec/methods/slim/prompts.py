@@ -165,11 +165,18 @@ class Prompt:
         return json.dumps(self.messages(), ensure_ascii=False)
 
 
+def shown_title(item: dict[str, str] | str, config: PromptConfig) -> str:
+    """An item's title as the prompt shows it: sanitized and capped (what a pick of it
+    reads as)."""
+    info = {"title": item} if isinstance(item, str) else item
+    return sanitize(info.get("title", ""), config.max_title_chars)
+
+
 def quoted(item: dict[str, str] | str, config: PromptConfig) -> str:
     """One item as the prompt shows it: its title sanitized, capped and JSON-quoted, with
     brand and categories after it where ``with_details`` asks."""
     info = {"title": item} if isinstance(item, str) else item
-    text = json.dumps(sanitize(info.get("title", ""), config.max_title_chars), ensure_ascii=False)
+    text = json.dumps(shown_title(info, config), ensure_ascii=False)
     if config.with_details:
         cap = config.max_title_chars // 2
         extra = [

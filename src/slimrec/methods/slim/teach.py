@@ -47,12 +47,11 @@ from slimrec.llm.backends import (
 )
 from slimrec.llm.backends.vllm import VLLMBackend
 from slimrec.llm.cache import AnswerCache, cache_key
-from slimrec.llm.sanitize import sanitize
 from slimrec.llm.usage import Usage
 from slimrec.methods.slim.candidate_labels import offered, titled
 from slimrec.methods.slim.candidate_pool import CandidatePool, shown_order
 from slimrec.methods.slim.parse import parse_rationale
-from slimrec.methods.slim.prompts import Prompt, PromptConfig, build_prompt
+from slimrec.methods.slim.prompts import Prompt, PromptConfig, build_prompt, shown_title
 from slimrec.methods.slim.structured import answer_schema, render, structured_messages
 from slimrec.progress import progress as progress_bar
 
@@ -240,9 +239,7 @@ def offered_items(
 ) -> list[int]:
     """The candidates a prompt for history ``seen`` offers, best first: the pool's best
     whose titles differ as the prompt shows them (:meth:`CandidatePool.offer`)."""
-    return pool.offer(
-        seen, config.candidates, lambda i: sanitize(catalog[i]["title"], config.max_title_chars)
-    )
+    return pool.offer(seen, config.candidates, lambda i: shown_title(catalog[i], config))
 
 
 def prompt_histories(dataset: PreparedDataset, config: PromptConfig) -> list[np.ndarray]:
