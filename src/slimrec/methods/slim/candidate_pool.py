@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from scipy import sparse
 
 # Part of the teach and reason stages' keys where candidates are offered: bump it when
 # what the pool offers changes (the prompts change with it).
@@ -49,9 +48,10 @@ class CandidatePool:
         row = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
         col = np.concatenate(cols) if cols else np.empty(0, dtype=np.int64)
         size = n_items + 1  # item ids run 1..n_items; 0 is padding
-        self.follows = sparse.csr_matrix(
-            (np.ones(len(row), dtype=np.float64), (row, col)), shape=(size, size)
-        )
+        # (item, later item) pairs counted, grouped by item: a sparse matrix in three arrays
+        pairs, counts = np.unique(row * size + col, return_counts=True)
+        self.later, self.counts = pairs % size, counts.astype(np.float64)
+        self.starts = np.searchsorted(pairs // size, np.arange(size + 1))
         every = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories] or [row])
         self.popularity = np.bincount(every, minlength=size).astype(np.float64)
         ids = np.arange(1, size)
@@ -66,8 +66,8 @@ class CandidatePool:
         seen = {int(i) for i in history}
         scores: dict[int, float] = {}
         for k, item in enumerate(reversed(list(history)[-self.recent :]), start=1):
-            row = self.follows.getrow(int(item))
-            for j, count in zip(row.indices.tolist(), row.data.tolist(), strict=True):
+            span = slice(self.starts[int(item)], self.starts[int(item) + 1])
+            for j, count in zip(self.later[span].tolist(), self.counts[span].tolist(), strict=True):
                 if j not in seen:
                     scores[j] = scores.get(j, 0.0) + count / k
         # rounded: a tie must not hang on the order floats were summed in
