@@ -110,8 +110,8 @@ def rationale_quality(
 
 
 def listed_order_rate(frame: Any) -> float:
-    """Share of a rationales table's answers that pick just the first candidates listed,
-    in order (:func:`~slimrec.methods.slim.candidate_labels.in_listed_order`)."""
+    """Share of a rationales table's answers that pick candidates in the order listed
+    (:func:`~slimrec.methods.slim.candidate_labels.in_listed_order`)."""
     from slimrec.methods.slim.candidate_labels import in_listed_order, offered
 
     answered = zip(frame["response"], frame["prompt"], strict=True)

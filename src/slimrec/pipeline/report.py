@@ -340,7 +340,7 @@ def rationale_quality_table(rows: Sequence[dict[str, Any]]) -> str:
         )
         rule += "---:|---:|---:|---:|---:|"
     if pooled:
-        head += " as many of the pool's best candidates | picks the first listed, in order |"
+        head += " as many of the pool's best candidates | picks in the order listed |"
         rule += "---:|---:|"
     if probed:
         head += " next item's median rank: rationale | titles it read | gap |"

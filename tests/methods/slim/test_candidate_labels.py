@@ -66,17 +66,19 @@ def test_offering_candidates_needs_the_template_that_asks_for_them_and_enough_of
     assert "candidates" not in PromptConfig().model_dump()  # earlier runs keep their keys
 
 
-def test_picks_of_the_first_candidates_in_listed_order_are_told_apart_from_choices():
+def test_picks_read_top_down_are_told_apart_from_choices():
     from slimrec.methods.slim.candidate_labels import in_listed_order
 
     labels = offered(prompt_text())
     head = "Step 1: x\nStep 2:\n1. a\n2. b\nStep 3:\nUnder a:\n"
     assert in_listed_order(head + "- C01\n- C02\nUnder b:\n- C03", labels)
     assert in_listed_order(titled(head + "- C01\n- C02\nUnder b:\n- C03", labels), labels)
+    assert in_listed_order(head + "- C01\n- C03\nUnder b:\n- C04", labels)  # a skip
     assert not in_listed_order(head + "- C01\n- C03\nUnder b:\n- C02", labels)
-    assert not in_listed_order(head + "- C04\n- C05", labels)
+    assert not in_listed_order(head + "- C01\n- C01\nUnder b:\n- C02", labels)
+    assert not in_listed_order(head + "- C01\n- C02", labels)  # two picks: chance's half
     assert not in_listed_order(head + "- Something else", labels)
-    assert in_listed_order(head + "-C01\n-C02", labels)  # no space after the mark
+    assert in_listed_order(head + "-C01\n-C02\n-C03", labels)  # no space after the mark
 
 
 def test_a_catalog_running_out_lists_fewer_candidates_with_labels_as_wide_as_the_schemas():

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from itertools import pairwise
 
 _BLOCK = re.compile(r"<candidates>\n(.*?)\n</candidates>", re.DOTALL)
 _OFFER = re.compile(r"^(C\d+)\. (\".*\")$")
@@ -23,6 +24,7 @@ _OFFER = re.compile(r"^(C\d+)\. (\".*\")$")
 _LABEL_LINE = re.compile(r"^(\s*(?:(?:[-*•]|\d+[.)])\s*)?)\**(C\d+)\b\**[^\n]*$")
 _LIST_LINE = re.compile(r"^(\s*(?:[-*•]|\d+[.)])\s*)(.+?)\s*$")
 _PICK = re.compile(r"^\s*[-*•]\s*C(\d+)$")
+MIN_ORDERED_PICKS = 3  # two picks are ascending by chance half the time
 _STEP3 = re.compile(r"^\W*step\s*3\b", re.IGNORECASE | re.MULTILINE)
 
 
@@ -81,10 +83,13 @@ def _in_step3(answer: str, change: Callable[[str], str]) -> str:
 
 
 def in_listed_order(answer: str, labels: dict[str, str]) -> bool:
-    """Whether ``answer``'s step 3 picks just the first candidates, in the order listed
-    (C01, C02, ...): a teacher that reads the list top down, not one that chooses. The
-    list is shuffled (:func:`~slimrec.methods.slim.candidate_pool.shown_order`), so such
-    picks are a random draw from the pool."""
+    """Whether ``answer``'s step 3 picks candidates in the order listed (labels ascending,
+    gaps allowed: C01, C02, C04, ...): a model that reads the list top down, not one that
+    chooses. The list is shuffled (:func:`~slimrec.methods.slim.candidate_pool.shown_order`),
+    so such picks are close to a random draw from the pool. A choice lands in ascending
+    order by chance with probability 1/n! for n picks; under three picks that is too likely
+    to tell the two apart, so such answers do not count as read in order."""
     lines = labelled(answer, labels).splitlines()
     picked = [int(match.group(1)) for match in map(_PICK.match, lines) if match]
-    return bool(picked) and picked == list(range(1, len(picked) + 1))
+    ascending = all(a < b for a, b in pairwise(picked))
+    return len(picked) >= MIN_ORDERED_PICKS and ascending
