@@ -4,11 +4,11 @@ The report's *picks in the order listed* column says whether a model read the ca
 (`teacher.prompt.candidates`) top down. Two more checks of content, per rationales table:
 
 - **Picks that fit their category.** A pick *fits* when its title shares a word (three
-  letters or more, a plural's "s" ignored) with the category heading above it. The
-  control deals the same answer's picks to its own categories at random (50 deals,
-  seeded): a model that files picks under the categories they belong to scores above it,
-  one that fills the slots in any order scores the same. Titles that never name their
-  category (films and their genres) score 0 on both sides.
+  letters or more, a plural's "s" ignored, filler words left out) with the category
+  heading above it. The control deals the same answer's picks to its own categories at
+  random (50 deals, seeded): a model that files picks under the categories they belong to
+  scores above it, one that fills the slots in any order scores the same. Titles that
+  never name their category (films and their genres) score 0 on both sides.
 - **Where step 1's words come from.** Step 1 should describe the user; a model that reads
   the longer candidate block as the user's purchases describes the candidates instead.
   The share of step 1's content words (four letters or more, filler words left out)
@@ -45,12 +45,14 @@ enjoy range different variou well seem used using
 FILLER = frozenset(FILLER_WORDS.split())
 
 
-def pick_words(text: str) -> set[str]:
-    return {w.removesuffix("s") for w in re.findall(r"[a-z]+", text.lower()) if len(w) > 2}
+def words(text: str, shortest: int) -> set[str]:
+    """Lower-case words of at least ``shortest`` letters, a plural's "s" dropped, no filler."""
+    found = re.findall(r"[a-z]+", text.lower())
+    return {w.removesuffix("s") for w in found if len(w) >= shortest} - FILLER
 
 
 def fit_share(pairs: list[tuple[str, str]]) -> float:
-    fits = sum(bool(pick_words(category) & pick_words(title)) for category, title in pairs)
+    fits = sum(bool(words(category, 3) & words(title, 3)) for category, title in pairs)
     return fits / len(pairs)
 
 
@@ -78,20 +80,15 @@ def pick_fit(responses: list[str], seed: int = 0) -> dict[str, float]:
     return {"answers": answers, "fit": written / max(answers, 1), "dealt": dealt / max(answers, 1)}
 
 
-def step1_words(text: str) -> set[str]:
-    found = {w.removesuffix("s") for w in re.findall(r"[a-z]+", text.lower()) if len(w) > 3}
-    return found - FILLER
-
-
 def step1_source(frame: pd.DataFrame) -> dict[str, float]:
     history_share, candidate_share, candidate_led, answers = 0.0, 0.0, 0, 0
     for response, prompt in zip(frame["response"], frame["prompt"], strict=True):
         message = json.loads(prompt)[-1]["content"]
         if "<history>" not in message:
             continue
-        history = step1_words(message.split("<history>", 1)[1].split("</history>", 1)[0])
-        candidates = step1_words(" ".join(offered(message).values())) - history
-        summary = step1_words(parse_rationale(str(response)).summary)
+        history = words(message.split("<history>", 1)[1].split("</history>", 1)[0], 4)
+        candidates = words(" ".join(offered(message).values()), 4) - history
+        summary = words(parse_rationale(str(response)).summary, 4)
         if not summary:
             continue
         from_history = len(summary & history) / len(summary)
@@ -127,7 +124,7 @@ def main() -> None:
             source = step1_source(frame)
             stage = table.parent.name.rsplit("-", 1)[0]
             print(
-                f"| {run} | {stage} | {source['answers']} | {picks['fit']:.1%} "
+                f"| {run} | {stage} | {len(frame)} | {picks['fit']:.1%} "
                 f"| {picks['dealt']:.1%} | {source['history']:.1%} "
                 f"| {source['candidates']:.1%} | {source['candidate_led']:.1%} |"
             )

@@ -77,6 +77,7 @@ def test_picks_read_top_down_are_told_apart_from_choices():
     assert not in_listed_order(head + "- C01\n- C03\nUnder b:\n- C02", labels)
     assert not in_listed_order(head + "- C01\n- C01\nUnder b:\n- C02", labels)
     assert not in_listed_order(head + "- C01\n- C02", labels)  # two picks: chance's half
+    assert not in_listed_order(head + "- C04\n- C05", labels)
     assert not in_listed_order(head + "- Something else", labels)
     assert in_listed_order(head + "-C01\n-C02\n-C03", labels)  # no space after the mark
 

@@ -165,11 +165,10 @@ class Prompt:
         return json.dumps(self.messages(), ensure_ascii=False)
 
 
-def shown_title(item: dict[str, str] | str, config: PromptConfig) -> str:
+def shown_title(item: dict[str, str], config: PromptConfig) -> str:
     """An item's title as the prompt shows it: sanitized and capped (what a pick of it
     reads as)."""
-    info = {"title": item} if isinstance(item, str) else item
-    return sanitize(info.get("title", ""), config.max_title_chars)
+    return sanitize(item.get("title", ""), config.max_title_chars)
 
 
 def quoted(item: dict[str, str] | str, config: PromptConfig) -> str:
