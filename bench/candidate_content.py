@@ -83,7 +83,8 @@ def pick_fit(responses: list[str], seed: int = 0) -> dict[str, float]:
 def step1_source(frame: pd.DataFrame) -> dict[str, float]:
     history_share, candidate_share, candidate_led, answers = 0.0, 0.0, 0, 0
     for response, prompt in zip(frame["response"], frame["prompt"], strict=True):
-        message = json.loads(prompt)[-1]["content"]
+        # every user turn: a template asked in two turns lists the candidates in the second
+        message = "\n".join(m["content"] for m in json.loads(prompt) if m["role"] == "user")
         if "<history>" not in message:
             continue
         history = words(message.split("<history>", 1)[1].split("</history>", 1)[0], 4)

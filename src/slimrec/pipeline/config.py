@@ -23,7 +23,13 @@ from slimrec.llm.backends import EndpointConfig, SamplingConfig
 from slimrec.machine import THREADS
 from slimrec.methods import METHODS, Method, Needs, get_method
 from slimrec.methods.slim.student import StudentConfig
-from slimrec.methods.slim.student.reason import ENGINE, STRUCTURED, Engine, one_place_to_run
+from slimrec.methods.slim.student.reason import (
+    ENGINE,
+    STRUCTURED,
+    Engine,
+    one_place_to_run,
+    one_turn_on_ray,
+)
 from slimrec.methods.slim.teach import TeacherConfig
 from slimrec.text import DEFAULT_ENCODER
 from slimrec.training import TrainConfig
@@ -286,6 +292,11 @@ class RunConfig(BaseModel):
                 f"train.{sorted(taken)[0]} is set by the pipeline: use `backbones`, `seeds`, "
                 "`methods`, `eval` or `teacher.prompt` (hold_out_last, max_items) instead"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _student_turns_where_it_runs(self) -> RunConfig:
+        one_turn_on_ray(self.reason.ray, self.teacher.prompt)
         return self
 
     @model_validator(mode="after")

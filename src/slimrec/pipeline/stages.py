@@ -120,6 +120,10 @@ def teach_stage(teacher: TeacherSection, data_dir: Path, data_key: str, run_dir:
         )
 
         inputs["schema"] = SCHEMA_VERSION
+        if teacher.prompt.two_turns:
+            from slimrec.methods.slim.structured import TWO_TURN_SCHEMA_VERSION
+
+            inputs["schema"] = TWO_TURN_SCHEMA_VERSION
         inputs["render"] = RENDER_VERSION
         if teacher.drop_repeats:
             inputs["render"] += f"+{DROP_REPEATS_VERSION}"
@@ -198,6 +202,8 @@ def reason_stage(config: RunConfig, data_dir: Path, data_key: str, adapter: Path
         from slimrec.methods.slim.structured import student_pattern
 
         inputs["pattern"] = student_pattern(config.teacher.prompt)
+        if config.teacher.prompt.two_turns:  # a pattern per turn
+            inputs["pattern"] = [student_pattern(config.teacher.prompt, turn) for turn in (1, 2)]
     if config.teacher.prompt.candidates:  # what the pool offers decides the prompts
         from slimrec.methods.slim.candidate_pool import POOL_VERSION
 

@@ -29,10 +29,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from slimrec.llm.backends.base import ChatRequest, SamplingConfig
+from slimrec.llm.backends.base import ChatRequest, Completion, SamplingConfig
 from slimrec.methods.slim.candidate_labels import offered, titled
-from slimrec.methods.slim.parse import parse_rationale
+from slimrec.methods.slim.parse import parse_rationale, split_at_step3
 from slimrec.methods.slim.prompts import PromptConfig, build_prompt
+from slimrec.methods.slim.structured import joined_turns
 from slimrec.serve.batching import MicroBatcher
 
 
@@ -85,10 +86,13 @@ class Explainer:
         max_batch: int = 8,
         cache_size: int = 1024,
         seconds_per_answer: float = 10.0,  # first guess; then a running mean
+        follow_up_sampling: SamplingConfig | None = None,
     ):
         self.backend = backend
         self.prompt = prompt
         self.sampling = sampling
+        # the second turn's, where the run's template asks in two (default: ``sampling``)
+        self.follow_up_sampling = follow_up_sampling or sampling
         self.encoder = encoder
         self.max_pending = max_pending
         self.seconds_per_answer = seconds_per_answer
@@ -122,20 +126,31 @@ class Explainer:
             rounds = -(-self._pending // max(1, self._batcher.max_batch))
             raise Busy(max(1, math.ceil(rounds * self.seconds_per_answer)))
         prompt = build_prompt(list(items), self.prompt, candidates)
-        request = ChatRequest(key="new history", messages=prompt.messages())
-        loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        future = self._batcher.submit(request, self.sampling)
-        # Counted until the worker is done with it, even if the client goes away first.
-        self._pending += 1
-        future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._release))
-        done = await asyncio.wrap_future(future)
+        done = await self._ask(ChatRequest(key="new history", messages=prompt.messages()))
+        text = done.text
+        if prompt.follow_up:  # steps 1 and 2 written, now the candidates and step 3
+            first = split_at_step3(done.text)[0]
+            then = prompt.follow_up_messages(first)
+            asked = ChatRequest(key="new history, step 3", messages=then)
+            text = joined_turns(first, (await self._ask(asked, self.follow_up_sampling)).text)
         seconds = time.perf_counter() - started
         self.seconds_per_answer = 0.8 * self.seconds_per_answer + 0.2 * seconds
-        text = titled(done.text, offered(prompt.user))
+        text = titled(text, offered(prompt.with_candidates))
         result = parse_rationale(text)
         steps = (result.summary, result.categories, result.items)
         return self._remember(key, Explanation(text, steps, "student", result.complete))
+
+    async def _ask(
+        self, request: ChatRequest, sampling: SamplingConfig | None = None
+    ) -> Completion:
+        """The worker's answer to ``request``, counted as pending until the worker is done
+        with it, even if the client goes away first."""
+        loop = asyncio.get_running_loop()
+        future = self._batcher.submit(request, sampling or self.sampling)
+        self._pending += 1
+        future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._release))
+        return await asyncio.wrap_future(future)
 
     def _release(self) -> None:
         self._pending -= 1

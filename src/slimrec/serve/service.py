@@ -160,8 +160,17 @@ class RecommendService:
             )
         backend.check()
         encoder = TextEncoder(config.encoder, cache=None, device=device)
-        sampling = student_sampling(section.sampling, config.teacher.prompt, section.structured)
-        return Explainer(backend, config.teacher.prompt, sampling, encoder, max_pending=max_pending)
+        prompt = config.teacher.prompt
+        sampling = student_sampling(section.sampling, prompt, section.structured)
+        follow_up = student_sampling(section.sampling, prompt, section.structured, turn=2)
+        return Explainer(
+            backend,
+            prompt,
+            sampling,
+            encoder,
+            max_pending=max_pending,
+            follow_up_sampling=follow_up,
+        )
 
     # -- questions ------------------------------------------------------------------
 

@@ -82,3 +82,35 @@ def test_details_and_sanitize():
     assert history_block(prompt.user) == '1. "Pen" (brand: "Bic‹x›"; categories: "Office")'
     assert sanitize("  a\tb\n\nc  ", 50) == "a b c"
     assert sanitize("x" * 30, 10) == "x" * 9 + "…"
+
+
+def test_two_turns_show_the_history_first_and_the_candidates_only_after_steps_1_and_2():
+    import json
+
+    two = PromptConfig(version="slim-cot-v4", candidates=10, per_category=2)
+    prompt = build_prompt(["Pens"], two, [f"Paper {k}" for k in range(10)])
+    assert "<candidates>" not in prompt.user and "Step 3:" not in prompt.user
+    assert "Step 1:" in prompt.user and "Step 2:" in prompt.user
+    assert prompt.follow_up.count("<candidates>") == 1 and "Step 3:" in prompt.follow_up
+    assert prompt.with_candidates == prompt.follow_up
+    asked = prompt.follow_up_messages("Step 1: Likes pens.\nStep 2:\n1. Pens")
+    assert [m["role"] for m in asked] == ["system", "user", "assistant", "user"]
+    stored = json.loads(prompt.stored())  # what was asked: both user turns, no answer
+    assert [m["content"] for m in stored] == [prompt.system, prompt.user, prompt.follow_up]
+    one = build_prompt(["Pens"], PromptConfig())
+    assert not one.follow_up and one.with_candidates == one.user
+    assert json.loads(one.stored()) == one.messages()
+
+
+def test_candidates_go_with_a_template_that_offers_them():
+    import pytest
+    from pydantic import ValidationError
+
+    for version in ("slim-cot-v3", "slim-cot-v4"):
+        assert PromptConfig(version=version, candidates=25).candidates == 25
+        with pytest.raises(ValidationError, match="go together"):
+            PromptConfig(version=version)
+    with pytest.raises(ValidationError, match="go together"):
+        PromptConfig(version="slim-cot-v2", candidates=25)
+    assert PromptConfig(version="slim-cot-v4", candidates=25).two_turns
+    assert not PromptConfig(version="slim-cot-v3", candidates=25).two_turns

@@ -209,3 +209,89 @@ def test_where_candidates_are_offered_the_schema_and_the_student_pick_labels_onc
     prompt = build_prompt(["Celeste"], OFFERING, [f"Game {k}" for k in range(20)])
     told = TeacherConfig(backend="llamacpp", structured=True, prompt=OFFERING).messages(prompt)
     assert "by label" in told[0]["content"] and "by title" not in told[0]["content"]
+
+
+TWO_TURNS = PromptConfig(version="slim-cot-v4", candidates=20, per_category=2)
+
+
+def turns(groups=LABELLED) -> tuple[str, str]:
+    first = {"preferences": "Likes fast games.", "categories": [c for c, _ in groups]}
+    return json.dumps(first), json.dumps({"picks": [items for _, items in groups]})
+
+
+def test_two_turns_render_as_one_answer_and_each_turn_has_its_own_shape():
+    from slimrec.methods.slim.structured import render_turns
+
+    one, two = turns()
+    assert render_turns(one, two) == render(answer("Likes fast games.", LABELLED))
+    alone = render_turns(one, None)  # the second turn failed: steps 1 and 2, no step 3
+    assert alone is not None and parse_rationale(alone).missing == ["items"]
+    assert render_turns(one, "not json") == alone
+    assert render_turns("not json", two) is None
+    first = answer_schema(TWO_TURNS, 1)["properties"]
+    assert set(first) == {"preferences", "categories"} and first["categories"]["minItems"] == 5
+    picks = answer_schema(TWO_TURNS, 2)["properties"]["picks"]
+    assert picks["minItems"] == 5 and picks["items"]["minItems"] == 2
+    assert len(picks["items"]["items"]["enum"]) == 20
+    prompt = build_prompt(["Celeste"], TWO_TURNS, [f"Game {k}" for k in range(20)])
+    teacher = TeacherConfig(backend="llamacpp", structured=True, prompt=TWO_TURNS)
+    told = teacher.messages(prompt)
+    assert (
+        len(told) == 2
+        and '"picks"' in told[0]["content"]
+        and "<candidates>" not in told[1]["content"]
+    )
+    then = teacher.messages(prompt, one)
+    assert then[2] == {"role": "assistant", "content": one} and "<candidates>" in then[3]["content"]
+    assert teacher.sampling_for_requests(2).response_schema == answer_schema(TWO_TURNS, 2)
+
+
+def test_a_students_two_turns_are_each_held_and_join_under_step_twos_names():
+    import regex
+
+    from slimrec.methods.slim.parse import split_at_step3
+    from slimrec.methods.slim.structured import joined_turns, student_pattern
+
+    whole = render(answer("Likes fast games.", LABELLED)) + "\n"
+    first, second = split_at_step3(whole)
+    steps_1_2 = regex.compile(student_pattern(TWO_TURNS, 1))
+    step_3 = regex.compile(student_pattern(TWO_TURNS, 2))
+    assert steps_1_2.fullmatch(first + "\n") and step_3.fullmatch(second + "\n")
+    assert not steps_1_2.fullmatch(whole)  # the first turn stops after step 2
+    renamed = second.replace("Under Racing:", "Under Fast cars:")
+    assert step_3.fullmatch(renamed + "\n")  # its headings are its own ...
+    twice = second.replace("Under Party:", "Under racing:")
+    assert not step_3.fullmatch(twice + "\n")  # ... but not one twice
+    assert joined_turns(first, renamed) == whole.rstrip("\n")  # ... read under step 2's names
+    assert joined_turns(first + "\nStep 3:\nUnder X:\n- C01", second) == whole.rstrip("\n")
+
+
+@pytest.mark.parametrize("config", [OFFERING, TWO_TURNS], ids=["one turn", "two turns"])
+def test_a_stem_whose_labels_are_all_picked_is_refused_at_once(config):
+    import regex
+
+    from slimrec.methods.slim.structured import student_pattern
+
+    pattern = regex.compile(student_pattern(config, 2 if config.two_turns else 0))
+    start = (
+        "Step 3:\n"
+        if config.two_turns
+        else render(answer(groups=LABELLED)).split("Step 3:")[0] + "Step 3:\n"
+    )
+
+    def tenth(nine: list[str], stem: str) -> bool:
+        """Whether a tenth pick may start with ``stem`` after the picks ``nine``."""
+        picks = [*nine, "C19"]
+        text = start + "".join(
+            f"Under {c}:\n- {picks[2 * n]}\n- {picks[2 * n + 1]}\n"
+            for n, (c, _) in enumerate(GROUPS)
+        )
+        assert pattern.fullmatch(text)
+        return (
+            pattern.fullmatch(text[: text.rindex("- C19")] + f"- {stem}", partial=True) is not None
+        )
+
+    every_c0 = [f"C0{k}" for k in range(1, 10)]
+    assert not tenth(every_c0, "C0") and tenth(every_c0, "C1")
+    with_c20 = ["C20", *every_c0[:8]]
+    assert not tenth(with_c20, "C2") and tenth(with_c20, "C0")  # C09 is still free

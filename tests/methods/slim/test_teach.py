@@ -507,3 +507,50 @@ def test_a_teacher_picking_labels_writes_titles_and_the_student_learns_the_label
     assert found.pool_hits is not None and found.popular_hits is not None
     learnt = load_rationales(tmp_path / "r.parquet")
     assert all("\n- C01\n- C02\n" in r.rationale and "Genre 0" in r.rationale for r in learnt)
+
+
+def test_a_teacher_asked_in_two_turns_writes_steps_1_and_2_before_it_sees_the_candidates(
+    data, tmp_path
+):
+    from slimrec.methods.slim.candidate_labels import offered
+    from slimrec.methods.slim.prompts import PromptConfig
+    from slimrec.methods.slim.student.sft_data import load_rationales
+
+    def turns(body: dict, attempt: int) -> Reply:
+        if len(body["messages"]) == 2:  # the history alone
+            assert "<candidates>" not in body["messages"][1]["content"]
+            first = {"preferences": "Likes items.", "categories": [f"Genre {n}" for n in range(5)]}
+            return answer(json.dumps(first))
+        picks = [[f"C{2 * n + 1:02d}", f"C{2 * n + 2:02d}"] for n in range(5)]
+        return answer(json.dumps({"picks": picks}))
+
+    prompt = PromptConfig(version="slim-cot-v4", candidates=12, per_category=2, hold_out_last=1)
+    with FaultServer(turns) as server:
+        cfg = config(server, structured=True, prompt=prompt)
+        result = teach(data, tmp_path / "r.parquet", cfg, n_users=6, cache=tmp_path / "c.sqlite")
+        sent = list(server.requests)
+        again = teach(data, tmp_path / "r2.parquet", cfg, n_users=6, cache=tmp_path / "c.sqlite")
+    assert result.asked == 12 and again.asked == 0  # two turns each, then all from the cache
+    seconds = [b for b in sent if len(b["messages"]) == 4]
+    assert len(seconds) == 6
+    for body in seconds:
+        assert body["messages"][2]["role"] == "assistant"
+        assert json.loads(body["messages"][2]["content"])["categories"][0] == "Genre 0"
+        assert "<candidates>" in body["messages"][3]["content"]
+        schema = body["response_format"]["json_schema"]["schema"]
+        assert list(schema["properties"]) == ["picks"]
+    frame = pd.read_parquet(tmp_path / "r.parquet")
+    assert frame["parsed"].all() and not frame["at_cap"].any()
+    assert (
+        frame["response"].tolist() == pd.read_parquet(tmp_path / "r2.parquet")["response"].tolist()
+    )
+    for response, stored in zip(frame["response"], frame["prompt"], strict=True):
+        asked = json.loads(stored)
+        labels = offered(asked[-1]["content"])
+        assert [m["role"] for m in asked] == ["system", "user", "user"]
+        assert f"Under Genre 0:\n- {labels['C01']}\n- {labels['C02']}\n" in response
+    learnt = load_rationales(tmp_path / "r.parquet")
+    for record in learnt:  # the student learns both turns: steps 1 and 2, then the picks
+        assert [m["role"] for m in record.messages] == ["system", "user", "assistant", "user"]
+        assert record.messages[2]["content"].startswith("Step 1: Likes items.\nStep 2:\n1. Genre 0")
+        assert record.rationale.startswith("Step 3:\nUnder Genre 0:\n- C01\n- C02\n")

@@ -69,3 +69,12 @@ def _first_in_order(matches) -> list[tuple[int, int, int]]:
 def _clean(body: str) -> str:
     lines = [line.rstrip() for line in body.strip().splitlines()]
     return "\n".join(lines).strip(" *_\n")
+
+
+def split_at_step3(text: str) -> tuple[str, str]:
+    """``text`` before its "Step 3" heading and from it on (the two turns of a prompt
+    asked in two: steps 1 and 2, then step 3); ("text", "") where it has none."""
+    for mark in _STEP_HEADING.finditer(text):
+        if mark.group(1) == "3":
+            return text[: mark.start()].rstrip(), text[mark.start() :].strip()
+    return text.rstrip(), ""

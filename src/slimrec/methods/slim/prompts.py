@@ -83,8 +83,36 @@ Step 2: Recommend five {category_noun} that fit these tastes.
 Step 3: Under each of those five, pick {per_category} of the candidates the user may \
 like next, each by its label alone."""
 
-TEMPLATES = {"slim-cot-v1": USER, "slim-cot-v2": USER_V2, "slim-cot-v3": USER_V3}
-CANDIDATES_TEMPLATE = "slim-cot-v3"
+# v4 asks in two turns: steps 1 and 2 from the history alone, then the candidates and step
+# 3. With v3's one turn the students summarised the list instead of the user: on
+# amazon-office the 1.5B's student took step 1's words from the candidates for 47.6% of
+# users (docs/benchmarks.md, "amazon-office with the 1.5B teacher").
+USER_V4 = """A user has {verb} these {domain}, in this order:
+<history>
+{history}
+</history>
+
+Reason step by step, in three parts:
+Step 1: Briefly summarise this user's tastes in your own words.
+Step 2: Recommend five {category_noun} that fit these tastes.
+Answer steps 1 and 2 now. For step 3 you will then be shown candidate {domain} to pick from."""
+
+FOLLOW_UP_V4 = """Candidate {domain} the user has not {verb} yet, each with a label:
+<candidates>
+{candidates}
+</candidates>
+
+Step 3: Under each of your five {category_noun}, pick {per_category} of the candidates the \
+user may like next, each by its label alone."""
+
+TEMPLATES = {
+    "slim-cot-v1": USER,
+    "slim-cot-v2": USER_V2,
+    "slim-cot-v3": USER_V3,
+    "slim-cot-v4": USER_V4,
+}
+FOLLOW_UPS = {"slim-cot-v4": FOLLOW_UP_V4}  # the templates asked in two turns
+CANDIDATES_TEMPLATES = ("slim-cot-v3", "slim-cot-v4")
 
 
 def candidate_label(k: int, n: int) -> str:
@@ -116,9 +144,15 @@ class PromptConfig(LaterSettingsOmitted):
         0,
         ge=0,
         le=50,
-        description=f"Catalog items offered for step 3, picked by label (template "
-        f"{CANDIDATES_TEMPLATE}); 0: the teacher names items itself, as in the paper.",
+        description=f"Catalog items offered for step 3, picked by label (templates "
+        f"{' and '.join(CANDIDATES_TEMPLATES)}, v4 offering them only after steps 1 and 2); "
+        "0: the teacher names items itself, as in the paper.",
     )
+
+    @property
+    def two_turns(self) -> bool:
+        """Whether the template asks in two turns (steps 1 and 2, then step 3)."""
+        return self.version in FOLLOW_UPS
 
     @field_validator("version")
     @classmethod
@@ -129,10 +163,10 @@ class PromptConfig(LaterSettingsOmitted):
 
     @model_validator(mode="after")
     def _candidates_need_their_template(self) -> PromptConfig:
-        if (self.candidates > 0) != (self.version == CANDIDATES_TEMPLATE):
+        if (self.candidates > 0) != (self.version in CANDIDATES_TEMPLATES):
             raise ValueError(
-                f"candidates and template {CANDIDATES_TEMPLATE} go together: set both "
-                f"(candidates: 20, version: {CANDIDATES_TEMPLATE}) or neither"
+                f"candidates and a template of {list(CANDIDATES_TEMPLATES)} go together: set "
+                f"both (candidates: 20, version: {CANDIDATES_TEMPLATES[-1]}) or neither"
             )
         if 0 < self.candidates < 5 * self.per_category:
             raise ValueError(
@@ -151,18 +185,41 @@ class PromptConfig(LaterSettingsOmitted):
 
 @dataclass(frozen=True)
 class Prompt:
+    """One user's prompt: its system and user messages, and for a template asked in two
+    turns the second user message (``follow_up``: the candidates and step 3), sent after
+    the model's answer to the first."""
+
     system: str
     user: str
     version: str
     n_items_shown: int
+    follow_up: str = ""
 
     def messages(self) -> list[dict[str, str]]:
-        """OpenAI-style chat messages."""
+        """OpenAI-style chat messages (the first turn's, where there are two)."""
         return [{"role": "system", "content": self.system}, {"role": "user", "content": self.user}]
 
+    def follow_up_messages(self, first_answer: str) -> list[dict[str, str]]:
+        """The second turn's messages: the first, the model's answer to it, the follow-up."""
+        return [
+            *self.messages(),
+            {"role": "assistant", "content": first_answer},
+            {"role": "user", "content": self.follow_up},
+        ]
+
+    @property
+    def with_candidates(self) -> str:
+        """The user message that lists the candidates (the last one)."""
+        return self.follow_up or self.user
+
     def stored(self) -> str:
-        """The messages as a rationales file's ``prompt`` column holds them (JSON)."""
-        return json.dumps(self.messages(), ensure_ascii=False)
+        """What was asked, as a rationales file's ``prompt`` column holds it (JSON): the
+        messages, the follow-up last (the answer to the first turn is the response's
+        steps 1 and 2)."""
+        asked = self.messages()
+        if self.follow_up:
+            asked.append({"role": "user", "content": self.follow_up})
+        return json.dumps(asked, ensure_ascii=False)
 
 
 def shown_title(item: dict[str, str], config: PromptConfig) -> str:
@@ -222,13 +279,15 @@ def build_prompt(
     if config.candidates and candidates is None:
         raise ValueError("this prompt offers candidates (prompt.candidates): give them")
     lines = render_history(items, config)
-    user = TEMPLATES[config.version].format(
-        verb=config.verb,
-        domain=config.domain,
-        history="\n".join(lines),
-        candidates="\n".join(render_candidates(candidates or (), config)),
-        category_noun=config.category_noun,
-        per_category=config.per_category,
-    )
+    fields = {
+        "verb": config.verb,
+        "domain": config.domain,
+        "history": "\n".join(lines),
+        "candidates": "\n".join(render_candidates(candidates or (), config)),
+        "category_noun": config.category_noun,
+        "per_category": config.per_category,
+    }
+    user = TEMPLATES[config.version].format(**fields)
+    follow_up = FOLLOW_UPS[config.version].format(**fields) if config.version in FOLLOW_UPS else ""
     system = SYSTEM_CANDIDATES if config.candidates else SYSTEM
-    return Prompt(system=system, user=user, version=config.version, n_items_shown=len(lines))
+    return Prompt(system, user, config.version, len(lines), follow_up)

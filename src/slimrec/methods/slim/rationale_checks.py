@@ -99,11 +99,14 @@ def table_rates(frame: Any, cap: int | None) -> dict[str, float]:
     prompt's instructions, naming five distinct categories, looping within a line; and the
     mean answer length."""
     tokens = frame["completion_tokens"].fillna(0).astype(int)
+    at_cap = tokens >= cap if cap else tokens < 0
+    if "at_cap" in frame.columns and frame["at_cap"].notna().all():  # per turn, where two
+        at_cap = frame["at_cap"].astype(bool)
     answered = zip(frame["response"], frame["prompt"], strict=True)
     echoed = [echoes_prompt(str(answer), json.loads(prompt)) for answer, prompt in answered]
     return {
         "parse_rate": float(frame["parsed"].mean()),
-        "cap_rate": float((tokens >= cap).mean()) if cap else 0.0,
+        "cap_rate": float(at_cap.mean()),
         "repeat_rate": float(frame["response"].map(repeated_lines).gt(0).mean()),
         "echo_rate": sum(echoed) / len(echoed),
         "distinct_rate": float(frame["step2"].fillna("").map(five_distinct).mean()),

@@ -38,12 +38,14 @@ people and encoders read is the titles (:mod:`~slimrec.methods.slim.candidate_la
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from slimrec.llm.backends.base import Message
+from slimrec.methods.slim.parse import split_at_step3
 from slimrec.methods.slim.prompts import (
-    CANDIDATES_TEMPLATE,
+    CANDIDATES_TEMPLATES,
     Prompt,
     PromptConfig,
     candidate_label,
@@ -62,6 +64,7 @@ N_CATEGORIES = 5
 MAX_PREFERENCES_CHARS = 300
 MAX_CATEGORY_CHARS = 60
 EDGE = r"[^\s\p{Cc}\p{Zl}\p{Zp}]"  # a value's first and last character: visible
+_NUMBERED = re.compile(r"^\d+\. ")  # a step 2 line as rendered
 
 INSTRUCTION = (
     f"[{SCHEMA_VERSION}] Answer with one JSON object, no indentation: "
@@ -70,10 +73,22 @@ INSTRUCTION = (
 )
 # Where candidates are offered, items are their labels (the schema lists the labels).
 INSTRUCTION_LABELS = INSTRUCTION.replace("you suggest under it, by title", "you pick, by label")
+# A template asked in two turns (prompts.FOLLOW_UPS) has a JSON object per turn.
+TWO_TURN_SCHEMA_VERSION = "slim-json-turns-v1"
+INSTRUCTION_TURNS = (
+    f"[{TWO_TURN_SCHEMA_VERSION}] Answer each message with one JSON object, no indentation. "
+    'To the history: "preferences" (step 1, one or two sentences) and "categories" (step 2, '
+    'five names). To the candidates: "picks" (step 3: five lists of labels, one per '
+    "category, in the order you named them)."
+)
 
 
-def answer_schema(config: PromptConfig) -> dict[str, Any]:
-    """The JSON schema of one answer: five categories of ``per_category`` items each."""
+def answer_schema(config: PromptConfig, turn: int = 0) -> dict[str, Any]:
+    """The JSON schema of one answer: five categories of ``per_category`` items each
+    (``turn`` 1 or 2 of a template asked in two turns: preferences and categories, then
+    the picks under each)."""
+    if turn:
+        return _turn_schema(config, turn)
     title: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": config.max_title_chars}
     if config.candidates:  # labels, the same for every prompt (their titles differ)
         title = {"type": "string", "enum": candidate_labels(config)}
@@ -111,7 +126,29 @@ def answer_schema(config: PromptConfig) -> dict[str, Any]:
     }
 
 
-def student_pattern(config: PromptConfig) -> str:
+def _turn_schema(config: PromptConfig, turn: int) -> dict[str, Any]:
+    if turn == 1:
+        name = {"type": "string", "minLength": 1, "maxLength": MAX_CATEGORY_CHARS}
+        properties: dict[str, Any] = {
+            "preferences": {"type": "string", "minLength": 1, "maxLength": MAX_PREFERENCES_CHARS},
+            "categories": _exactly(N_CATEGORIES, name),
+        }
+    else:
+        label = {"type": "string", "enum": candidate_labels(config)}
+        properties = {"picks": _exactly(N_CATEGORIES, _exactly(config.per_category, label))}
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def _exactly(n: int, items: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": items, "minItems": n, "maxItems": n}
+
+
+def student_pattern(config: PromptConfig, turn: int = 0) -> str:
     """The rendered three steps (:func:`render`) as a pattern for the student's decoder.
 
     Every value is one line without outer spaces and within the schema's length; step 2's
@@ -121,26 +158,53 @@ def student_pattern(config: PromptConfig) -> str:
     differ from (the k-th by k characters): a copy of an earlier value can then always
     grow into a new one, so no row is left without an allowed next token (a copy at the
     length limit would be a dead end). Where candidates are offered, each item is a label
-    not picked before (labels are of one width, so a repeat is refused at its last digit;
-    a student that starts a stem whose labels were all picked, "C0" after C01..C09, is
-    left there and its answer ends one pick short).
+    not picked before, refused from its first character on that no free label shares ("C0"
+    after C01..C09 were picked: the stem had left such a student with no next token).
+
+    A template asked in two turns has a pattern per turn: ``turn`` 1 (steps 1 and 2) and
+    2 (step 3, its headings distinct but not tied to step 2's categories, which the
+    pattern of that turn cannot see: the answer is put together under step 2's names,
+    :func:`joined_turns`); 0 is the whole answer of a one-turn template.
     """
+    if turn == 1:
+        return _steps_1_2()
+    if turn == 2:
+        return _step_3(config, [f"h{n}" for n in range(1, N_CATEGORIES + 1)], tied=False)
     categories = [f"c{n}" for n in range(1, N_CATEGORIES + 1)]
-    titles = [f"t{n}" for n in range(1, N_CATEGORIES * config.per_category + 1)]
+    return _steps_1_2() + _step_3(config, categories, tied=True)
+
+
+def _steps_1_2() -> str:
+    categories = [f"c{n}" for n in range(1, N_CATEGORIES + 1)]
     parts = [rf"Step 1: {_value('pref', MAX_PREFERENCES_CHARS, listed=False)}\nStep 2:\n"]
     for n, name in enumerate(categories):
         value = _value(name, MAX_CATEGORY_CHARS + n, categories[:n])
         parts.append(rf"{n + 1}\. {value}\n")
-    parts.append(r"Step 3:\n")
+    return "".join(parts)
+
+
+def _step_3(config: PromptConfig, categories: list[str], tied: bool) -> str:
+    """Step 3 under the groups ``categories`` (``tied``: each heading repeats the group
+    of step 2; else each is a new value, distinct from the headings before it)."""
+    titles = [f"t{n}" for n in range(1, N_CATEGORIES * config.per_category + 1)]
+    parts = [r"Step 3:\n"]
     longest_category = MAX_CATEGORY_CHARS + N_CATEGORIES
-    labels = "|".join(candidate_labels(config))
+    # each label once: its group is set where it is picked, and a label whose group is set
+    # fails before reading a character, so a stem whose labels are all taken ("C0" after
+    # C01..C09) is refused at once, not left a dead end (a lookbehind would do the same, but
+    # the regex module's partial matching lets a failed one through)
+    fresh_labels = "|".join(
+        rf"(?(pick_{label})(?!)|(?P<pick_{label}>{label}))" for label in candidate_labels(config)
+    )
     for n, name in enumerate(categories):
-        parts.append(rf"Under (?P={name}):\n")
+        if tied:
+            parts.append(rf"Under (?P={name}):\n")
+        else:
+            heading = _value(name, MAX_CATEGORY_CHARS + n, categories[:n], ending=r":\n")
+            parts.append(rf"Under {heading}:\n")
         for k in range(n * config.per_category, (n + 1) * config.per_category):
             if config.candidates:  # a label not picked before (there are enough of them)
-                unlike = "|".join(f"(?P={t})" for t in titles[:k])
-                fresh = rf"(?!{unlike})" if unlike else ""  # labels are of one width
-                parts.append(rf"- {fresh}(?P<{titles[k]}>{labels})\n")
+                parts.append(rf"- (?:{fresh_labels})\n")
                 continue
             limit = max(config.max_title_chars, longest_category) + k
             value = _value(titles[k], limit, categories + titles[:k])
@@ -153,14 +217,16 @@ def candidate_labels(config: PromptConfig) -> list[str]:
     return [candidate_label(k, config.candidates) for k in range(1, config.candidates + 1)]
 
 
-def _value(group: str, max_chars: int, unlike: Sequence[str] = (), listed: bool = True) -> str:
+def _value(
+    group: str, max_chars: int, unlike: Sequence[str] = (), listed: bool = True, ending: str = r"\n"
+) -> str:
     """One line of 1..``max_chars`` characters, no outer spaces, none of ``unlike`` (case
     ignored). No control characters either: str.splitlines() breaks lines at \\x0b, \\x0c,
     \\x1c-\\x1e, \\x85 and the Unicode line separators as well as at newlines. A
     ``listed`` value (a category or title) also reads as itself to a reader: no list mark
     or "Under " of its own, no trailing colon, so "- 2. Action" cannot copy "2. Action" and
     "- Under Action" cannot copy a heading (:func:`~.rationale_checks.line_core`)."""
-    differs = f"(?i:(?!(?:{'|'.join(f'(?P={u})' for u in unlike)})\\n))" if unlike else ""
+    differs = f"(?i:(?!(?:{'|'.join(f'(?P={u})' for u in unlike)}){ending}))" if unlike else ""
     inner = rf"[^\p{{Cc}}\p{{Zl}}\p{{Zp}}]{{0,{max(0, max_chars - 2)}}}"
     first, last = EDGE, EDGE
     if listed:
@@ -169,10 +235,17 @@ def _value(group: str, max_chars: int, unlike: Sequence[str] = (), listed: bool 
     return rf"{differs}(?P<{group}>{first}(?:{inner}{last})?)"
 
 
-def structured_messages(prompt: Prompt) -> list[Message]:
-    """The teacher's messages: the SLIM prompt, its system message told the JSON shape."""
-    messages = prompt.messages()
-    told = INSTRUCTION_LABELS if prompt.version == CANDIDATES_TEMPLATE else INSTRUCTION
+def structured_messages(prompt: Prompt, first_answer: str | None = None) -> list[Message]:
+    """The teacher's messages: the SLIM prompt, its system message told the JSON shape
+    (with ``first_answer``, the second turn's of a template asked in two)."""
+    if first_answer is None:
+        messages = prompt.messages()
+    else:
+        messages = prompt.follow_up_messages(first_answer)
+    if prompt.follow_up:
+        told = INSTRUCTION_TURNS
+    else:
+        told = INSTRUCTION_LABELS if prompt.version in CANDIDATES_TEMPLATES else INSTRUCTION
     messages[0] = {"role": "system", "content": f"{messages[0]['content']}\n{told}"}
     return messages
 
@@ -185,6 +258,56 @@ def render(answer: str, drop_repeats: bool = True) -> str | None:
         data = json.loads(answer)
     except ValueError:
         data = closed(answer)
+    return _rendered(data, drop_repeats)
+
+
+def render_turns(first: str, second: str | None, drop_repeats: bool = True) -> str | None:
+    """The canonical three-step text of the two JSON answers of a template asked in two
+    turns (``second`` None or not JSON: steps 1 and 2 alone, which do not parse as three
+    steps); None if ``first`` is not its turn's JSON."""
+    try:
+        one = json.loads(first)
+        picks = []
+        if second is not None:
+            try:
+                picks = _list(json.loads(second)["picks"])
+            except (ValueError, TypeError, KeyError):
+                picks = []
+        categories = _list(one["categories"])
+        picks = [*picks, *[[] for _ in categories]][: len(categories)]
+        data = {
+            "preferences": one["preferences"],
+            "recommendations": [
+                {"category": c, "items": p} for c, p in zip(categories, picks, strict=True)
+            ],
+        }
+    except (ValueError, TypeError, KeyError):
+        return None
+    return _rendered(data, drop_repeats)
+
+
+def first_turn_ok(first: str) -> bool:
+    """Whether the first turn's answer is its JSON (worth asking the second turn)."""
+    return render_turns(first, None, drop_repeats=False) is not None
+
+
+def joined_turns(first: str, second: str) -> str:
+    """A student's two turns as one answer: steps 1 and 2 of the first (anything it wrote
+    past them cut), step 3 of the second under step 2's category names."""
+    steps_1_2, _ = split_at_step3(first)
+    step_3 = second.strip()
+    if not step_3.lower().startswith("step 3"):
+        step_3 = f"Step 3:\n{step_3}"
+    names = [line.split(". ", 1)[1] for line in steps_1_2.splitlines() if _NUMBERED.match(line)]
+    lines, n = [], 0
+    for line in step_3.splitlines():
+        if line.startswith("Under ") and line.endswith(":") and n < len(names):
+            line, n = f"Under {names[n]}:", n + 1
+        lines.append(line)
+    return f"{steps_1_2}\n" + "\n".join(lines)
+
+
+def _rendered(data: Any, drop_repeats: bool) -> str | None:
     try:
         preferences = _line(data["preferences"])
         groups = [

@@ -46,13 +46,20 @@ from slimrec.llm.backends import (
     resolve_backend,
 )
 from slimrec.llm.backends.vllm import VLLMBackend
-from slimrec.llm.cache import AnswerCache, cache_key
+from slimrec.llm.cache import AnswerCache, CachedAnswer, cache_key
 from slimrec.llm.usage import Usage
 from slimrec.methods.slim.candidate_labels import offered, titled
 from slimrec.methods.slim.candidate_pool import CandidatePool, shown_order
 from slimrec.methods.slim.parse import parse_rationale
 from slimrec.methods.slim.prompts import Prompt, PromptConfig, build_prompt, shown_title
-from slimrec.methods.slim.structured import answer_schema, render, structured_messages
+from slimrec.methods.slim.structured import (
+    answer_schema,
+    first_turn_ok,
+    joined_turns,
+    render,
+    render_turns,
+    structured_messages,
+)
 from slimrec.progress import progress as progress_bar
 
 
@@ -111,15 +118,35 @@ class TeacherConfig(BackendConfig, LaterSettingsOmitted):
             )
         return engine
 
-    def sampling_for_requests(self) -> SamplingConfig:
-        """The sampling sent with each request (and keyed in the cache)."""
+    def sampling_for_requests(self, turn: int = 1) -> SamplingConfig:
+        """The sampling sent with each request (and keyed in the cache); ``turn`` 2 is the
+        second turn's of a template asked in two."""
         if not self.structured:
             return self.sampling
-        return self.sampling.model_copy(update={"response_schema": answer_schema(self.prompt)})
+        schema = answer_schema(self.prompt, turn if self.prompt.two_turns else 0)
+        return self.sampling.model_copy(update={"response_schema": schema})
 
-    def messages(self, prompt: Prompt) -> list[Message]:
-        """What the teacher is sent for ``prompt`` (the student is always sent the plain one)."""
-        return structured_messages(prompt) if self.structured else prompt.messages()
+    def messages(self, prompt: Prompt, first_answer: str | None = None) -> list[Message]:
+        """What the teacher is sent for ``prompt`` (the student is always sent the plain
+        one); with ``first_answer``, the second turn of a template asked in two."""
+        if self.structured:
+            return structured_messages(prompt, first_answer)
+        if first_answer is None:
+            return prompt.messages()
+        return prompt.follow_up_messages(first_answer)
+
+    def written(self, first: str, second: str | None) -> str:
+        """The rationale an answer (two answers, of a template asked in two turns) reads
+        as: rendered from JSON where structured, else as written."""
+        if not self.prompt.two_turns:
+            return (self.structured and render(first, self.drop_repeats)) or first
+        if self.structured:
+            return render_turns(first, second, self.drop_repeats) or first
+        return first if second is None else joined_turns(first, second)
+
+    def worth_a_second_turn(self, first: str) -> bool:
+        """Whether a first turn's answer can be followed by the second turn."""
+        return first_turn_ok(first) if self.structured else bool(first.strip())
 
 
 COLUMNS = [
@@ -136,6 +163,7 @@ COLUMNS = [
     "prompt_tokens",
     "completion_tokens",
     "cached",
+    "at_cap",  # an answer (a turn of one asked in two) that reached its token cap
 ]
 
 
@@ -148,6 +176,7 @@ def rationale_row(
     prompt_tokens: int,
     completion_tokens: int,
     cached: bool,
+    at_cap: bool,
 ) -> dict[str, Any]:
     """One row of a rationales file (:data:`COLUMNS`): the answer and its parsed steps.
 
@@ -169,7 +198,16 @@ def rationale_row(
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "cached": cached,
+        "at_cap": at_cap,
     }
+
+
+@dataclass(frozen=True)
+class Answered:
+    """A cached answer, and whether it was in the cache before this run."""
+
+    answer: CachedAnswer
+    cached: bool
 
 
 @dataclass
@@ -279,19 +317,20 @@ def teach(
         engine = config.engine()
         backend = build_backend(config, engine)
     model_id = backend.model_id
-    sampling = config.sampling_for_requests()
-    messages = [config.messages(p) for p in prompts]
-    keys = [
-        cache_key(model_id, p.version, m, sampling) for p, m in zip(prompts, messages, strict=True)
-    ]
     store = cache if isinstance(cache, AnswerCache) else AnswerCache(cache)
     usage = Usage(config.price_prompt_per_mtok, config.price_completion_per_mtok)
-    try:
+    asked = 0
+
+    def ask(who: list[int], messages: list[list[Message]], turn: int) -> list[Answered]:
+        """Each request's answer, from the cache or asked now (stored as it comes)."""
+        nonlocal engine, asked
+        sampling = config.sampling_for_requests(turn)
+        keys = [cache_key(model_id, config.prompt.version, m, sampling) for m in messages]
         known = store.get_many(keys)
         missing: dict[str, ChatRequest] = {}  # one request per distinct prompt
-        for user, key, asked in zip(users, keys, messages, strict=True):
+        for user, key, sent in zip(who, keys, messages, strict=True):
             if key not in known and key not in missing:
-                missing[key] = ChatRequest(key=f"user {user}", messages=asked)
+                missing[key] = ChatRequest(key=f"user {user}", messages=sent)
         if missing:
             if config.ray is None:
                 backend.check()
@@ -302,7 +341,22 @@ def teach(
                 vllm = backend if isinstance(backend, VLLMBackend) else None
                 stream = _on_ray(list(missing.values()), make, config, sampling, vllm)
             _store(stream, store, missing, config, sampling, model_id, usage, progress)
+            asked += len(missing)
         answers = store.get_many(keys)
+        for key in keys:
+            if key in known:
+                usage.add_cached(answers[key].prompt_tokens, answers[key].completion_tokens)
+        return [Answered(answers[key], key in known) for key in keys]
+
+    try:
+        firsts = ask(list(users), [config.messages(p) for p in prompts], turn=1)
+        seconds: dict[int, Answered] = {}
+        if config.prompt.two_turns:  # the candidates and step 3, after steps 1 and 2
+            follow = [
+                i for i, a in enumerate(firsts) if config.worth_a_second_turn(a.answer.response)
+            ]
+            sent = [config.messages(prompts[i], firsts[i].answer.response) for i in follow]
+            seconds = dict(zip(follow, ask([users[i] for i in follow], sent, turn=2), strict=True))
     finally:
         usage.retries = int(getattr(backend, "retries", 0))
         if store is not cache:
@@ -311,22 +365,21 @@ def teach(
             backend.close()
 
     rows = []
-    for user, key, prompt in zip(users, keys, prompts, strict=True):
-        answer = answers[key]
-        if key in known:
-            usage.add_cached(answer.prompt_tokens, answer.completion_tokens)
-        written = (
-            config.structured and render(answer.response, config.drop_repeats)
-        ) or answer.response
+    cap = config.sampling.max_new_tokens
+    for i, (user, prompt, first) in enumerate(zip(users, prompts, firsts, strict=True)):
+        turns = [first, seconds[i]] if i in seconds else [first]
+        second = seconds[i].answer.response if i in seconds else None
+        written = config.written(first.answer.response, second)
         rows.append(
             rationale_row(
                 user,
                 prompt,
-                titled(written, offered(prompt.user)),
-                model=answer.model,
-                prompt_tokens=answer.prompt_tokens,
-                completion_tokens=answer.completion_tokens,
-                cached=key in known,
+                titled(written, offered(prompt.with_candidates)),
+                model=first.answer.model,
+                prompt_tokens=sum(t.answer.prompt_tokens for t in turns),
+                completion_tokens=sum(t.answer.completion_tokens for t in turns),
+                cached=all(t.cached for t in turns),
+                at_cap=any(t.answer.completion_tokens >= cap for t in turns),
             )
         )
     frame = pd.DataFrame(rows, columns=COLUMNS)
@@ -336,7 +389,7 @@ def teach(
     return TeachResult(
         path=out,
         users=len(frame),
-        asked=len(missing),
+        asked=asked,
         cached=int(frame["cached"].sum()),
         parsed=int(frame["parsed"].sum()),
         usage=usage,

@@ -336,6 +336,19 @@ def test_ray_runs_the_student_here_or_on_vllm_never_beside_an_endpoint():
         ReasonConfig(endpoint=endpoint, ray=RayConfig())
 
 
+def test_a_template_asked_in_two_turns_is_refused_on_ray_before_anything_runs():
+    from pydantic import ValidationError
+
+    from slimrec.cluster import RayConfig
+    from slimrec.pipeline.config import RunConfig
+
+    two = ReasonConfig().prompt.model_copy(update={"version": "slim-cot-v4", "candidates": 25})
+    with pytest.raises(ValidationError, match="asks in two"):
+        ReasonConfig(prompt=two, ray=RayConfig())
+    with pytest.raises(ValidationError, match="asks in two"):
+        RunConfig.model_validate({"teacher": {"prompt": two.model_dump()}, "reason": {"ray": {}}})
+
+
 def test_threads_reach_the_engine_the_student_answers_through():
     """``reason.threads`` was left out when the student ran on vLLM (vLLM then computed on
     one of 2 cores); each engine now gets it, and leaving it unset keeps the engine's own
@@ -389,10 +402,15 @@ def test_structured_is_keyed_by_its_pattern_and_absent_from_old_keys(data):
         ReasonConfig(engine="vllm", structured=True)
 
 
-def test_a_student_distilled_on_picks_by_label_writes_the_offered_titles_once_each(data, tmp_path):
+@pytest.mark.parametrize("version", ["slim-cot-v3", "slim-cot-v4"])
+def test_a_student_distilled_on_picks_by_label_writes_the_offered_titles_once_each(
+    data, tmp_path, version
+):
     """The teacher's titles are learnt as labels (one label sequence for every user here),
     and the student's labels read back as each user's own candidates, each once. This
-    tiny student learns the labels, not its categories: those stay noise."""
+    tiny student learns the labels, not its categories: those stay noise. Asked in two
+    turns (v4), it writes steps 1 and 2 before it is shown the candidates, and its step 3
+    sits under step 2's categories."""
     from tests.methods.slim.student.rationale_fixtures import memorising
 
     from slimrec.methods.slim.candidate_labels import offered
@@ -402,14 +420,14 @@ def test_a_student_distilled_on_picks_by_label_writes_the_offered_titles_once_ea
     from slimrec.methods.slim.student import distill
 
     offering = ReasonConfig().prompt.model_copy(
-        update={"per_category": 2, "version": "slim-cot-v3", "candidates": 10, "max_items": 3}
+        update={"per_category": 2, "version": version, "candidates": 10, "max_items": 3}
     )
     lm = make_tiny_lm(tmp_path / "lm", init_std=0.2, context=2048)  # lively, longer prompts
     users = list(range(6))
     rows = []
     prompts = user_prompts(PreparedDataset.load(data), users, offering)
     for user, prompt in zip(users, prompts, strict=True):
-        titles = list(offered(prompt.user).values())
+        titles = list(offered(prompt.with_candidates).values())
         groups = [(f"Kind {n}", titles[2 * n : 2 * n + 2]) for n in range(5)]
         response = steps_text("Likes office things.", groups)
         rows.append(
@@ -421,6 +439,7 @@ def test_a_student_distilled_on_picks_by_label_writes_the_offered_titles_once_ea
                 prompt_tokens=1,
                 completion_tokens=1,
                 cached=False,
+                at_cap=False,
             )
         )
     pd.DataFrame(rows, columns=COLUMNS).to_parquet(tmp_path / "teacher.parquet")
@@ -436,6 +455,16 @@ def test_a_student_distilled_on_picks_by_label_writes_the_offered_titles_once_ea
     )
     frame = pd.read_parquet(reason(data, tmp_path / "held.parquet", held, progress=False)["path"])
     for text, stored in zip(frame["response"], frame["prompt"], strict=True):
-        titles = list(offered(json.loads(stored)[-1]["content"]).values())
-        picks = suggestion_lines(parse_rationale(text).items)
+        asked = json.loads(stored)
+        titles = list(offered(asked[-1]["content"]).values())
+        steps = parse_rationale(text)
+        picks = suggestion_lines(steps.items)
         assert len(picks) == 10 and set(picks) == set(titles)  # ten labels, none twice
+        if version == "slim-cot-v4":
+            assert [m["role"] for m in asked] == ["system", "user", "user"]
+            assert "<candidates>" not in asked[1]["content"] and steps.summary
+            named = [line.split(". ", 1)[1] for line in steps.categories.splitlines()]
+            headings = [
+                line[6:-1] for line in steps.items.splitlines() if line.startswith("Under ")
+            ]
+            assert headings == named

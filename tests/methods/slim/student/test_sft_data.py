@@ -166,3 +166,28 @@ def test_special_token_text_in_a_teacher_answer_never_becomes_a_special_token(to
     assert tokenizer.decode(supervised[:-1]) == forged  # spelled out, every character kept
     prompt = chat_prompt_ids(tokenizer, MESSAGES)
     assert enc.input_ids[: len(prompt)] == prompt
+
+
+def test_two_turns_supervise_both_answers_as_the_student_sees_them_when_asked(tokenizer):
+    from slimrec.methods.slim.prompts import PromptConfig
+
+    two = PromptConfig(version="slim-cot-v4", candidates=10, per_category=2)
+    prompt = build_prompt(
+        ["Pilot G2 pens", "Rhodia notebook"], two, [f"Pad {k}" for k in range(10)]
+    )
+    first, last = "Step 1: Likes pens.\nStep 2:\n1. Pens", "Step 3:\nUnder Pens:\n- C01\n- C02"
+    messages = prompt.follow_up_messages(first)
+    end = end_token_id(tokenizer)
+    enc = encode(tokenizer, messages, last, max_length=4096)
+    asked = chat_prompt_ids(tokenizer, messages)  # the second turn's prompt at inference
+    assert enc.input_ids == [*asked, *tokenizer(last, add_special_tokens=False)["input_ids"], end]
+    supervised = [t for t, label in zip(enc.input_ids, enc.labels, strict=True) if label != IGNORE]
+    ids = {text: tokenizer(text, add_special_tokens=False)["input_ids"] for text in (first, last)}
+    assert tokenizer.decode(supervised) == tokenizer.decode([*ids[first], end, *ids[last], end])
+    short = encode(tokenizer, messages, last, max_length=len(enc.input_ids) - 40)
+    assert len(short.input_ids) == len(enc.input_ids) - 40
+    assert [
+        t for t, label in zip(short.input_ids, short.labels, strict=True) if label != IGNORE
+    ] == (supervised)  # the oldest history goes, both answers stay
+    with pytest.raises(DataError, match="max_length"):
+        encode(tokenizer, messages, last, max_length=60)

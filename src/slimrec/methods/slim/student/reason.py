@@ -136,17 +136,22 @@ class ReasonConfig(LaterSettingsOmitted):
     @model_validator(mode="after")
     def _one_place_to_run(self) -> ReasonConfig:
         one_place_to_run(self.engine, self.endpoint, self.ray, self.structured)
+        one_turn_on_ray(self.ray, self.prompt)
         return self
 
 
-def student_sampling(sampling: SamplingConfig, prompt: PromptConfig, structured: bool):
+def student_sampling(
+    sampling: SamplingConfig, prompt: PromptConfig, structured: bool, turn: int = 1
+) -> SamplingConfig:
     """The sampling the student decodes with: ``sampling``, held to the three steps when
-    ``structured``."""
+    ``structured`` (to steps 1 and 2 in ``turn`` 1 of a template asked in two turns, to
+    step 3 in turn 2)."""
     if not structured:
         return sampling
     from slimrec.methods.slim.structured import student_pattern
 
-    return sampling.model_copy(update={"response_pattern": student_pattern(prompt)})
+    pattern = student_pattern(prompt, turn if prompt.two_turns else 0)
+    return sampling.model_copy(update={"response_pattern": pattern})
 
 
 def one_place_to_run(
@@ -173,6 +178,15 @@ def one_place_to_run(
         raise ValueError(
             "ray runs the student in each replica (slimrec's decoder, or vLLM through Ray "
             "Data's processor with engine: vllm): drop the endpoint, it already spreads the work"
+        )
+
+
+def one_turn_on_ray(ray: RayConfig | None, prompt: PromptConfig) -> None:
+    """The student's shards on Ray are answered one turn per prompt."""
+    if ray is not None and prompt.two_turns:
+        raise ValueError(
+            f"the student on ray answers one turn per prompt, and template {prompt.version} "
+            "asks in two: drop reason.ray, or use template slim-cot-v3"
         )
 
 
@@ -256,6 +270,7 @@ def reason(
         progress=False,
     )
     sampling = student_sampling(config.sampling, config.prompt, config.structured)
+    follow_up = student_sampling(config.sampling, config.prompt, config.structured, turn=2)
     key = shard_key(config, backend.model_id, users, prompts)
     shards = shard_dir(out)
     _claim(shards, key)
@@ -285,7 +300,12 @@ def reason(
                     bar.update(len(chunk))
                 else:
                     pending[s] = [requests[i] for i in chunk]
-            if config.ray is None:
+            if config.ray is None and config.prompt.two_turns:
+                answered = (
+                    (s, _complete_turns(backend, (sampling, follow_up), chunks[s], prompts, tick))
+                    for s in pending
+                )
+            elif config.ray is None:
                 answered = (
                     (s, _complete(backend, sampling, part, tick)) for s, part in pending.items()
                 )
@@ -306,7 +326,10 @@ def reason(
                         tick(sum(c.completion_tokens for c in completions), len(completions))
                     chunk = chunks[s]
                     part = _rows(
-                        [users[i] for i in chunk], [prompts[i] for i in chunk], completions
+                        [users[i] for i in chunk],
+                        [prompts[i] for i in chunk],
+                        completions,
+                        config.sampling.max_new_tokens,
                     )
                     _write(pd.DataFrame(part, columns=COLUMNS), shards / f"shard-{s:05d}.parquet")
                     fresh.add(s)
@@ -320,7 +343,8 @@ def reason(
         part = pd.read_parquet(shards / f"shard-{s:05d}.parquet")
         part["cached"] = s not in fresh
         parts.append(part)
-    frame = pd.concat(parts, ignore_index=True)[COLUMNS]
+    # shards written before a column was added lack it (empty there)
+    frame = pd.concat(parts, ignore_index=True).reindex(columns=COLUMNS)
     _write(frame, out)
     return {
         "path": str(out),
@@ -370,7 +394,12 @@ def shard_key(config: ReasonConfig, model_id: str, users: list[int], prompts: li
     # The pattern itself, not only the switch: a changed pattern writes other answers.
     sampling = student_sampling(config.sampling, config.prompt, config.structured)
     settings["sampling"] = sampling.model_dump(mode="json")
-    return config_hash(settings, model_id, [int(u) for u in users], [p.messages() for p in prompts])
+    asked: list[Any] = [p.messages() for p in prompts]
+    if config.prompt.two_turns:  # the second turn's pattern and messages decide too
+        follow_up = student_sampling(config.sampling, config.prompt, config.structured, turn=2)
+        settings["follow_up_sampling"] = follow_up.model_dump(mode="json")
+        asked += [p.follow_up for p in prompts]
+    return config_hash(settings, model_id, [int(u) for u in users], asked)
 
 
 def _claim(shards: Path, key: str) -> None:
@@ -402,17 +431,58 @@ def _complete(
     return [answers[i] for i in range(len(requests))]
 
 
-def _rows(users: list[int], prompts: list[Prompt], answers: list[Completion]) -> list[dict]:
+def _complete_turns(
+    backend: Any,
+    samplings: tuple[SamplingConfig, SamplingConfig],
+    chunk: range,
+    prompts: list[Prompt],
+    tick: Callable[..., None],
+) -> list[Completion]:
+    """The answers of a template asked in two turns, in order: steps 1 and 2 for every
+    user of ``chunk``, then step 3 after each user's candidates, joined into one answer
+    (:func:`~slimrec.methods.slim.structured.joined_turns`; tokens of both turns counted,
+    ``extra["at_cap"]`` where either turn reached the cap); ``tick`` per user done."""
+    from slimrec.methods.slim.parse import split_at_step3
+    from slimrec.methods.slim.structured import joined_turns
+
+    first_turn = [ChatRequest(key=f"prompt {i}", messages=prompts[i].messages()) for i in chunk]
+    firsts = _complete(backend, samplings[0], first_turn, lambda n: tick(n, 0))
+    second_turn = [
+        ChatRequest(
+            key=f"prompt {i}",
+            messages=prompts[i].follow_up_messages(split_at_step3(first.text)[0]),
+        )
+        for i, first in zip(chunk, firsts, strict=True)
+    ]
+    seconds = _complete(backend, samplings[1], second_turn, tick)
+    cap = samplings[0].max_new_tokens
+    return [
+        Completion(
+            text=joined_turns(first.text, second.text),
+            model=second.model,
+            prompt_tokens=first.prompt_tokens + second.prompt_tokens,
+            completion_tokens=first.completion_tokens + second.completion_tokens,
+            finish_reason=second.finish_reason,
+            extra={"at_cap": max(first.completion_tokens, second.completion_tokens) >= cap},
+        )
+        for first, second in zip(firsts, seconds, strict=True)
+    ]
+
+
+def _rows(
+    users: list[int], prompts: list[Prompt], answers: list[Completion], cap: int
+) -> list[dict]:
     """One row per user, in order, in the teacher's columns (picked labels as titles)."""
     return [
         rationale_row(
             user,
             prompt,
-            titled(answer.text, offered(prompt.user)),
+            titled(answer.text, offered(prompt.with_candidates)),
             model=answer.model,
             prompt_tokens=answer.prompt_tokens,
             completion_tokens=answer.completion_tokens,
             cached=False,
+            at_cap=bool(answer.extra.get("at_cap", answer.completion_tokens >= cap)),
         )
         for user, prompt, answer in zip(users, prompts, answers, strict=True)
     ]

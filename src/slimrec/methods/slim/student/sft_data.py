@@ -27,7 +27,7 @@ import torch
 from slimrec.errors import DataError
 from slimrec.llm.chat import chat_prompt_ids
 from slimrec.methods.slim.candidate_labels import labelled, offered
-from slimrec.methods.slim.parse import parse_rationale
+from slimrec.methods.slim.parse import parse_rationale, split_at_step3
 from slimrec.methods.slim.rationale_file import read_rationale_file
 
 IGNORE = -100  # label of tokens that carry no loss (torch's cross-entropy default)
@@ -71,6 +71,12 @@ def load_rationales(path: str | Path, *, only_parsed: bool = True) -> list[Ratio
         messages = _messages(prompt, path, row)
         # where the prompt offered candidates, the student learns to pick them by label
         learnt = labelled(response.strip(), offered(messages[-1]["content"]))
+        if len(messages) > 2 and messages[-2]["role"] == messages[-1]["role"] == "user":
+            # asked in two turns: steps 1 and 2 answer the first, step 3 the follow-up
+            first, learnt = split_at_step3(learnt)
+            if not learnt:
+                continue
+            messages = [*messages[:-1], {"role": "assistant", "content": first}, messages[-1]]
         records.append(RationaleRecord(str(user), messages, learnt))
     if not records:
         what = "parsed into three steps" if only_parsed else "is non-empty"
@@ -161,10 +167,15 @@ def encode(
     """Token ids and labels of one (prompt, rationale) pair, truncated as the module says.
 
     ``end_id`` closes the rationale (default: :func:`end_token_id`, worth computing once).
+    Messages with an assistant turn (a template asked in two turns) are encoded by
+    :func:`encode_turns`.
     """
+    end_id = end_token_id(tokenizer) if end_id is None else end_id
+    if any(m["role"] == "assistant" for m in messages):
+        return encode_turns(tokenizer, messages, rationale, max_length, end_id)
     prompt = chat_prompt_ids(tokenizer, messages)  # as the student sees it at inference
     answer = text_ids(tokenizer, rationale)
-    answer.append(end_token_id(tokenizer) if end_id is None else end_id)
+    answer.append(end_id)
     if len(prompt) + len(answer) > max_length:
         floor = min(len(prompt), max_length // 4)
         answer = answer[: max_length - floor]
@@ -172,6 +183,39 @@ def encode(
         head = keep // 4
         prompt = prompt[:head] + prompt[len(prompt) - (keep - head) :]
     return Encoded(prompt + answer, [IGNORE] * len(prompt) + answer)
+
+
+def encode_turns(
+    tokenizer, messages: list[dict[str, str]], rationale: str, max_length: int, end_id: int
+) -> Encoded:
+    """A two-turn conversation (system, user, assistant, user) and its last answer, with
+    labels on both answers: the conversation tokenised as the student sees it when asked
+    the second turn, the first answer found where the first turn's prompt ends. Too long,
+    it loses tokens from the first prompt's middle (the oldest history), as :func:`encode`."""
+    turn = next(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    first_prompt = chat_prompt_ids(tokenizer, messages[:turn])
+    whole = chat_prompt_ids(tokenizer, messages)
+    start = len(first_prompt)
+    if whole[:start] != first_prompt or end_id not in whole[start:]:
+        raise DataError(
+            "the chat template does not keep the first turn as the start of the second",
+            fix="use a one-turn prompt template (prompt.version slim-cot-v3)",
+        )
+    stop = whole.index(end_id, start) + 1  # the first answer, its end token included
+    answer = [*text_ids(tokenizer, rationale), end_id]
+    ids = whole + answer
+    labels = [IGNORE] * start + whole[start:stop] + [IGNORE] * (len(whole) - stop) + answer
+    cut = len(ids) - max_length
+    if cut > 0:
+        head = start // 4
+        if head + cut > start:
+            raise DataError(
+                f"a two-turn example needs {len(ids)} tokens, more than max_length "
+                f"{max_length} leaves for its answers",
+                fix="raise student max_length or shorten the prompt",
+            )
+        ids, labels = ids[:head] + ids[head + cut :], labels[:head] + labels[head + cut :]
+    return Encoded(ids, labels)
 
 
 def bucket_batches(
