@@ -56,6 +56,21 @@ def test_naming_an_offered_candidate_is_not_an_echo_of_the_instructions():
     assert not echoes("- The Long Dark Tea Time of the Soul 3", instructions)
 
 
+def test_an_answer_asked_in_two_turns_echoes_the_instructions_of_either():
+    import json
+
+    from slimrec.methods.slim.rationale_checks import echoes_prompt
+
+    two = PromptConfig(version="slim-cot-v4", candidates=10, per_category=2)
+    asked = json.loads(build_prompt(["Alien"], two, [f"Film {k}" for k in range(10)]).stored())
+    step_3 = "Step 3: Under each of your five categories or brands, pick 2 of the candidates"
+    assert echoes_prompt(step_3, asked)  # the follow-up's instructions
+    assert echoes_prompt("Step 1: Briefly summarise this user's tastes in your own words.", asked)
+    assert not echoes_prompt(
+        "Step 1: Likes science fiction.\nStep 3:\nUnder Sci-Fi:\n- Film 3", asked
+    )
+
+
 def test_five_distinct_categories_counts_the_list_not_its_introduction():
     listed = "Based on this, five genres fit:\n1. Action\n2. Drama\n3. Sci-Fi\n4. Comedy\n5. Horror"
     assert five_distinct(listed)

@@ -1,6 +1,7 @@
 """Answers that pick offered candidates by label, read back as titles and written as labels.
 
-A prompt that offers catalog candidates (template ``slim-cot-v3``,
+A prompt that offers catalog candidates (templates ``slim-cot-v3`` and ``slim-cot-v4``,
+the latter in a second turn after steps 1 and 2;
 :mod:`~slimrec.methods.slim.candidate_pool`) lists them as ``C1. "title"`` lines and asks
 step 3 for labels. A label is short (two or three tokens where a title is ten to thirty),
 so a student cannot loop inside one or run into its token cap there, and it names exactly

@@ -81,8 +81,10 @@ def echoes(answer: str, instructions: str, n: int = ECHO_WORDS) -> bool:
 
 
 def echoes_prompt(answer: str, messages: list[dict[str, str]]) -> bool:
-    """:func:`echoes` against the instructions of the prompt ``messages`` (user last)."""
-    return echoes(answer, instructions_of(messages[-1]["content"]))
+    """:func:`echoes` against the instructions of each user message of the prompt
+    ``messages`` (two where it was asked in two turns)."""
+    asked = [m["content"] for m in messages if m["role"] == "user"]
+    return any(echoes(answer, instructions_of(text)) for text in asked)
 
 
 def five_distinct(step2: str) -> bool:

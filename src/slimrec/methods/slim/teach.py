@@ -6,6 +6,10 @@ Each prompt is rendered from the *training part* of the user's history only
 (``data.split("train")``: ``s[:-2]``), so no rationale can leak a validation or test
 target into what the recommender is trained and evaluated on.
 
+A template asked in two turns (``slim-cot-v4``) sends each user's history first and, once
+steps 1 and 2 are answered, the candidates for step 3 with that answer in the messages:
+two requests, each cached, the rationale their joined answer.
+
 Answers go through the :class:`~slimrec.llm.cache.AnswerCache`: what is cached is never
 asked again, each new answer is stored the moment it arrives, so a run that is killed or
 fails half-way resumes asking only for what is missing. The result, one row per user, is

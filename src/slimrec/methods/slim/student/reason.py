@@ -7,6 +7,9 @@ its weights, decoded with :class:`~slimrec.llm.backends.hf.HFBackend` (batched,
 left-padded, longest prompts first, KV cache, finished rows replaced at once by waiting
 prompts). The output has the teacher's columns (:data:`slimrec.methods.slim.teach.COLUMNS`).
 
+A template asked in two turns (``slim-cot-v4``) is answered in two passes per shard: steps
+1 and 2 for every user, then step 3 after each user's candidates, joined into one answer.
+
 Thousands of users take hours on a CPU, so the run is resumable in shards: users are
 answered ``shard_size`` at a time, each shard written atomically to
 ``<out>.shards/shard-NNNNN.parquet`` as soon as it is done; a re-run skips finished

@@ -7,6 +7,10 @@ assistant turn (``<|im_end|>`` in ChatML templates; the EOS token otherwise). La
 ``-100`` on the prompt and on padding, so the loss is ``-log P(rationale | prompt)`` and
 the student learns to *answer*, not to echo prompts.
 
+A prompt asked in two turns (template ``slim-cot-v4``: steps 1 and 2 from the history,
+then the candidates and step 3) becomes one two-turn conversation, the answer's steps 1
+and 2 as the first assistant turn: both answers carry the loss, the prompts do not.
+
 Sequences longer than ``max_length`` lose prompt tokens first: the first quarter of the
 kept prompt is its head (system message and opening), the rest its tail (the most recent
 history, the instructions and the assistant header), so the oldest history items in the
