@@ -216,7 +216,8 @@ TWO_TURNS = PromptConfig(version="slim-cot-v4", candidates=20, per_category=2)
 
 def turns(groups=LABELLED) -> tuple[str, str]:
     first = {"preferences": "Likes fast games.", "categories": [c for c, _ in groups]}
-    return json.dumps(first), json.dumps({"picks": [items for _, items in groups]})
+    picks = [{"category": c, "items": items} for c, items in groups]
+    return json.dumps(first), json.dumps({"recommendations": picks})
 
 
 def test_two_turns_render_as_one_answer_and_each_turn_has_its_own_shape():
@@ -230,15 +231,19 @@ def test_two_turns_render_as_one_answer_and_each_turn_has_its_own_shape():
     assert render_turns("not json", two) is None
     first = answer_schema(TWO_TURNS, 1)["properties"]
     assert set(first) == {"preferences", "categories"} and first["categories"]["minItems"] == 5
-    picks = answer_schema(TWO_TURNS, 2)["properties"]["picks"]
-    assert picks["minItems"] == 5 and picks["items"]["minItems"] == 2
-    assert len(picks["items"]["items"]["enum"]) == 20
+    groups = answer_schema(TWO_TURNS, 2)["properties"]["recommendations"]
+    assert groups["minItems"] == 5 and list(groups["items"]["properties"]) == ["category", "items"]
+    picks = groups["items"]["properties"]["items"]
+    assert picks["minItems"] == 2 and len(picks["items"]["enum"]) == 20
+    renamed = json.loads(two)  # the second turn's names are not step 2's: step 2's stand
+    renamed["recommendations"][0]["category"] = "Fast cars"
+    assert render_turns(one, json.dumps(renamed)) == render_turns(one, two)
     prompt = build_prompt(["Celeste"], TWO_TURNS, [f"Game {k}" for k in range(20)])
     teacher = TeacherConfig(backend="llamacpp", structured=True, prompt=TWO_TURNS)
     told = teacher.messages(prompt)
     assert (
         len(told) == 2
-        and '"picks"' in told[0]["content"]
+        and '"recommendations"' in told[0]["content"]
         and "<candidates>" not in told[1]["content"]
     )
     then = teacher.messages(prompt, one)

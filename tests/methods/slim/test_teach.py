@@ -521,8 +521,11 @@ def test_a_teacher_asked_in_two_turns_writes_steps_1_and_2_before_it_sees_the_ca
             assert "<candidates>" not in body["messages"][1]["content"]
             first = {"preferences": "Likes items.", "categories": [f"Genre {n}" for n in range(5)]}
             return answer(json.dumps(first))
-        picks = [[f"C{2 * n + 1:02d}", f"C{2 * n + 2:02d}"] for n in range(5)]
-        return answer(json.dumps({"picks": picks}))
+        picks = [
+            {"category": f"Genre {n}", "items": [f"C{2 * n + 1:02d}", f"C{2 * n + 2:02d}"]}
+            for n in range(5)
+        ]
+        return answer(json.dumps({"recommendations": picks}))
 
     prompt = PromptConfig(version="slim-cot-v4", candidates=12, per_category=2, hold_out_last=1)
     with FaultServer(turns) as server:
@@ -538,7 +541,7 @@ def test_a_teacher_asked_in_two_turns_writes_steps_1_and_2_before_it_sees_the_ca
         assert json.loads(body["messages"][2]["content"])["categories"][0] == "Genre 0"
         assert "<candidates>" in body["messages"][3]["content"]
         schema = body["response_format"]["json_schema"]["schema"]
-        assert list(schema["properties"]) == ["picks"]
+        assert list(schema["properties"]) == ["recommendations"]
     frame = pd.read_parquet(tmp_path / "r.parquet")
     assert frame["parsed"].all() and not frame["at_cap"].any()
     assert (

@@ -74,13 +74,20 @@ INSTRUCTION = (
 # Where candidates are offered, items are their labels (the schema lists the labels).
 INSTRUCTION_LABELS = INSTRUCTION.replace("you suggest under it, by title", "you pick, by label")
 # A template asked in two turns (prompts.FOLLOW_UPS) has a JSON object per turn.
-TWO_TURN_SCHEMA_VERSION = "slim-json-turns-v1"
+# The second turn names each category again before its picks: with bare lists of labels
+# ("picks": [["C01", "C02"], ...], slim-json-turns-v1) the 1.5B picked C01..C10 in order
+# for each of the first 12 users on amazon-office, as if no category stood above them.
+TWO_TURN_SCHEMA_VERSION = "slim-json-turns-v2"
 INSTRUCTION_TURNS = (
     f"[{TWO_TURN_SCHEMA_VERSION}] Answer each message with one JSON object, no indentation. "
     'To the history: "preferences" (step 1, one or two sentences) and "categories" (step 2, '
-    'five names). To the candidates: "picks" (step 3: five lists of labels, one per '
-    "category, in the order you named them)."
+    'five different names). To the candidates: "recommendations" (step 3: five objects, '
+    'in the order of your categories, each with its "category" and the "items" you pick '
+    "for it, by label)."
 )
+# Step 1 of the first turn may run longer than the one-turn schema's: the 1.5B's summaries
+# ran into that 300-character cap and were cut mid-sentence.
+MAX_TURN_PREFERENCES_CHARS = 500
 
 
 def answer_schema(config: PromptConfig, turn: int = 0) -> dict[str, Any]:
@@ -127,15 +134,16 @@ def answer_schema(config: PromptConfig, turn: int = 0) -> dict[str, Any]:
 
 
 def _turn_schema(config: PromptConfig, turn: int) -> dict[str, Any]:
+    name = {"type": "string", "minLength": 1, "maxLength": MAX_CATEGORY_CHARS}
     if turn == 1:
-        name = {"type": "string", "minLength": 1, "maxLength": MAX_CATEGORY_CHARS}
-        properties: dict[str, Any] = {
-            "preferences": {"type": "string", "minLength": 1, "maxLength": MAX_PREFERENCES_CHARS},
-            "categories": _exactly(N_CATEGORIES, name),
-        }
-    else:
-        label = {"type": "string", "enum": candidate_labels(config)}
-        properties = {"picks": _exactly(N_CATEGORIES, _exactly(config.per_category, label))}
+        summary = {"type": "string", "minLength": 1, "maxLength": MAX_TURN_PREFERENCES_CHARS}
+        return _object(preferences=summary, categories=_exactly(N_CATEGORIES, name))
+    label = {"type": "string", "enum": candidate_labels(config)}
+    group = _object(category=name, items=_exactly(config.per_category, label))
+    return _object(recommendations=_exactly(N_CATEGORIES, group))
+
+
+def _object(**properties: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "object",
         "properties": properties,
@@ -167,16 +175,16 @@ def student_pattern(config: PromptConfig, turn: int = 0) -> str:
     :func:`joined_turns`); 0 is the whole answer of a one-turn template.
     """
     if turn == 1:
-        return _steps_1_2()
+        return _steps_1_2(MAX_TURN_PREFERENCES_CHARS)
     if turn == 2:
         return _step_3(config, [f"h{n}" for n in range(1, N_CATEGORIES + 1)], tied=False)
     categories = [f"c{n}" for n in range(1, N_CATEGORIES + 1)]
-    return _steps_1_2() + _step_3(config, categories, tied=True)
+    return _steps_1_2(MAX_PREFERENCES_CHARS) + _step_3(config, categories, tied=True)
 
 
-def _steps_1_2() -> str:
+def _steps_1_2(max_preferences: int) -> str:
     categories = [f"c{n}" for n in range(1, N_CATEGORIES + 1)]
-    parts = [rf"Step 1: {_value('pref', MAX_PREFERENCES_CHARS, listed=False)}\nStep 2:\n"]
+    parts = [rf"Step 1: {_value('pref', max_preferences, listed=False)}\nStep 2:\n"]
     for n, name in enumerate(categories):
         value = _value(name, MAX_CATEGORY_CHARS + n, categories[:n])
         parts.append(rf"{n + 1}\. {value}\n")
@@ -268,9 +276,9 @@ def render_turns(first: str, second: str | None, drop_repeats: bool = True) -> s
     try:
         one = json.loads(first)
         picks = []
-        if second is not None:
+        if second is not None:  # the picks under each category, in step 2's order
             try:
-                picks = _list(json.loads(second)["picks"])
+                picks = [g["items"] for g in _list(json.loads(second)["recommendations"])]
             except (ValueError, TypeError, KeyError):
                 picks = []
         categories = _list(one["categories"])
