@@ -269,6 +269,8 @@ def test_a_students_two_turns_are_each_held_and_join_under_step_twos_names():
     assert not step_3.fullmatch(twice + "\n")  # ... but not one twice
     assert joined_turns(first, renamed) == whole.rstrip("\n")  # ... read under step 2's names
     assert joined_turns(first + "\nStep 3:\nUnder X:\n- C01", second) == whole.rstrip("\n")
+    numbered = first.replace("Step 1: Likes fast games.", "Step 1: Likes\n1. Mario first")
+    assert "Under Racing:" in joined_turns(numbered, renamed)  # step 1's list is not step 2
 
 
 @pytest.mark.parametrize("config", [OFFERING, TWO_TURNS], ids=["one turn", "two turns"])

@@ -43,7 +43,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from slimrec.llm.backends.base import Message
-from slimrec.methods.slim.parse import split_at_step3
+from slimrec.methods.slim.parse import parse_rationale, split_at_step3
 from slimrec.methods.slim.prompts import (
     CANDIDATES_TEMPLATES,
     Prompt,
@@ -306,7 +306,8 @@ def joined_turns(first: str, second: str) -> str:
     step_3 = second.strip()
     if not step_3.lower().startswith("step 3"):
         step_3 = f"Step 3:\n{step_3}"
-    names = [line.split(". ", 1)[1] for line in steps_1_2.splitlines() if _NUMBERED.match(line)]
+    listed = parse_rationale(steps_1_2).categories.splitlines()  # step 2's lines alone
+    names = [line.split(". ", 1)[1] for line in listed if _NUMBERED.match(line)]
     lines, n = [], 0
     for line in step_3.splitlines():
         if line.startswith("Under ") and line.endswith(":") and n < len(names):
