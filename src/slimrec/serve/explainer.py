@@ -31,9 +31,9 @@ import pandas as pd
 
 from slimrec.llm.backends.base import ChatRequest, Completion, SamplingConfig
 from slimrec.methods.slim.candidate_labels import offered, titled
-from slimrec.methods.slim.parse import parse_rationale, split_at_step3
+from slimrec.methods.slim.parse import parse_rationale
 from slimrec.methods.slim.prompts import PromptConfig, build_prompt
-from slimrec.methods.slim.structured import joined_turns
+from slimrec.methods.slim.structured import joined_turns, second_turn
 from slimrec.serve.batching import MicroBatcher
 
 
@@ -130,10 +130,8 @@ class Explainer:
         done = await self._ask(ChatRequest(key="new history", messages=prompt.messages()))
         text = done.text
         if prompt.follow_up:  # steps 1 and 2 written, now the candidates and step 3
-            first = split_at_step3(done.text)[0]
-            then = prompt.follow_up_messages(first)
-            asked = ChatRequest(key="new history, step 3", messages=then)
-            text = joined_turns(first, (await self._ask(asked, self.follow_up_sampling)).text)
+            asked = ChatRequest(key="new history, step 3", messages=second_turn(prompt, text))
+            text = joined_turns(text, (await self._ask(asked, self.follow_up_sampling)).text)
         seconds = time.perf_counter() - started
         self.seconds_per_answer = 0.8 * self.seconds_per_answer + 0.2 * seconds
         text = titled(text, offered(prompt.with_candidates))

@@ -38,7 +38,6 @@ people and encoders read is the titles (:mod:`~slimrec.methods.slim.candidate_la
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,7 +49,7 @@ from slimrec.methods.slim.prompts import (
     PromptConfig,
     candidate_label,
 )
-from slimrec.methods.slim.rationale_checks import line_core
+from slimrec.methods.slim.rationale_checks import LIST_MARK, line_core
 
 # Part of every structured request (in its messages) and of the teach stage's key: bump it
 # when the schema or the instruction changes (the teacher is then asked again).
@@ -64,7 +63,6 @@ N_CATEGORIES = 5
 MAX_PREFERENCES_CHARS = 300
 MAX_CATEGORY_CHARS = 60
 EDGE = r"[^\s\p{Cc}\p{Zl}\p{Zp}]"  # a value's first and last character: visible
-_NUMBERED = re.compile(r"^\d+\. ")  # a step 2 line as rendered
 
 INSTRUCTION = (
     f"[{SCHEMA_VERSION}] Answer with one JSON object, no indentation: "
@@ -299,6 +297,12 @@ def first_turn_ok(first: str) -> bool:
     return render_turns(first, None, drop_repeats=False) is not None
 
 
+def second_turn(prompt: Prompt, first: str) -> list[Message]:
+    """A student's second-turn messages after its first answer ``first`` (anything it wrote
+    past step 2 cut, as :func:`joined_turns` cuts it)."""
+    return prompt.follow_up_messages(split_at_step3(first)[0])
+
+
 def joined_turns(first: str, second: str) -> str:
     """A student's two turns as one answer: steps 1 and 2 of the first (anything it wrote
     past them cut), step 3 of the second under step 2's category names."""
@@ -307,7 +311,7 @@ def joined_turns(first: str, second: str) -> str:
     if not step_3.lower().startswith("step 3"):
         step_3 = f"Step 3:\n{step_3}"
     listed = parse_rationale(steps_1_2).categories.splitlines()  # step 2's lines alone
-    names = [line.split(". ", 1)[1] for line in listed if _NUMBERED.match(line)]
+    names = [LIST_MARK.sub("", line) for line in listed if LIST_MARK.match(line)]
     lines, n = [], 0
     for line in step_3.splitlines():
         if line.startswith("Under ") and line.endswith(":") and n < len(names):

@@ -445,15 +445,14 @@ def _complete_turns(
     user of ``chunk``, then step 3 after each user's candidates, joined into one answer
     (:func:`~slimrec.methods.slim.structured.joined_turns`; tokens of both turns counted,
     ``extra["at_cap"]`` where either turn reached the cap); ``tick`` per user done."""
-    from slimrec.methods.slim.parse import split_at_step3
-    from slimrec.methods.slim.structured import joined_turns
+    from slimrec.methods.slim.structured import joined_turns, second_turn
 
     first_turn = [ChatRequest(key=f"prompt {i}", messages=prompts[i].messages()) for i in chunk]
     firsts = _complete(backend, samplings[0], first_turn, lambda n: tick(n, 0))
     second_turn = [
         ChatRequest(
             key=f"prompt {i}",
-            messages=prompts[i].follow_up_messages(split_at_step3(first.text)[0]),
+            messages=second_turn(prompts[i], first.text),
         )
         for i, first in zip(chunk, firsts, strict=True)
     ]
